@@ -1,0 +1,1 @@
+"""Thin Dagster layer: one module per pipeline stage, each exposing ``build_assets(project)``."""

@@ -1,0 +1,34 @@
+"""The code location: one :class:`dagster.Definitions` named ``defs``.
+
+``dagster dev -w workspace.yaml`` and the ``stronglens`` CLI both load it. The environment
+(``STRONGLENS_ENV``) picks resources; the footprint config picks the partition set.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from stronglens_assets.assets import survey
+from stronglens_assets.project import Project
+from stronglens_assets.resources import build_resources
+from stronglens_assets.settings import Settings, load_settings
+
+ASSET_MODULES = (survey,)
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Assemble assets, checks and resources for ``settings`` (default: from the environment)."""
+    project = Project.from_settings(settings or load_settings())
+    assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+    for module in ASSET_MODULES:
+        for item in module.build_assets(project):
+            (checks if isinstance(item, dg.AssetChecksDefinition) else assets).append(item)
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        resources=build_resources(project.settings),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,60 @@
+"""What every asset module needs at definition time: settings, footprint, partitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import dagster as dg
+
+from stronglens_assets.config import Footprint, load_footprint
+from stronglens_assets.partitions import (
+    healpix_partition_key,
+    healpix_partitions_def,
+    parse_healpix_partition_key,
+)
+from stronglens_assets.science.bricks import bricks_table
+from stronglens_assets.science.healpix import healpix_pixel
+from stronglens_assets.settings import Settings
+
+
+@dataclass(frozen=True)
+class Project:
+    """Settings plus the footprint-derived partition set, built once per code location."""
+
+    settings: Settings
+    footprint: Footprint
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Project:
+        return cls(settings=settings, footprint=load_footprint(settings.config_dir))
+
+    @cached_property
+    def brick_pixels(self) -> dict[str, int]:
+        """Partition cell of each footprint brick: the NEST pixel of the brick centre.
+
+        A brick belongs to exactly one partition, so each brick is read once per asset even
+        where it straddles a cell border; an object belongs to the partition of its brick.
+        """
+        names = list(self.footprint.bricks)
+        bricks = bricks_table(names)
+        pixels = healpix_pixel(bricks["ra"], bricks["dec"], self.footprint.partition_nside)
+        return {name: int(p) for name, p in zip(bricks["brickname"], pixels, strict=True)}
+
+    @cached_property
+    def healpix_pixels(self) -> list[int]:
+        """NEST pixels (at ``footprint.partition_nside``) holding a footprint brick centre."""
+        return sorted(set(self.brick_pixels.values()))
+
+    def bricks_in_partition(self, partition_key: str) -> list[str]:
+        """Footprint bricks of one HEALPix partition, sorted by name."""
+        _, pixel = parse_healpix_partition_key(partition_key, self.footprint.partition_nside)
+        return sorted(name for name, p in self.brick_pixels.items() if p == pixel)
+
+    @cached_property
+    def healpix_partitions(self) -> dg.StaticPartitionsDefinition:
+        """Sky partitions: one key per HEALPix cell of the footprint."""
+        return healpix_partitions_def(self.footprint.partition_nside, self.healpix_pixels)
+
+    def healpix_key(self, pixel: int) -> str:
+        return healpix_partition_key(self.footprint.partition_nside, pixel)

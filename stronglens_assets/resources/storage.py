@@ -1,0 +1,152 @@
+"""Storage resources and the project's IO manager (the ARCHITECTURE storage contract).
+
+* :class:`LocalStorageResource` / :class:`S3StorageResource`: where outputs live. Assets
+  that write bulk arrays (cutout shards, injection grids) call them directly and return
+  metadata instead of passing gigabytes through an IO manager.
+* :class:`ArtifactIOManager`: stores an asset's return value at
+  ``<root>/<asset/key/path>.<ext>`` or, partitioned, ``<root>/<asset/key/path>/<partition>.<ext>``
+  with the format chosen by :mod:`.serialization`. Same code path locally and on S3; only the
+  :class:`~.object_store.ObjectStore` differs.
+"""
+
+import hashlib
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from stronglens_assets.partitions import validate_partition_key
+from stronglens_assets.resources.object_store import (
+    LocalObjectStore,
+    ObjectNotFoundError,
+    ObjectStore,
+    S3ObjectStore,
+)
+from stronglens_assets.resources.serialization import EXTENSIONS, decode, encode
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Base class: an object store for asset outputs. Use a subclass."""
+
+    def object_store(self) -> ObjectStore:
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Atomically write ``data`` at ``key``; return the URI."""
+        return self.object_store().write_bytes(key, data)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.object_store().read_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        return self.object_store().exists(key)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        return self.object_store().list_keys(prefix)
+
+    def delete(self, key: str) -> None:
+        self.object_store().delete(key)
+
+    def uri(self, key: str) -> str:
+        return self.object_store().uri(key)
+
+    def write_value(self, key_stem: str, value: Any) -> tuple[str, str]:
+        """Encode ``value`` by the storage contract and write ``<key_stem>.<ext>``.
+
+        Returns ``(uri, sha256 hex digest of the bytes)``.
+        """
+        data, extension = encode(value)
+        uri = self.write_bytes(f"{key_stem}.{extension}", data)
+        return uri, hashlib.sha256(data).hexdigest()
+
+    def read_value(self, key: str) -> Any:
+        """Read and decode ``key`` (its extension decides the format)."""
+        extension = key.rsplit(".", 1)[-1]
+        return decode(self.read_bytes(key), extension)
+
+
+class LocalStorageResource(StorageResource):
+    """Outputs as files under ``root`` (the ``local`` environment)."""
+
+    root: str
+
+    def object_store(self) -> ObjectStore:
+        return LocalObjectStore(self.root)
+
+
+class S3StorageResource(StorageResource):
+    """Outputs in ``s3://<bucket>/<prefix>/`` through dagster-aws' :class:`S3Resource`.
+
+    ``s3.endpoint_url`` points at any S3-compatible server (moto in tests, MinIO, ...).
+    """
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = "stronglens_calibration"
+
+    def object_store(self) -> ObjectStore:
+        return S3ObjectStore(self.s3.get_client(), self.bucket, self.prefix)
+
+
+def _asset_key_stem(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+    stem = "/".join(asset_key.path)
+    if partition_key is not None:
+        stem = f"{stem}/{validate_partition_key(partition_key)}"
+    return stem
+
+
+class ArtifactIOManager(dg.ConfigurableIOManager):
+    """Stores asset return values as Parquet / JSON / npz / torch files in a storage resource.
+
+    ``None`` outputs (assets that wrote shards themselves) store nothing. An unpartitioned
+    asset that reads several partitions of an upstream asset receives a dict
+    ``{partition_key: value}``, as Dagster's ``UPathIOManager`` does.
+    """
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def _stem(self, asset_key: dg.AssetKey, partition_key: str | None) -> str:
+        return _asset_key_stem(asset_key, partition_key)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        partition_key = context.asset_partition_key if context.has_asset_partitions else None
+        stem = self._stem(context.asset_key, partition_key)
+        data, extension = encode(obj)
+        store = self.storage.object_store()
+        uri = store.write_bytes(f"{stem}.{extension}", data)
+        for other in EXTENSIONS:
+            if other != extension and store.exists(f"{stem}.{other}"):
+                store.delete(f"{stem}.{other}")
+        metadata: dict[str, Any] = {
+            "uri": dg.MetadataValue.path(uri),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "format": extension,
+        }
+        if extension == "parquet":
+            metadata["rows"] = len(obj)
+        context.add_output_metadata(metadata)
+
+    def _load(self, store: ObjectStore, asset_key: dg.AssetKey, partition_key: str | None) -> Any:
+        stem = self._stem(asset_key, partition_key)
+        for extension in EXTENSIONS:
+            key = f"{stem}.{extension}"
+            if store.exists(key):
+                return decode(store.read_bytes(key), extension)
+        where = f"partition {partition_key!r} of " if partition_key else ""
+        raise ObjectNotFoundError(
+            f"no stored output for {where}asset {asset_key.to_user_string()!r} at "
+            f"{store.uri(stem)}.{{{','.join(EXTENSIONS)}}}; materialize it first"
+        )
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        store = self.storage.object_store()
+        asset_key = context.asset_key
+        if not context.has_asset_partitions:
+            return self._load(store, asset_key, None)
+        keys = context.asset_partition_keys
+        if len(keys) == 1 and context.has_partition_key and context.partition_key == keys[0]:
+            return self._load(store, asset_key, keys[0])
+        return {key: self._load(store, asset_key, key) for key in keys}

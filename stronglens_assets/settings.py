@@ -1,0 +1,127 @@
+"""Environment selection, paths and environment variables, in one place.
+
+Two environments, chosen by ``STRONGLENS_ENV``:
+
+``local`` (default)
+    No network, no credentials. Data source: the embedded mock DR10 survey. Storage: the
+    local filesystem under ``$STRONGLENS_HOME`` (default ``./.stronglens``); the persistent
+    Dagster instance lives in ``$STRONGLENS_HOME/dagster_home``.
+``s3``
+    Same assets; storage on S3 (``STRONGLENS_S3_BUCKET``, ``STRONGLENS_S3_PREFIX``,
+    optional ``STRONGLENS_S3_ENDPOINT_URL`` for S3-compatible servers). Credentials come from
+    the standard AWS chain (env vars, profile, instance role), never from this repository.
+
+Every setting can be overridden by an environment variable; :func:`load_settings` reads
+them once and validates them, so a typo fails at start-up with the variable named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+EnvironmentName = Literal["local", "s3"]
+ENVIRONMENTS: tuple[EnvironmentName, ...] = ("local", "s3")
+
+#: Project root of a source checkout (where ``configs/`` lives).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_S3_PREFIX = "stronglens_calibration"
+_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class SettingsError(ValueError):
+    """A setting (environment variable) has an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one process.
+
+    Attributes:
+        env: ``"local"`` or ``"s3"``.
+        home: local working directory (storage root in ``local``, caches in both).
+        config_dir: directory of the YAML configs (``configs/`` of the checkout).
+        s3_bucket, s3_prefix, s3_endpoint_url, s3_region: S3 storage location (``s3`` only).
+    """
+
+    env: EnvironmentName
+    home: Path
+    config_dir: Path
+    s3_bucket: str | None = None
+    s3_prefix: str = DEFAULT_S3_PREFIX
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    @property
+    def dagster_home(self) -> Path:
+        """Directory of the persistent Dagster instance (``$DAGSTER_HOME``)."""
+        return self.home / "dagster_home"
+
+    @property
+    def storage_root(self) -> Path:
+        """Root of asset outputs in the ``local`` environment."""
+        return self.home / "storage"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local cache (downloaded coadds and the like), used in every environment."""
+        return self.home / "cache"
+
+    @property
+    def storage_uri(self) -> str:
+        """Human-readable location of asset outputs."""
+        if self.env == "s3":
+            return f"s3://{self.s3_bucket}/{self.s3_prefix}".rstrip("/")
+        return str(self.storage_root)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``environ`` (default: ``os.environ``).
+
+    Raises:
+        SettingsError: unknown ``STRONGLENS_ENV``, missing bucket in ``s3``, malformed bucket,
+            prefix or endpoint URL. The message names the variable.
+    """
+    environ = os.environ if environ is None else environ
+    env = environ.get("STRONGLENS_ENV", "local").strip().lower() or "local"
+    if env not in ENVIRONMENTS:
+        raise SettingsError(
+            f"STRONGLENS_ENV={environ.get('STRONGLENS_ENV')!r} is not a known environment; "
+            f"choose one of {', '.join(ENVIRONMENTS)}"
+        )
+    home = Path(environ.get("STRONGLENS_HOME", "./.stronglens")).expanduser().resolve()
+    config_dir = Path(
+        environ.get("STRONGLENS_CONFIG_DIR", str(PROJECT_ROOT / "configs"))
+    ).expanduser()
+    if not config_dir.is_dir():
+        raise SettingsError(f"STRONGLENS_CONFIG_DIR={str(config_dir)!r} is not a directory")
+
+    prefix = environ.get("STRONGLENS_S3_PREFIX", DEFAULT_S3_PREFIX).strip("/")
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_.\-/]+", prefix):
+        raise SettingsError(
+            f"STRONGLENS_S3_PREFIX={prefix!r} may only contain letters, digits, '_', '.', '-', '/'"
+        )
+    endpoint = environ.get("STRONGLENS_S3_ENDPOINT_URL") or None
+    if endpoint is not None and not re.match(r"^https?://[^\s/]+", endpoint):
+        raise SettingsError(f"STRONGLENS_S3_ENDPOINT_URL={endpoint!r} must be an http(s):// URL")
+    bucket = environ.get("STRONGLENS_S3_BUCKET") or None
+    if env == "s3":
+        if bucket is None:
+            raise SettingsError("STRONGLENS_ENV=s3 needs STRONGLENS_S3_BUCKET (the bucket name)")
+        if not _BUCKET_PATTERN.match(bucket):
+            raise SettingsError(f"STRONGLENS_S3_BUCKET={bucket!r} is not a valid S3 bucket name")
+    region = environ.get("STRONGLENS_S3_REGION") or environ.get("AWS_REGION") or None
+    return Settings(
+        env=env,  # type: ignore[arg-type]
+        home=home,
+        config_dir=config_dir,
+        s3_bucket=bucket,
+        s3_prefix=prefix,
+        s3_endpoint_url=endpoint,
+        s3_region=region,
+    )

@@ -1,0 +1,55 @@
+"""Footprint configuration: validation with file and field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stronglens_assets.config import ConfigError, load_footprint
+from stronglens_assets.settings import PROJECT_ROOT
+
+
+def _write(directory: Path, name: str, text: str) -> None:
+    (directory / name).write_text(text)
+
+
+def test_default_footprint_is_the_demo_sky() -> None:
+    footprint = load_footprint(PROJECT_ROOT / "configs")
+    assert footprint.partition_nside == 16
+    assert len(footprint.bricks) == 16
+    assert "0366m037" in footprint.bricks
+
+
+def test_explicit_brick_list(tmp_path: Path) -> None:
+    _write(tmp_path, "footprint.yaml", "partition_nside: 8\nbricks: [1126p222, 0001p000x]\n")
+    with pytest.raises(ConfigError, match=r"footprint.yaml:\n  bricks: .*0001p000x"):
+        load_footprint(tmp_path)
+    _write(tmp_path, "footprint.yaml", "partition_nside: 8\nbricks: [1126p222]\n")
+    assert load_footprint(tmp_path).bricks == ("1126p222",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("partition_nside: 12\nbricks: [1126p222]\n", "partition_nside: .*power of two"),
+        ("partition_nside: 64\nbricks: [1126p222]\n", "partition_nside: .*12288"),
+        ("partition_nsid: 16\nbricks: [1126p222]\n", "partition_nsid: Extra inputs"),
+        ("partition_nside: 16\n", "exactly one of 'bricks' or 'bricks_file'"),
+        ("partition_nside: 16\nbricks: [1126p222, 1126p222]\n", "listed twice"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("partition_nside: [16\n", "not valid YAML"),
+        ("partition_nside: 16\nbricks_file: sky.yaml\n", "sky.yaml does not exist"),
+    ],
+)
+def test_malformed_footprint(tmp_path: Path, text: str, message: str) -> None:
+    _write(tmp_path, "footprint.yaml", text)
+    with pytest.raises(ConfigError, match=message):
+        load_footprint(tmp_path)
+
+
+def test_bricks_file_with_unknown_brick(tmp_path: Path) -> None:
+    _write(tmp_path, "footprint.yaml", "bricks_file: sky.yaml\n")
+    _write(tmp_path, "sky.yaml", "bricks: [1126p222, 9999p999]\n")
+    with pytest.raises(ConfigError, match=r"sky.yaml: field 'bricks': .*9999p999"):
+        load_footprint(tmp_path)
