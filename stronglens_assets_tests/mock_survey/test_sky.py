@@ -1,0 +1,109 @@
+"""Drawing the mock sky of a brick (catalog level, no pixels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stronglens_assets.mock_survey import DemoSkyConfig, draw_brick_sky
+from stronglens_assets.mock_survey.sky import (
+    CLASS_LABELS,
+    MASKBITS_BRIGHT,
+    bright_star_mask_radius_arcsec,
+    lenscat_in_brick,
+)
+from stronglens_assets.science.bricks import PIXEL_SCALE_ARCSEC, brick_wcs, parse_brick_name
+
+BRICK = "0366m037"
+
+
+def test_deterministic_and_seed_dependent(
+    demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
+) -> None:
+    a = draw_brick_sky(demo_config, BRICK, lenscat_positions)
+    b = draw_brick_sky(demo_config, BRICK, lenscat_positions)
+    pd.testing.assert_frame_equal(a.objects, b.objects)
+    pd.testing.assert_frame_equal(a.lenses, b.lenses)
+    assert a.conditions == b.conditions
+    c = draw_brick_sky(demo_config.model_copy(update={"seed": 1}), BRICK, lenscat_positions)
+    assert not np.array_equal(a.objects["ra"].to_numpy()[:50], c.objects["ra"].to_numpy()[:50])
+
+
+def test_field_population_independent_of_lenscat(
+    demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
+) -> None:
+    with_lc = draw_brick_sky(demo_config, BRICK, lenscat_positions)
+    without = draw_brick_sky(demo_config, BRICK, None)
+    stars_a = with_lc.objects[with_lc.objects["cls"] == "star"].sort_values("ra")
+    stars_b = without.objects[without.objects["cls"] == "star"].sort_values("ra")
+    np.testing.assert_array_equal(stars_a["ra"].to_numpy(), stars_b["ra"].to_numpy())
+    assert (without.lenses["source"] == "mock").all()
+
+
+def test_objects_inside_brick_with_consistent_pixels(
+    demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
+) -> None:
+    sky = draw_brick_sky(demo_config, BRICK, lenscat_positions)
+    obj = sky.objects
+    info = parse_brick_name(BRICK)
+    assert obj["ra"].between(info.ra1, info.ra2).all()
+    assert obj["dec"].between(info.dec1, info.dec2).all()
+    x, y = brick_wcs(info).all_world2pix(obj["ra"], obj["dec"], 0)
+    np.testing.assert_allclose(obj["x"], x, atol=1e-6)
+    np.testing.assert_allclose(obj["y"], y, atol=1e-6)
+    assert np.array_equal(np.sort(obj["objid"].to_numpy()), np.arange(len(obj)))
+    assert set(obj["cls"]) == set(CLASS_LABELS)
+    assert set(obj["type"]) <= {"PSF", "REX", "EXP", "DEV", "SER"}
+    assert (obj.loc[obj["cls"] == "star", "type"] == "PSF").all()
+    confusers = obj["cls"].str.startswith("confuser_")
+    assert not obj.loc[confusers, "is_lens"].any()
+    assert obj.loc[confusers, "type"].isin(["SER", "EXP"]).all()
+    assert (
+        obj.loc[confusers, "shape_r"].median() > obj.loc[obj["cls"] == "disk", "shape_r"].median()
+    )
+    for b in sky.bands:
+        assert (obj[f"flux_{b}"] > 0).all()
+
+
+def test_lrg_colours_pass_desi_cuts(
+    demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
+) -> None:
+    obj = draw_brick_sky(demo_config, BRICK, lenscat_positions).objects
+    lrg = obj[obj["cls"] == "lrg"]
+    mag = {b: 22.5 - 2.5 * np.log10(lrg[f"flux_{b}"]) for b in ("g", "r", "z", "w1")}
+    assert (mag["z"] - mag["w1"] > 0.8 * (mag["r"] - mag["z"]) - 0.6).mean() > 0.95
+    assert ((mag["g"] - mag["w1"] > 2.9) | (mag["r"] - mag["w1"] > 1.8)).mean() > 0.95
+
+
+def test_lenses(demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame) -> None:
+    sky = draw_brick_sky(demo_config, BRICK, lenscat_positions)
+    inside = lenscat_in_brick(lenscat_positions, BRICK)
+    assert len(inside) == 4
+    lenses = sky.lenses
+    real = lenses[lenses["source"] == "lenscat"]
+    assert list(real["name"]) == list(inside["name"])
+    assert list(real["grading"]) == list(inside["grading"])
+    np.testing.assert_allclose(real["ra"], inside["ra"])
+    mock = lenses[lenses["source"] == "mock"]
+    assert len(mock) == demo_config.lenses.mock_lenses_per_brick
+    deflectors = sky.objects.set_index("objid").loc[lenses["deflector_objid"]]
+    assert (deflectors["cls"] == "lrg").all() and deflectors["is_lens"].all()
+    assert list(deflectors["lens_source"]) == list(lenses["source"])
+    lo, hi = demo_config.lenses.theta_e_arcsec
+    assert lenses["theta_e"].between(lo, hi).all()
+    assert (np.hypot(lenses["gamma1"], lenses["gamma2"]) <= demo_config.lenses.shear_max).all()
+    assert lenses["n_clumps"].between(*demo_config.lenses.clumps).all()
+    assert (lenses["src_mag_g"] - lenses["src_mag_r"]).median() < 0.6  # blue sources
+    assert sky.objects["is_lens"].sum() == len(lenses)
+
+
+def test_bright_star_maskbits(demo_config: DemoSkyConfig) -> None:
+    config = demo_config.model_copy(update={"star_magnitude_range_r": (14.0, 16.5)})
+    obj = draw_brick_sky(config, BRICK, None).objects
+    bright = obj[(obj["cls"] == "star") & (obj["mag_r"] < 16.0)]
+    assert len(bright) > 0
+    assert (bright["maskbits"] & MASKBITS_BRIGHT).all()
+    star = bright.iloc[0]
+    radius_pix = bright_star_mask_radius_arcsec(star["mag_r"]) / PIXEL_SCALE_ARCSEC
+    d = np.hypot(obj["x"] - star["x"], obj["y"] - star["y"])
+    assert (obj.loc[d < radius_pix, "maskbits"] & MASKBITS_BRIGHT).all()
