@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import dagster as dg
+import numpy as np
+import numpy.typing as npt
 
 from stronglens_assets.config import Footprint, load_footprint
 from stronglens_assets.partitions import (
+    PartitionKeyError,
     healpix_partition_key,
     healpix_partitions_def,
     parse_healpix_partition_key,
 )
-from stronglens_assets.science.bricks import bricks_table
+from stronglens_assets.science.bricks import brick_name, bricks_table
 from stronglens_assets.science.healpix import healpix_pixel
 from stronglens_assets.settings import Settings
 
@@ -49,12 +52,38 @@ class Project:
     def bricks_in_partition(self, partition_key: str) -> list[str]:
         """Footprint bricks of one HEALPix partition, sorted by name."""
         _, pixel = parse_healpix_partition_key(partition_key, self.footprint.partition_nside)
-        return sorted(name for name, p in self.brick_pixels.items() if p == pixel)
+        bricks = sorted(name for name, p in self.brick_pixels.items() if p == pixel)
+        if not bricks:
+            raise PartitionKeyError(
+                f"partition key {partition_key!r} is not one of the "
+                f"{len(self.healpix_pixels)} HEALPix partitions of the footprint"
+            )
+        return bricks
 
     @cached_property
     def healpix_partitions(self) -> dg.StaticPartitionsDefinition:
         """Sky partitions: one key per HEALPix cell of the footprint."""
         return healpix_partitions_def(self.footprint.partition_nside, self.healpix_pixels)
+
+    def in_footprint(self, ra: npt.ArrayLike, dec: npt.ArrayLike) -> np.ndarray:
+        """Whether each (ra, dec) in deg lies in a footprint brick."""
+        names = np.atleast_1d(brick_name(np.asarray(ra, float), np.asarray(dec, float)))
+        return np.isin(names, list(self.footprint.bricks))
+
+    @property
+    def uses_mock_survey(self) -> bool:
+        """The embedded mock survey is the data source in the ``local`` environment."""
+        return self.settings.env == "local"
+
+    @property
+    def survey_upstream(self) -> dict[str, list[dg.AssetKey]]:
+        """Extra upstream assets of the survey-reading assets (the mock survey's, locally)."""
+        if not self.uses_mock_survey:
+            return {}
+        return {
+            "dr10_sweep": [dg.AssetKey("mock_survey_bricks")],
+            "desi_dr1_vac": [dg.AssetKey("mock_desi_vac")],
+        }
 
     def healpix_key(self, pixel: int) -> str:
         return healpix_partition_key(self.footprint.partition_nside, pixel)

@@ -47,6 +47,8 @@ class Settings:
         home: local working directory (storage root in ``local``, caches in both).
         config_dir: directory of the YAML configs (``configs/`` of the checkout).
         s3_bucket, s3_prefix, s3_endpoint_url, s3_region: S3 storage location (``s3`` only).
+        dr10_bucket, dr10_sweep_prefix: where real DR10 inputs live on S3 (``s3`` only;
+            bucket defaults to ``s3_bucket``).
     """
 
     env: EnvironmentName
@@ -56,6 +58,8 @@ class Settings:
     s3_prefix: str = DEFAULT_S3_PREFIX
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    dr10_bucket: str | None = None
+    dr10_sweep_prefix: str = "dr10/sweep/10.1"
 
     @property
     def dagster_home(self) -> Path:
@@ -66,6 +70,11 @@ class Settings:
     def storage_root(self) -> Path:
         """Root of asset outputs in the ``local`` environment."""
         return self.home / "storage"
+
+    @property
+    def mock_survey_root(self) -> Path:
+        """Where the embedded mock DR10 survey is written (``local`` environment)."""
+        return self.home / "mock_survey"
 
     @property
     def cache_dir(self) -> Path:
@@ -116,6 +125,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not _BUCKET_PATTERN.match(bucket):
             raise SettingsError(f"STRONGLENS_S3_BUCKET={bucket!r} is not a valid S3 bucket name")
     region = environ.get("STRONGLENS_S3_REGION") or environ.get("AWS_REGION") or None
+    dr10_bucket = environ.get("STRONGLENS_DR10_BUCKET") or bucket
+    if dr10_bucket is not None and not _BUCKET_PATTERN.match(dr10_bucket):
+        raise SettingsError(f"STRONGLENS_DR10_BUCKET={dr10_bucket!r} is not a valid bucket name")
     return Settings(
         env=env,  # type: ignore[arg-type]
         home=home,
@@ -124,4 +136,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_prefix=prefix,
         s3_endpoint_url=endpoint,
         s3_region=region,
+        dr10_bucket=dr10_bucket,
+        dr10_sweep_prefix=environ.get("STRONGLENS_DR10_SWEEP_PREFIX", "dr10/sweep/10.1"),
     )

@@ -17,7 +17,11 @@ def test_two_commands_demo_and_tests() -> None:
     demo, tests = _readme_commands()
     assert demo.endswith("stronglens demo")
     assert tests.endswith("python -m pytest")
-    assert "torch==2.13.0" in demo and "torch==2.13.0" in tests
+    assert demo.startswith("bash scripts/install.sh") and tests.startswith(
+        "bash scripts/install.sh"
+    )
+    install = (PROJECT_ROOT / "scripts" / "install.sh").read_text()
+    assert "torch==2.13.0" in install and "--no-deps lenscat" in install
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -12,15 +12,24 @@ from stronglens_assets.resources.storage import (
     S3StorageResource,
     StorageResource,
 )
+from stronglens_assets.resources.survey import (
+    DR10SurveyResource,
+    MockSurveyResource,
+    SurveyResource,
+)
 from stronglens_assets.settings import Settings
 
 __all__ = [
     "ArtifactIOManager",
+    "DR10SurveyResource",
     "LocalStorageResource",
+    "MockSurveyResource",
     "S3StorageResource",
     "StorageResource",
+    "SurveyResource",
     "build_resources",
     "build_storage",
+    "build_survey_resource",
 ]
 
 
@@ -32,10 +41,23 @@ def build_storage(settings: Settings) -> StorageResource:
     return LocalStorageResource(root=str(settings.storage_root))
 
 
+def build_survey_resource(settings: Settings) -> SurveyResource:
+    """The survey data source of ``settings.env``: the mock survey locally, DR10 on S3."""
+    if settings.env == "s3":
+        return DR10SurveyResource(
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region),
+            bucket=str(settings.dr10_bucket),
+            cache_dir=str(settings.cache_dir / "dr10"),
+            sweep_prefix=settings.dr10_sweep_prefix,
+        )
+    return MockSurveyResource(root=str(settings.mock_survey_root))
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resource dict for :class:`dagster.Definitions`, chosen by environment."""
     storage = build_storage(settings)
     return {
         "storage": storage,
         "io_manager": ArtifactIOManager(storage=storage),
+        "survey": build_survey_resource(settings),
     }

@@ -1,0 +1,155 @@
+"""Negative samples: the quality-gated N1/N2 pool per HEALPix cell and the stratified manifest."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from stronglens_assets.project import Project
+from stronglens_assets.resources.survey import SurveyResource
+from stronglens_assets.science import lenscat
+from stronglens_assets.science.selection import (
+    NEGATIVES_CONFIG_FILENAME,
+    build_negative_pool,
+    known_lens_exclusion_mask,
+    load_negative_selection_config,
+    plan_negative_manifest,
+    sample_negative_manifest,
+)
+
+NEGATIVES_GROUP = "negatives"
+
+
+def _split_disjointness(frame: pd.DataFrame) -> dg.AssetCheckResult:
+    splits_per_cell = frame.groupby("split_cell", observed=True)["split"].nunique()
+    shared = splits_per_cell[splits_per_cell > 1]
+    return dg.AssetCheckResult(
+        check_name="split_disjoint_by_cell",
+        passed=shared.empty,
+        metadata={"cells": int(splits_per_cell.size), "cells_in_several_splits": len(shared)},
+    )
+
+
+def _exclusion_check(
+    frame: pd.DataFrame, lens_ra: np.ndarray, lens_dec: np.ndarray, radius_arcsec: float
+) -> dg.AssetCheckResult:
+    near = known_lens_exclusion_mask(
+        frame["RA"].to_numpy(), frame["DEC"].to_numpy(), lens_ra, lens_dec, radius_arcsec
+    )
+    return dg.AssetCheckResult(
+        check_name="known_lens_exclusion",
+        passed=not near.any(),
+        metadata={"radius_arcsec": radius_arcsec, "negatives_near_known_lens": int(near.sum())},
+    )
+
+
+def build_assets(project: Project) -> list:
+    config = load_negative_selection_config(project.settings.config_dir / NEGATIVES_CONFIG_FILENAME)
+
+    def known_lenses(
+        lenscat_catalog: pd.DataFrame, survey: SurveyResource, bricks: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every lenscat system plus, in the embedded default, the lenses the mock planted."""
+        ra, dec = lenscat.all_known_lens_positions(lenscat_catalog)
+        planted = survey.source().planted_lenses(bricks)
+        return (
+            np.concatenate([ra, planted["ra"].to_numpy(dtype=np.float64)]),
+            np.concatenate([dec, planted["dec"].to_numpy(dtype=np.float64)]),
+        )
+
+    @dg.asset(
+        group_name=NEGATIVES_GROUP,
+        partitions_def=project.healpix_partitions,
+        kinds={"pandas", "parquet"},
+        check_specs=[
+            dg.AssetCheckSpec("split_disjoint_by_cell", asset="negative_pool", blocking=True),
+            dg.AssetCheckSpec("known_lens_exclusion", asset="negative_pool", blocking=True),
+            dg.AssetCheckSpec("unique_sources", asset="negative_pool", blocking=True),
+        ],
+    )
+    def negative_pool(
+        context: dg.AssetExecutionContext,
+        dr10_sweep: pd.DataFrame,
+        lenscat_catalog: pd.DataFrame,
+        survey: dg.ResourceParam[SurveyResource],
+    ):
+        """Quality-gated non-lens galaxies of one HEALPix cell, classed N1 / N2, with split.
+
+        Rules in ``configs/negatives.yaml``: positive fluxes, NOBS >= 1 per band, MASKBITS
+        BRIGHT/GALAXY/CLUSTER excluded, z < 20; nothing within ``exclusion_radius_arcsec`` of
+        any known lens; N1 = DESI LRG-like cuts, N2 = hard confusers (extended, high Sersic,
+        blue extended); split by a coarse HEALPix cell (``split_nside``), so no sky region is
+        in two splits.
+        """
+        bricks = project.bricks_in_partition(context.partition_key)
+        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
+        pool = build_negative_pool(dr10_sweep, lens_ra, lens_dec, config, context.partition_key)
+        stats = dict(pool.attrs.get("pool_stats", {}))
+        pool.attrs = {}
+        yield dg.Output(pool, metadata={**stats, "known_lenses": len(lens_ra)})
+        yield _split_disjointness(pool)
+        yield _exclusion_check(pool, lens_ra, lens_dec, config.exclusion_radius_arcsec)
+        duplicated = int(pool.duplicated(["BRICKNAME", "OBJID"]).sum())
+        yield dg.AssetCheckResult(
+            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+        )
+
+    @dg.asset(
+        group_name=NEGATIVES_GROUP,
+        kinds={"pandas", "parquet"},
+        ins={"negative_pool": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+        check_specs=[
+            dg.AssetCheckSpec("n1_n2_fraction", asset="negative_manifest"),
+            dg.AssetCheckSpec("split_disjoint_by_cell", asset="negative_manifest", blocking=True),
+            dg.AssetCheckSpec("known_lens_exclusion", asset="negative_manifest", blocking=True),
+            dg.AssetCheckSpec("unique_sources", asset="negative_manifest", blocking=True),
+        ],
+    )
+    def negative_manifest(
+        negative_pool: dict[str, pd.DataFrame],
+        lenscat_catalog: pd.DataFrame,
+        survey: dg.ResourceParam[SurveyResource],
+    ):
+        """Stratified sample of the pool (all partitions) to the configured size and N1:N2.
+
+        Sampled per (class, split) stratum by a hash of (sampling_seed, BRICKNAME, OBJID), so
+        the manifest depends only on the pool's content. Provenance columns:
+        ``source_partition``, ``selection_version``.
+        """
+        frames = [negative_pool[key] for key in sorted(negative_pool)]
+        pool = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        for column in ("pool_class", "pool_rule", "split", "source_partition", "selection_version"):
+            pool[column] = pool[column].astype(str)
+        manifest = sample_negative_manifest(pool, config)
+        plan = manifest.attrs.get("manifest_plan") or plan_negative_manifest({}, config).as_dict()
+        manifest.attrs = {}
+        counts = manifest.groupby(["pool_class", "split"]).size()
+        yield dg.Output(
+            manifest,
+            metadata={
+                "pool_rows": len(pool),
+                "manifest_rows": len(manifest),
+                "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
+                "plan": plan,
+            },
+        )
+        n2_fraction = float((manifest["pool_class"] == "N2").mean()) if len(manifest) else 0.0
+        yield dg.AssetCheckResult(
+            check_name="n1_n2_fraction",
+            passed=bool(len(manifest))
+            and abs(n2_fraction - config.n2_fraction) <= config.ratio_tolerance,
+            metadata={
+                "n2_fraction": n2_fraction,
+                "target": config.n2_fraction,
+                "tolerance": config.ratio_tolerance,
+            },
+        )
+        yield _split_disjointness(manifest)
+        bricks = list(project.footprint.bricks)
+        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
+        yield _exclusion_check(manifest, lens_ra, lens_dec, config.exclusion_radius_arcsec)
+        duplicated = int(manifest.duplicated(["BRICKNAME", "OBJID"]).sum())
+        yield dg.AssetCheckResult(
+            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+        )
+
+    return [negative_pool, negative_manifest]

@@ -1,0 +1,230 @@
+"""Survey data sources: where DR10-format inputs (sweeps, DESI VAC) are read from.
+
+Two sources, one interface (:class:`SurveySource`):
+
+* :class:`MockSurveySource`: the embedded default written by :mod:`stronglens_assets.mock_survey`
+  under a local directory: ``sweep/<RRR>/sweep-<brick>.parquet`` (one sweep-like table per
+  brick), ``desi_dr1/desi-sl-vac-v1.fits``, ``coadd/<RRR>/<brick>/...``.
+* :class:`DR10SurveySource`: the real DR10 products in an object store (S3 in the ``s3``
+  environment): sweep 10.1 files ``<sweep_prefix>/sweep-<ra1><pm><dec1>-<ra2><pm><dec2>.fits``
+  (5 x 5 deg boxes, BRICK_PRIMARY rows) fetched once into a local cache, and the DESI DR1
+  strong-lensing VAC at ``<desi_vac_key>``.
+
+The same readers (:func:`~stronglens_assets.science.sweeps.read_sweep`,
+:func:`~stronglens_assets.science.desi_vac.read_desi_vac`) parse both: the mock only writes files.
+"""
+
+import math
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_aws.s3 import S3Resource
+
+from stronglens_assets.resources.object_store import ObjectStore, S3ObjectStore
+from stronglens_assets.science.bricks import parse_brick_name
+from stronglens_assets.science.sweeps import read_sweep
+
+SWEEP_BOX_DEG = 5
+DESI_VAC_FILENAME = "desi-sl-vac-v1.fits"
+
+
+class SurveyInputError(FileNotFoundError):
+    """A survey input file is missing; the message names it."""
+
+
+def mock_sweep_path(root: Path, brick: str) -> Path:
+    """Per-brick sweep-like table written by the mock survey."""
+    return root / "sweep" / brick[:3] / f"sweep-{brick}.parquet"
+
+
+def mock_truth_lenses_path(root: Path, brick: str) -> Path:
+    """Per-brick table of the lenses the mock survey planted (lenscat and mock)."""
+    return root / "truth" / brick[:3] / f"lenses-{brick}.parquet"
+
+
+def _signed(dec: int) -> str:
+    return f"{'p' if dec >= 0 else 'm'}{abs(dec):03d}"
+
+
+def sweep_filename(ra_low: int, dec_low: int) -> str:
+    """DR10 sweep file name of the 5 x 5 deg box with lower corner (``ra_low``, ``dec_low``) deg."""
+    ra_high, dec_high = ra_low + SWEEP_BOX_DEG, dec_low + SWEEP_BOX_DEG
+    return f"sweep-{ra_low:03d}{_signed(dec_low)}-{ra_high:03d}{_signed(dec_high)}.fits"
+
+
+def sweep_files_for_bricks(bricks: Sequence[str]) -> list[str]:
+    """Sweep file names whose boxes overlap any of ``bricks`` (sorted, unique)."""
+    names: set[str] = set()
+    for brick in bricks:
+        info = parse_brick_name(brick)
+        ra_lows = range(
+            math.floor(info.ra1 / SWEEP_BOX_DEG) * SWEEP_BOX_DEG,
+            math.ceil(info.ra2 / SWEEP_BOX_DEG) * SWEEP_BOX_DEG,
+            SWEEP_BOX_DEG,
+        )
+        dec_lows = range(
+            math.floor(info.dec1 / SWEEP_BOX_DEG) * SWEEP_BOX_DEG,
+            math.ceil(info.dec2 / SWEEP_BOX_DEG) * SWEEP_BOX_DEG,
+            SWEEP_BOX_DEG,
+        )
+        names.update(sweep_filename(r % 360, d) for r in ra_lows for d in dec_lows)
+    return sorted(names)
+
+
+class SurveySource(ABC):
+    """Reads DR10-format survey inputs for a set of bricks."""
+
+    @abstractmethod
+    def read_sweeps(self, bricks: Sequence[str]) -> pd.DataFrame:
+        """Sweep rows (BRICK_PRIMARY) of ``bricks``, sweep column names, sorted by brick, OBJID."""
+
+    @abstractmethod
+    def desi_vac_path(self) -> Path:
+        """Local path of the DESI DR1 strong-lensing VAC FITS file."""
+
+    def planted_lenses(self, bricks: Sequence[str]) -> pd.DataFrame:
+        """Lenses a simulation planted in ``bricks`` (columns ra, dec in deg, source, name).
+
+        Empty for real survey data; the mock survey lists its lenses (lenscat and mock) so
+        that no lens host is ever taken as a negative.
+        """
+        return pd.DataFrame({"ra": [], "dec": [], "source": [], "name": []})
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def _concat_sorted(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        raise SurveyInputError("no sweep rows: no bricks were given")
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["BRICKNAME", "OBJID"], ignore_index=True)
+
+
+class MockSurveySource(SurveySource):
+    """The embedded mock DR10 survey under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return f"mock DR10 survey at {self.root}"
+
+    def read_sweeps(self, bricks: Sequence[str]) -> pd.DataFrame:
+        frames = []
+        for brick in bricks:
+            path = mock_sweep_path(self.root, brick)
+            if not path.is_file():
+                raise SurveyInputError(
+                    f"sweep file {path} of brick {brick} is missing: build the mock survey "
+                    "first (asset mock_survey_bricks)"
+                )
+            frames.append(read_sweep(path))
+        return _concat_sorted(frames)
+
+    def planted_lenses(self, bricks: Sequence[str]) -> pd.DataFrame:
+        frames = []
+        for brick in bricks:
+            path = mock_truth_lenses_path(self.root, brick)
+            if not path.is_file():
+                raise SurveyInputError(f"lens truth table {path} of brick {brick} is missing")
+            frames.append(pd.read_parquet(path))
+        if not frames:
+            return super().planted_lenses(bricks)
+        return pd.concat(frames, ignore_index=True)
+
+    def desi_vac_path(self) -> Path:
+        path = self.root / "desi_dr1" / DESI_VAC_FILENAME
+        if not path.is_file():
+            raise SurveyInputError(f"DESI VAC {path} is missing: materialize mock_desi_vac first")
+        return path
+
+
+class DR10SurveySource(SurveySource):
+    """Real DR10 products in an object store, fetched into ``cache_dir`` on first use."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        cache_dir: str | os.PathLike[str],
+        sweep_prefix: str = "dr10/sweep/10.1",
+        desi_vac_key: str = f"stronglens_calibration/data/external/desi_dr1/{DESI_VAC_FILENAME}",
+    ):
+        self.store = store
+        self.cache_dir = Path(cache_dir)
+        self.sweep_prefix = sweep_prefix.strip("/")
+        self.desi_vac_key = desi_vac_key.strip("/")
+
+    def describe(self) -> str:
+        return f"DR10 products at {self.store.uri(self.sweep_prefix)}"
+
+    def _fetch(self, key: str) -> Path:
+        target = self.cache_dir / key
+        if target.is_file():
+            return target
+        if not self.store.exists(key):
+            raise SurveyInputError(f"survey input {self.store.uri(key)} does not exist")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(self.store.read_bytes(key))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read_sweeps(self, bricks: Sequence[str]) -> pd.DataFrame:
+        wanted = set(bricks)
+        frames = []
+        for name in sweep_files_for_bricks(bricks):
+            key = f"{self.sweep_prefix}/{name}"
+            if not self.store.exists(key):
+                continue  # boxes outside the survey footprint have no sweep file
+            table = read_sweep(self._fetch(key))
+            frames.append(table[table["BRICKNAME"].isin(wanted)])
+        if not frames:
+            raise SurveyInputError(
+                f"no sweep file under {self.store.uri(self.sweep_prefix)} covers bricks "
+                f"{', '.join(sorted(wanted)[:5])}"
+            )
+        return _concat_sorted(frames)
+
+    def desi_vac_path(self) -> Path:
+        return self._fetch(self.desi_vac_key)
+
+
+class SurveyResource(dg.ConfigurableResource):
+    """Base class: a survey data source. Use a subclass."""
+
+    def source(self) -> SurveySource:
+        raise NotImplementedError
+
+
+class MockSurveyResource(SurveyResource):
+    """The embedded mock DR10 survey written under ``root`` (``local`` environment)."""
+
+    root: str
+
+    def source(self) -> SurveySource:
+        return MockSurveySource(self.root)
+
+
+class DR10SurveyResource(SurveyResource):
+    """Real DR10 inputs on S3 (``s3`` environment), cached under ``cache_dir``."""
+
+    s3: S3Resource
+    bucket: str
+    cache_dir: str
+    sweep_prefix: str = "dr10/sweep/10.1"
+    desi_vac_key: str = f"stronglens_calibration/data/external/desi_dr1/{DESI_VAC_FILENAME}"
+
+    def source(self) -> SurveySource:
+        store = S3ObjectStore(self.s3.get_client(), self.bucket, prefix="")
+        return DR10SurveySource(store, self.cache_dir, self.sweep_prefix, self.desi_vac_key)
