@@ -142,8 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these asset keys (e.g. survey_footprint); their upstream must exist",
     )
     demo.set_defaults(handler=command_demo)
-    ui = commands.add_parser("ui", help="start `dagster dev` on the persistent instance")
-    ui.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    ui = commands.add_parser(
+        "ui",
+        help="start `dagster dev` on the persistent instance",
+        description="Start `dagster dev` on the instance in $STRONGLENS_HOME/dagster_home; "
+        "further arguments (e.g. -p 3001) are passed to dagster dev.",
+    )
     ui.set_defaults(handler=command_ui)
     info = commands.add_parser("info", help="show environment, storage, footprint, partitions")
     info.set_defaults(handler=command_info)
@@ -151,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ui":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dagster_args = extra
     try:
         return int(args.handler(args))
     except (SettingsError, ValueError) as exc:

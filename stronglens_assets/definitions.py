@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stronglens_assets.assets import catalogs, mock_survey, negatives, survey
+from stronglens_assets.assets import catalogs, cutouts, mock_survey, negatives, survey
 from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
 from stronglens_assets.settings import Settings, load_settings
 
-ASSET_MODULES = (survey, mock_survey, catalogs, negatives)
+ASSET_MODULES = (survey, mock_survey, catalogs, negatives, cutouts)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -83,6 +83,7 @@ class Project:
         return {
             "dr10_sweep": [dg.AssetKey("mock_survey_bricks")],
             "desi_dr1_vac": [dg.AssetKey("mock_desi_vac")],
+            "cutouts": [dg.AssetKey("mock_survey_bricks")],
         }
 
     def healpix_key(self, pixel: int) -> str:

@@ -47,8 +47,9 @@ class Settings:
         home: local working directory (storage root in ``local``, caches in both).
         config_dir: directory of the YAML configs (``configs/`` of the checkout).
         s3_bucket, s3_prefix, s3_endpoint_url, s3_region: S3 storage location (``s3`` only).
-        dr10_bucket, dr10_sweep_prefix: where real DR10 inputs live on S3 (``s3`` only;
-            bucket defaults to ``s3_bucket``).
+        dr10_bucket, dr10_sweep_prefix, dr10_coadd_prefix: where real DR10 inputs live on S3
+            (``s3`` only; bucket defaults to ``s3_bucket``).
+        coadd_url: when set, coadds come from this Legacy Surveys base URL over HTTP.
     """
 
     env: EnvironmentName
@@ -60,6 +61,8 @@ class Settings:
     s3_region: str | None = None
     dr10_bucket: str | None = None
     dr10_sweep_prefix: str = "dr10/sweep/10.1"
+    dr10_coadd_prefix: str = "dr10/coadd_cache"
+    coadd_url: str | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -125,6 +128,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not _BUCKET_PATTERN.match(bucket):
             raise SettingsError(f"STRONGLENS_S3_BUCKET={bucket!r} is not a valid S3 bucket name")
     region = environ.get("STRONGLENS_S3_REGION") or environ.get("AWS_REGION") or None
+    coadd_url = environ.get("STRONGLENS_COADD_URL") or None
+    if coadd_url is not None and not re.match(r"^https?://[^\s/]+", coadd_url):
+        raise SettingsError(f"STRONGLENS_COADD_URL={coadd_url!r} must be an http(s):// URL")
     dr10_bucket = environ.get("STRONGLENS_DR10_BUCKET") or bucket
     if dr10_bucket is not None and not _BUCKET_PATTERN.match(dr10_bucket):
         raise SettingsError(f"STRONGLENS_DR10_BUCKET={dr10_bucket!r} is not a valid bucket name")
@@ -138,4 +144,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_region=region,
         dr10_bucket=dr10_bucket,
         dr10_sweep_prefix=environ.get("STRONGLENS_DR10_SWEEP_PREFIX", "dr10/sweep/10.1"),
+        dr10_coadd_prefix=environ.get("STRONGLENS_DR10_COADD_PREFIX", "dr10/coadd_cache"),
+        coadd_url=coadd_url,
     )

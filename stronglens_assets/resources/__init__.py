@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster_aws.s3 import S3Resource
 
+from stronglens_assets.resources.coadds import CoaddSourceResource
 from stronglens_assets.resources.storage import (
     ArtifactIOManager,
     LocalStorageResource,
@@ -21,12 +22,14 @@ from stronglens_assets.settings import Settings
 
 __all__ = [
     "ArtifactIOManager",
+    "CoaddSourceResource",
     "DR10SurveyResource",
     "LocalStorageResource",
     "MockSurveyResource",
     "S3StorageResource",
     "StorageResource",
     "SurveyResource",
+    "build_coadd_resource",
     "build_resources",
     "build_storage",
     "build_survey_resource",
@@ -53,6 +56,23 @@ def build_survey_resource(settings: Settings) -> SurveyResource:
     return MockSurveyResource(root=str(settings.mock_survey_root))
 
 
+def build_coadd_resource(settings: Settings) -> CoaddSourceResource:
+    """DR10 coadds: the mock survey's locally, the S3 coadd cache in ``s3``, or the public
+    Legacy Surveys layout over HTTP when ``STRONGLENS_COADD_URL`` is set."""
+    cache_dir = str(settings.cache_dir / "coadds")
+    if settings.coadd_url:
+        return CoaddSourceResource(kind="http", base_url=settings.coadd_url, cache_dir=cache_dir)
+    if settings.env == "s3":
+        return CoaddSourceResource(
+            kind="s3",
+            bucket=str(settings.dr10_bucket),
+            prefix=settings.dr10_coadd_prefix,
+            cache_dir=cache_dir,
+            s3=S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region),
+        )
+    return CoaddSourceResource(kind="local", root=str(settings.mock_survey_root))
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resource dict for :class:`dagster.Definitions`, chosen by environment."""
     storage = build_storage(settings)
@@ -60,4 +80,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "storage": storage,
         "io_manager": ArtifactIOManager(storage=storage),
         "survey": build_survey_resource(settings),
+        "coadds": build_coadd_resource(settings),
     }

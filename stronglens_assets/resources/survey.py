@@ -88,12 +88,14 @@ class SurveySource(ABC):
         """Local path of the DESI DR1 strong-lensing VAC FITS file."""
 
     def planted_lenses(self, bricks: Sequence[str]) -> pd.DataFrame:
-        """Lenses a simulation planted in ``bricks`` (columns ra, dec in deg, source, name).
+        """Lenses a simulation planted in ``bricks`` (columns brickname, ra, dec in deg, source,
+        name, arc_snr_max, and the simulation's truth parameters).
 
         Empty for real survey data; the mock survey lists its lenses (lenscat and mock) so
         that no lens host is ever taken as a negative.
         """
-        return pd.DataFrame({"ra": [], "dec": [], "source": [], "name": []})
+        columns = ("brickname", "ra", "dec", "source", "name", "arc_snr_max")
+        return pd.DataFrame({column: [] for column in columns})
 
     def describe(self) -> str:
         return type(self).__name__

@@ -1,0 +1,335 @@
+"""Cutout assets: grz cutouts of positives and negatives per HEALPix cell; training manifest.
+
+Cutouts are written as shard sets by the assets themselves (``resources/shards.py``):
+``cutouts/{positives,negatives}/<partition>/<version>/shard-*.npz`` plus an index Parquet,
+behind a pointer ``cutouts/{positives,negatives}/<partition>.json`` that is replaced last.
+The assets return metadata (URI, counts kept / rejected by reason, bytes, data version).
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.project import Project
+from stronglens_assets.resources.coadds import CoaddSourceResource
+from stronglens_assets.resources.shards import (
+    read_index,
+    read_shard,
+    read_shard_set,
+    split_rows,
+    write_shard_set,
+)
+from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.resources.survey import SurveyResource
+from stronglens_assets.science.cutouts import REJECT_REASONS, extract_brick_cutouts
+from stronglens_assets.science.selection import (
+    NEGATIVES_CONFIG_FILENAME,
+    assign_split,
+    load_negative_selection_config,
+)
+from stronglens_assets.science.training_sets import (
+    negative_objects,
+    parity_manifest,
+    positive_objects,
+    split_counts,
+    training_manifest,
+)
+
+CUTOUTS_GROUP = "cutouts"
+SHARD_PREFIXES = {"positive_cutouts": "cutouts/positives", "negative_cutouts": "cutouts/negatives"}
+PARITY_KEY = "manifests/training_parity_70_30_{version}.parquet"
+PARITY_META_KEY = "manifests/training_parity_{version}.json"
+
+
+class CutoutsConfig(StrictModel):
+    """``configs/cutouts.yaml``."""
+
+    cutout_size: int = Field(default=101, ge=3)
+    bands: tuple[str, ...] = ("g", "r", "z")
+    max_zero_invvar_fraction: float = Field(default=0.05, ge=0, le=1)
+    shard_size: int = Field(default=256, ge=1)
+    mock_tier_a_min_arc_snr: float = 30.0
+    tier_weights: dict[str, float] = Field(default_factory=dict)
+    parity_splits: dict[str, list[str]] = Field(default_factory=dict)
+    manifest_version: str = "v1"
+
+
+def _cut_partition(
+    objects: pd.DataFrame,
+    coadds: CoaddSourceResource,
+    config: CutoutsConfig,
+    log: dg.DagsterLogManager,
+) -> tuple[list[dict[str, np.ndarray]], pd.DataFrame]:
+    """Cut every object, brick by brick (each brick's files opened once); shard the result."""
+    source = coadds.get_source()
+    cutouts, invvar, psfsize, indexes = [], [], [], []
+    for brick, group in objects.groupby("brickname", sort=True):
+        result = extract_brick_cutouts(
+            str(brick),
+            group,
+            source.opener(str(brick)),
+            size=config.cutout_size,
+            bands=config.bands,
+            max_zero_invvar_frac=config.max_zero_invvar_fraction,
+            id_column="object_id",
+        )
+        offset = sum(len(c) for c in cutouts)
+        index = group.reset_index(drop=True).assign(
+            x=result.index["x"].to_numpy(),
+            y=result.index["y"].to_numpy(),
+            status=result.index["status"].to_numpy(),
+            cutout_row=np.where(
+                result.index["cutout_row"] >= 0, result.index["cutout_row"] + offset, -1
+            ),
+        )
+        log.info(f"{brick}: {len(result.cutouts)} of {len(group)} objects cut")
+        cutouts.append(result.cutouts)
+        invvar.append(result.invvar)
+        psfsize.append(result.psfsize)
+        indexes.append(index)
+    shape = (0, len(config.bands), config.cutout_size, config.cutout_size)
+    all_cutouts = np.concatenate(cutouts) if cutouts else np.empty(shape, np.float32)
+    all_invvar = np.concatenate(invvar) if invvar else np.empty(shape, np.float32)
+    all_psf = np.concatenate(psfsize) if psfsize else np.empty(shape[:2], np.float32)
+    index = (
+        pd.concat(indexes, ignore_index=True)
+        if indexes
+        else objects.assign(x=-1, y=-1, status="", cutout_row=-1)
+    )
+    kept = index[index["cutout_row"] >= 0].sort_values("cutout_row")
+    index["shard"] = -1
+    index["shard_row"] = -1
+    shards = []
+    for number, rows in enumerate(split_rows(len(all_cutouts), config.shard_size)):
+        shards.append(
+            {
+                "cutout": all_cutouts[rows],
+                "invvar": all_invvar[rows],
+                "psfsize": all_psf[rows],
+                "object_id": kept["object_id"].to_numpy()[rows].astype(str),
+            }
+        )
+        members = kept.index[rows]
+        index.loc[members, "shard"] = number
+        index.loc[members, "shard_row"] = np.arange(rows.stop - rows.start)
+    return shards, index
+
+
+def _verify_shards(
+    storage: StorageResource, prefix: str, partition: str, config: CutoutsConfig
+) -> list[dg.AssetCheckResult]:
+    """Re-read what was written: shapes, dtypes, finite values, index consistency."""
+    store = storage.object_store()
+    shard_set = read_shard_set(store, prefix, partition)
+    index = read_index(store, shard_set)
+    bad_shape, bad_dtype, nonfinite, rows = [], [], 0, 0
+    n_bands, size = len(config.bands), config.cutout_size
+    for record in shard_set.shards:
+        arrays = read_shard(store, record)
+        n = len(arrays["cutout"])
+        rows += n
+        expected = {
+            "cutout": (n, n_bands, size, size),
+            "invvar": (n, n_bands, size, size),
+            "psfsize": (n, n_bands),
+        }
+        bad_shape += [f"{record.key}:{k}" for k, s in expected.items() if arrays[k].shape != s]
+        bad_dtype += [f"{record.key}:{k}" for k in expected if arrays[k].dtype != np.float32]
+        nonfinite += int(sum(np.count_nonzero(~np.isfinite(arrays[k])) for k in expected))
+    kept = int((index["status"] == "ok").sum())
+    return [
+        dg.AssetCheckResult(
+            check_name="shapes_and_dtypes",
+            passed=not bad_shape and not bad_dtype,
+            metadata={"bad_shapes": bad_shape[:10], "bad_dtypes": bad_dtype[:10]},
+        ),
+        dg.AssetCheckResult(
+            check_name="finite_values",
+            passed=nonfinite == 0,
+            metadata={"nonfinite_values": nonfinite},
+        ),
+        dg.AssetCheckResult(
+            check_name="index_matches_shards",
+            passed=kept == rows == shard_set.rows,
+            metadata={"index_ok_rows": kept, "shard_rows": rows},
+        ),
+    ]
+
+
+def build_assets(project: Project) -> list:
+    config = load_config(project.settings.config_dir / "cutouts.yaml", CutoutsConfig)
+    split_config = load_negative_selection_config(
+        project.settings.config_dir / NEGATIVES_CONFIG_FILENAME
+    )
+    sky = project.healpix_partitions
+    survey_deps = project.survey_upstream.get("cutouts", [])
+
+    def write_cutouts(
+        context: dg.AssetExecutionContext,
+        asset_name: str,
+        objects: pd.DataFrame,
+        storage: StorageResource,
+        coadds: CoaddSourceResource,
+    ):
+        partition = context.partition_key
+        shards, index = _cut_partition(objects, coadds, config, context.log)
+        index["partition"] = partition
+        prefix = SHARD_PREFIXES[asset_name]
+        store = storage.object_store()
+        shard_set = write_shard_set(store, prefix, partition, shards, index)
+        reasons = index["status"].value_counts()
+        yield dg.MaterializeResult(
+            data_version=dg.DataVersion(shard_set.version),
+            metadata={
+                "uri": dg.MetadataValue.path(store.uri(f"{prefix}/{partition}.json")),
+                "objects": len(index),
+                "kept": int(reasons.get("ok", 0)),
+                "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
+                "shards": len(shard_set.shards),
+                "bytes": shard_set.bytes,
+                "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
+                "by_source": {str(s): int(n) for s, n in objects["source"].value_counts().items()},
+            },
+        )
+        yield from _verify_shards(storage, prefix, partition, config)
+
+    def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
+        names = ("shapes_and_dtypes", "finite_values", "index_matches_shards")
+        return [dg.AssetCheckSpec(n, asset=asset_name, blocking=True) for n in names]
+
+    @dg.asset(
+        group_name=CUTOUTS_GROUP,
+        partitions_def=sky,
+        kinds={"numpy", "parquet"},
+        deps=survey_deps,
+        check_specs=check_specs("positive_cutouts"),
+    )
+    def positive_cutouts(
+        context: dg.AssetExecutionContext,
+        positives_dr10_crossmatch: pd.DataFrame,
+        storage: dg.ResourceParam[StorageResource],
+        coadds: dg.ResourceParam[CoaddSourceResource],
+        survey: dg.ResourceParam[SurveyResource],
+    ):
+        """grz cutouts (3, 101, 101) float32 + invvar + psfsize of this cell's lenses: the
+        matched lenscat candidates and, in the embedded default, the lenses the mock planted
+        (``source = "mock"``, tier by arc S/N)."""
+        bricks = project.bricks_in_partition(context.partition_key)
+        planted = survey.source().planted_lenses(bricks)
+        objects = positive_objects(
+            positives_dr10_crossmatch, planted, bricks, config.mock_tier_a_min_arc_snr
+        )
+        yield from write_cutouts(context, "positive_cutouts", objects, storage, coadds)
+
+    @dg.asset(
+        group_name=CUTOUTS_GROUP,
+        partitions_def=sky,
+        kinds={"numpy", "parquet"},
+        deps=survey_deps,
+        check_specs=check_specs("negative_cutouts"),
+    )
+    def negative_cutouts(
+        context: dg.AssetExecutionContext,
+        negative_manifest: pd.DataFrame,
+        storage: dg.ResourceParam[StorageResource],
+        coadds: dg.ResourceParam[CoaddSourceResource],
+    ):
+        """grz cutouts (3, 101, 101) float32 + invvar + psfsize of this cell's negatives
+        (``negative_manifest`` rows in the cell's bricks), with their N1/N2 tier and split."""
+        bricks = project.bricks_in_partition(context.partition_key)
+        objects = negative_objects(negative_manifest, bricks)
+        yield from write_cutouts(context, "negative_cutouts", objects, storage, coadds)
+
+    return [positive_cutouts, negative_cutouts, _training_manifest(project, config, split_config)]
+
+
+def _training_manifest(
+    project: Project, config: CutoutsConfig, split_config
+) -> dg.AssetsDefinition:
+    partitions = project.healpix_partitions.get_partition_keys()
+
+    @dg.asset(
+        name="training_manifest",
+        group_name=CUTOUTS_GROUP,
+        kinds={"pandas", "parquet"},
+        deps=["positive_cutouts", "negative_cutouts"],
+        check_specs=[
+            dg.AssetCheckSpec("counts_match_cutouts", asset="training_manifest", blocking=True),
+            dg.AssetCheckSpec("both_labels_in_each_split", asset="training_manifest"),
+            dg.AssetCheckSpec("unique_objects", asset="training_manifest", blocking=True),
+        ],
+    )
+    def training_manifest_asset(storage: dg.ResourceParam[StorageResource]):
+        """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, cutout
+        URI and row; plus the 70/30 train/val parity manifest and its split metadata JSON.
+
+        Positives get the negatives' sky-cell split (``configs/negatives.yaml``), so a sky
+        region is in one split only; weights per tier from ``configs/cutouts.yaml``.
+        """
+        store = storage.object_store()
+        indexes, kept = [], 0
+        for prefix in SHARD_PREFIXES.values():
+            for partition in partitions:
+                shard_set = read_shard_set(store, prefix, partition)
+                index = read_index(store, shard_set)
+                uris = {i: store.uri(r.key) for i, r in enumerate(shard_set.shards)}
+                index["cutout_uri"] = index["shard"].map(uris).fillna("")
+                index["cutout_row"] = index["shard_row"]
+                indexes.append(index)
+                kept += shard_set.rows
+        manifest = training_manifest(
+            indexes, lambda ra, dec: assign_split(ra, dec, split_config), config.tier_weights
+        )
+        parity = parity_manifest(manifest, config.parity_splits)
+        version = config.manifest_version
+        parity_uri, parity_sha = storage.write_value(
+            PARITY_KEY.format(version=version).removesuffix(".parquet"), parity
+        )
+        config_sha = hashlib.sha256(
+            json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+        metadata = {
+            "version": version,
+            "counts": split_counts(manifest),
+            "parity_counts": split_counts(parity),
+            "tier_weights": config.tier_weights,
+            "parity_splits": config.parity_splits,
+            "config_sha256": config_sha,
+            "selection_version": split_config.selection_version,
+            "parity_manifest_sha256": parity_sha,
+        }
+        meta_uri, _ = storage.write_value(
+            PARITY_META_KEY.format(version=version).removesuffix(".json"), metadata
+        )
+        yield dg.Output(
+            manifest,
+            metadata={
+                "counts": metadata["counts"],
+                "parity_counts": metadata["parity_counts"],
+                "parity_manifest": dg.MetadataValue.path(parity_uri),
+                "parity_metadata": dg.MetadataValue.path(meta_uri),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="counts_match_cutouts",
+            passed=len(manifest) == kept,
+            metadata={"manifest_rows": len(manifest), "cutouts_kept": kept},
+        )
+        labels_per_split = manifest.groupby("split")["label"].nunique()
+        yield dg.AssetCheckResult(
+            check_name="both_labels_in_each_split",
+            passed=bool(len(labels_per_split)) and bool((labels_per_split == 2).all()),
+            metadata={"labels_per_split": {str(k): int(v) for k, v in labels_per_split.items()}},
+            severity=dg.AssetCheckSeverity.WARN,
+        )
+        duplicated = int(manifest["object_id"].duplicated().sum())
+        yield dg.AssetCheckResult(
+            check_name="unique_objects", passed=duplicated == 0, metadata={"duplicates": duplicated}
+        )
+
+    return training_manifest_asset
