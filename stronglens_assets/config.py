@@ -124,9 +124,10 @@ class Footprint(StrictModel):
     bricks: tuple[str, ...]
 
 
-def load_footprint(config_dir: Path, filename: str | None = None) -> Footprint:
-    """Load ``footprint.yaml`` (or ``$STRONGLENS_FOOTPRINT``) and resolve its brick list."""
-    path = Path(filename or os.environ.get("STRONGLENS_FOOTPRINT") or config_dir / "footprint.yaml")
+def load_footprint(config_dir: Path, filename: str | os.PathLike[str] | None = None) -> Footprint:
+    """Load the footprint config (default ``<config_dir>/footprint.yaml``; a relative
+    ``filename`` is looked up in ``config_dir``) and resolve its brick list."""
+    path = Path(filename) if filename is not None else config_dir / "footprint.yaml"
     if not path.is_absolute() and not path.exists():
         path = config_dir / path
     config = load_config(path, FootprintConfig)

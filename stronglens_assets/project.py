@@ -30,7 +30,8 @@ class Project:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Project:
-        return cls(settings=settings, footprint=load_footprint(settings.config_dir))
+        footprint = load_footprint(settings.config_dir, settings.footprint_file)
+        return cls(settings=settings, footprint=footprint)
 
     @cached_property
     def brick_pixels(self) -> dict[str, int]:

@@ -50,6 +50,8 @@ class Settings:
         dr10_bucket, dr10_sweep_prefix, dr10_coadd_prefix: where real DR10 inputs live on S3
             (``s3`` only; bucket defaults to ``s3_bucket``).
         coadd_url: when set, coadds come from this Legacy Surveys base URL over HTTP.
+        footprint_file: footprint config (``STRONGLENS_FOOTPRINT``); default
+            ``<config_dir>/footprint.yaml``.
     """
 
     env: EnvironmentName
@@ -63,6 +65,7 @@ class Settings:
     dr10_sweep_prefix: str = "dr10/sweep/10.1"
     dr10_coadd_prefix: str = "dr10/coadd_cache"
     coadd_url: str | None = None
+    footprint_file: str | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -146,4 +149,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dr10_sweep_prefix=environ.get("STRONGLENS_DR10_SWEEP_PREFIX", "dr10/sweep/10.1"),
         dr10_coadd_prefix=environ.get("STRONGLENS_DR10_COADD_PREFIX", "dr10/coadd_cache"),
         coadd_url=coadd_url,
+        footprint_file=environ.get("STRONGLENS_FOOTPRINT") or None,
     )

@@ -53,3 +53,14 @@ def test_bricks_file_with_unknown_brick(tmp_path: Path) -> None:
     _write(tmp_path, "sky.yaml", "bricks: [1126p222, 9999p999]\n")
     with pytest.raises(ConfigError, match=r"sky.yaml: field 'bricks': .*9999p999"):
         load_footprint(tmp_path)
+
+
+def test_footprint_file_from_settings(tmp_path: Path) -> None:
+    from stronglens_assets.project import Project
+    from stronglens_assets.settings import load_settings
+
+    _write(tmp_path, "small.yaml", "partition_nside: 8\nbricks: [1126p222]\n")
+    settings = load_settings({"STRONGLENS_FOOTPRINT": str(tmp_path / "small.yaml")})
+    project = Project.from_settings(settings)
+    assert project.footprint.bricks == ("1126p222",)
+    assert project.healpix_partitions.get_partition_keys() == ["hpx-nest8-96"]
