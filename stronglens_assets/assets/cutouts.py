@@ -26,7 +26,7 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.resources.survey import SurveyResource
-from stronglens_assets.science.cutouts import REJECT_REASONS, extract_brick_cutouts
+from stronglens_assets.science.cutouts import REJECT_REASONS, extract_brick_cutouts, pack_shard
 from stronglens_assets.science.selection import (
     NEGATIVES_CONFIG_FILENAME,
     assign_split,
@@ -106,13 +106,15 @@ def _cut_partition(
     index["shard_row"] = -1
     shards = []
     for number, rows in enumerate(split_rows(len(all_cutouts), config.shard_size)):
+        members_index = kept.iloc[rows].assign(cutout_row=np.arange(rows.stop - rows.start))
         shards.append(
-            {
-                "cutout": all_cutouts[rows],
-                "invvar": all_invvar[rows],
-                "psfsize": all_psf[rows],
-                "object_id": kept["object_id"].to_numpy()[rows].astype(str),
-            }
+            pack_shard(
+                all_cutouts[rows],
+                all_invvar[rows],
+                all_psf[rows],
+                members_index,
+                id_column="object_id",
+            )
         )
         members = kept.index[rows]
         index.loc[members, "shard"] = number

@@ -16,7 +16,6 @@ The same readers (:func:`~stronglens_assets.science.sweeps.read_sweep`,
 
 import math
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import dagster as dg
 import pandas as pd
 from dagster_aws.s3 import S3Resource
 
-from stronglens_assets.resources.object_store import ObjectStore, S3ObjectStore
+from stronglens_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from stronglens_assets.science.bricks import parse_brick_name
 from stronglens_assets.science.sweeps import read_sweep
 
@@ -166,21 +165,13 @@ class DR10SurveySource(SurveySource):
         return f"DR10 products at {self.store.uri(self.sweep_prefix)}"
 
     def _fetch(self, key: str) -> Path:
-        target = self.cache_dir / key
-        if target.is_file():
-            return target
-        if not self.store.exists(key):
-            raise SurveyInputError(f"survey input {self.store.uri(key)} does not exist")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self.store.read_bytes(key))
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        """Local copy of ``key`` in the cache, downloaded (atomically) on first use."""
+        cache = LocalObjectStore(self.cache_dir)
+        if not cache.exists(key):
+            if not self.store.exists(key):
+                raise SurveyInputError(f"survey input {self.store.uri(key)} does not exist")
+            cache.write_bytes(key, self.store.read_bytes(key))
+        return cache.local_path(key)
 
     def read_sweeps(self, bricks: Sequence[str]) -> pd.DataFrame:
         wanted = set(bricks)

@@ -102,7 +102,7 @@ def test_cutouts_and_training_manifest(pipeline: Pipeline) -> None:
     with fits.open(path) as hdul:
         expected = hdul[1].section[row["y"] - 50 : row["y"] + 51, row["x"] - 50 : row["x"] + 51]
     np.testing.assert_array_equal(shard["cutout"][row["shard_row"], 1], expected)
-    assert shard["object_id"][row["shard_row"]] == row["object_id"]
+    assert shard["objid"][row["shard_row"]] == row["object_id"]
 
     manifest = pipeline.storage.read_value("training_manifest.parquet")
     assert set(manifest["tier"]) == {"A", "B", "N1", "N2"}
