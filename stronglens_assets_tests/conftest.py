@@ -74,6 +74,52 @@ class BuiltSky:
     results: list[BrickResult]
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """One ``stronglens demo`` of the whole graph, shared by every end-to-end test."""
+
+    home: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def storage(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """Run ``stronglens demo`` once per test session in a fresh ``STRONGLENS_HOME``.
+
+    End-to-end tests (marked ``slow``) read its storage and instance instead of materializing
+    the graph again. The run is a subprocess with the developer's STRONGLENS_*/AWS settings
+    removed, exactly as a user would start it.
+    """
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("demo_home")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STRONGLENS_", "AWS_")) and k != "DAGSTER_HOME"
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "stronglens_assets.cli", "demo"],
+        env={**env, "STRONGLENS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return DemoRun(home, result.returncode, result.stdout, result.stderr)
+
+
 @pytest.fixture(scope="session")
 def demo_config() -> DemoSkyConfig:
     return load_demo_sky()

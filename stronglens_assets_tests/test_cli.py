@@ -17,6 +17,7 @@ import pytest
 from stronglens_assets.cli import main
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.conftest import DemoRun
 
 
 def _stronglens(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -54,14 +55,14 @@ def test_info_lists_partitions(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_demo_materializes_into_persistent_instance(tmp_path: Path) -> None:
-    result = _stronglens("demo", home=tmp_path)
+def test_demo_materializes_into_persistent_instance(demo_run: DemoRun) -> None:
+    result = demo_run
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Summary" in result.stdout
     assert "materialized survey_footprint" in result.stdout
     assert "0 failed" in result.stdout
     graph = build_definitions(load_settings()).resolve_asset_graph()
-    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+    with dg.DagsterInstance.from_config(str(demo_run.dagster_home)) as instance:
         for key in graph.materializable_asset_keys:
             partitions_def = graph.get(key).partitions_def
             if partitions_def is None:
@@ -70,8 +71,8 @@ def test_demo_materializes_into_persistent_instance(tmp_path: Path) -> None:
                 keys = partitions_def.get_partition_keys()
                 status = instance.get_status_by_partition(key, keys, partitions_def)
                 assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, key
-    assert (tmp_path / "storage" / "survey_footprint.parquet").is_file()
-    shown = _materializations_in_ui(tmp_path / "dagster_home")
+    assert (demo_run.storage / "survey_footprint.parquet").is_file()
+    shown = _materializations_in_ui(demo_run.dagster_home)
     assert shown == {k.to_user_string() for k in graph.materializable_asset_keys}
 
 
