@@ -70,6 +70,48 @@ def load_config(path: str | os.PathLike[str], model: type[ModelT]) -> ModelT:
     return validate_config(load_yaml(path), model, path)
 
 
+PROFILES_FIELD = "profiles"
+
+
+def load_profiled_config(path: str | os.PathLike[str], model: type[ModelT], profile: str) -> ModelT:
+    """Load a YAML config whose optional ``profiles:`` mapping holds per-profile overrides.
+
+    The file's top-level fields are the full-size (``full``) configuration; ``profiles.<name>``
+    (e.g. ``profiles.demo``) overrides some of them, merged recursively into mappings. Only the
+    size of the work may differ between profiles, never the code path. Unknown profile names
+    and unknown override fields are errors naming the file and field.
+    """
+    path = Path(path)
+    data = load_yaml(path)
+    profiles = data.pop(PROFILES_FIELD, None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"invalid config {path}:\n  {PROFILES_FIELD}: must be a mapping")
+    from stronglens_assets.settings import PROFILES
+
+    unknown = sorted(set(profiles) - set(PROFILES))
+    if unknown:
+        raise ConfigError(
+            f"invalid config {path}:\n  {PROFILES_FIELD}: unknown profile(s) {unknown}; "
+            f"known: {', '.join(PROFILES)}"
+        )
+    overrides = profiles.get(profile) or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"invalid config {path}:\n  {PROFILES_FIELD}.{profile}: must be a mapping"
+        )
+    return validate_config(_merge(data, overrides), model, path)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def validate_brick_names(names: list[str]) -> list[str]:
     """Check every brick name exists in the DR10 grid; reject duplicates."""
     seen: set[str] = set()

@@ -26,6 +26,10 @@ from typing import Literal
 
 EnvironmentName = Literal["local", "s3"]
 ENVIRONMENTS: tuple[EnvironmentName, ...] = ("local", "s3")
+ProfileName = Literal["demo", "full"]
+#: Size profiles: ``demo`` shrinks sizes, epochs and widths for the embedded default (never the
+#: code path); ``full`` is the survey-scale configuration of the seeds.
+PROFILES: tuple[ProfileName, ...] = ("demo", "full")
 
 #: Project root of a source checkout (where ``configs/`` lives).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +56,8 @@ class Settings:
         coadd_url: when set, coadds come from this Legacy Surveys base URL over HTTP.
         footprint_file: footprint config (``STRONGLENS_FOOTPRINT``); default
             ``<config_dir>/footprint.yaml``.
+        profile: ``demo`` or ``full`` (``STRONGLENS_PROFILE``; default ``demo`` in ``local``,
+            ``full`` in ``s3``): which ``profiles:`` overrides of a config file apply.
     """
 
     env: EnvironmentName
@@ -66,6 +72,7 @@ class Settings:
     dr10_coadd_prefix: str = "dr10/coadd_cache"
     coadd_url: str | None = None
     footprint_file: str | None = None
+    profile: ProfileName = "demo"
 
     @property
     def dagster_home(self) -> Path:
@@ -137,7 +144,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     dr10_bucket = environ.get("STRONGLENS_DR10_BUCKET") or bucket
     if dr10_bucket is not None and not _BUCKET_PATTERN.match(dr10_bucket):
         raise SettingsError(f"STRONGLENS_DR10_BUCKET={dr10_bucket!r} is not a valid bucket name")
+    profile = environ.get("STRONGLENS_PROFILE", "").strip().lower() or (
+        "full" if env == "s3" else "demo"
+    )
+    if profile not in PROFILES:
+        raise SettingsError(
+            f"STRONGLENS_PROFILE={environ.get('STRONGLENS_PROFILE')!r} is not a known profile; "
+            f"choose one of {', '.join(PROFILES)}"
+        )
     return Settings(
+        profile=profile,  # type: ignore[arg-type]
         env=env,  # type: ignore[arg-type]
         home=home,
         config_dir=config_dir,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stronglens_assets.config import ConfigError, load_footprint
+from stronglens_assets.config import ConfigError, StrictModel, load_footprint, load_profiled_config
 from stronglens_assets.settings import PROJECT_ROOT
 
 
@@ -64,3 +64,36 @@ def test_footprint_file_from_settings(tmp_path: Path) -> None:
     project = Project.from_settings(settings)
     assert project.footprint.bricks == ("1126p222",)
     assert project.healpix_partitions.get_partition_keys() == ["hpx-nest8-96"]
+
+
+class _Sizes(StrictModel):
+    epochs: int
+    model: dict[str, int]
+
+
+def test_profiled_config_merges_overrides(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "m.yaml",
+        "epochs: 50\nmodel: {width: 64, depth: 18}\n"
+        "profiles:\n  demo: {epochs: 3, model: {width: 8}}\n",
+    )
+    full = load_profiled_config(tmp_path / "m.yaml", _Sizes, "full")
+    demo = load_profiled_config(tmp_path / "m.yaml", _Sizes, "demo")
+    assert (full.epochs, full.model) == (50, {"width": 64, "depth": 18})
+    assert (demo.epochs, demo.model) == (3, {"width": 8, "depth": 18})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epochs: 5\nmodel: {}\nprofiles: {tiny: {epochs: 1}}\n", r"profiles: unknown profile"),
+        ("epochs: 5\nmodel: {}\nprofiles: {demo: {epoch: 1}}\n", r"m.yaml:\n  epoch: Extra"),
+    ],
+)
+def test_profiled_config_errors_name_file_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    _write(tmp_path, "m.yaml", text)
+    with pytest.raises(ConfigError, match=message):
+        load_profiled_config(tmp_path / "m.yaml", _Sizes, "demo")

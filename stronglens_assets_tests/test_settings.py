@@ -39,8 +39,15 @@ def test_s3_settings() -> None:
         ({"STRONGLENS_S3_ENDPOINT_URL": "127.0.0.1:9000"}, "STRONGLENS_S3_ENDPOINT_URL"),
         ({"STRONGLENS_S3_PREFIX": "a b"}, "STRONGLENS_S3_PREFIX"),
         ({"STRONGLENS_CONFIG_DIR": "/nonexistent/configs"}, "STRONGLENS_CONFIG_DIR"),
+        ({"STRONGLENS_PROFILE": "huge"}, "STRONGLENS_PROFILE='huge' is not a known profile"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(environ)
+
+
+def test_profile_defaults_to_demo_locally_and_full_on_s3() -> None:
+    assert load_settings({}).profile == "demo"
+    assert load_settings({"STRONGLENS_ENV": "s3", "STRONGLENS_S3_BUCKET": "bkt"}).profile == "full"
+    assert load_settings({"STRONGLENS_PROFILE": "full"}).profile == "full"
