@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from stronglens_assets.assets import catalogs, cutouts, mock_survey, negatives, survey
+from stronglens_assets.automation import automated_definitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
 from stronglens_assets.settings import Settings, load_settings
@@ -24,11 +25,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     for module in ASSET_MODULES:
         for item in module.build_assets(project):
             (checks if isinstance(item, dg.AssetChecksDefinition) else assets).append(item)
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        resources=build_resources(project.settings),
-    )
+    # Every asset gets a code version and an automation condition here, centrally
+    # (stronglens_assets.automation), plus the external inputs, schedules and sensor.
+    return automated_definitions(project, assets, checks, build_resources(project.settings))
 
 
 defs = build_definitions()

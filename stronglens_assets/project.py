@@ -78,9 +78,13 @@ class Project:
 
     @property
     def survey_upstream(self) -> dict[str, list[dg.AssetKey]]:
-        """Extra upstream assets of the survey-reading assets (the mock survey's, locally)."""
+        """Extra upstream assets of the survey-reading assets: the mock survey's locally, the
+        observable external inputs of :mod:`stronglens_assets.automation` on S3."""
         if not self.uses_mock_survey:
-            return {}
+            upstream = {"desi_dr1_vac": [dg.AssetKey("desi_vac_file")]}
+            if not self.settings.coadd_url:
+                upstream["cutouts"] = [dg.AssetKey("dr10_coadd_cache")]
+            return upstream
         return {
             "dr10_sweep": [dg.AssetKey("mock_survey_bricks")],
             "desi_dr1_vac": [dg.AssetKey("mock_desi_vac")],

@@ -170,6 +170,21 @@ class S3ObjectStore(ObjectStore):
             raise StorageError(f"checking {self.uri(key)} failed: {exc}") from exc
         return True
 
+    def head(self, key: str) -> dict[str, Any] | None:
+        """``{"etag": <ETag without quotes>, "size": bytes}`` of ``key``, ``None`` if absent."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"checking {self.uri(key)} failed: {exc}") from exc
+        return {
+            "etag": str(response.get("ETag", "")).strip('"'),
+            "size": int(response.get("ContentLength", 0)),
+        }
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
