@@ -36,6 +36,7 @@ from stronglens_assets.science.training_sets import (
     negative_objects,
     parity_manifest,
     positive_objects,
+    rejection_counts,
     split_counts,
     training_manifest,
 )
@@ -54,6 +55,7 @@ class CutoutsConfig(StrictModel):
     max_zero_invvar_fraction: float = Field(default=0.05, ge=0, le=1)
     shard_size: int = Field(default=256, ge=1)
     mock_tier_a_min_arc_snr: float = 30.0
+    exclude_gated_positives: bool = True
     tier_weights: dict[str, float] = Field(default_factory=dict)
     parity_splits: dict[str, list[str]] = Field(default_factory=dict)
     manifest_version: str = "v1"
@@ -79,14 +81,17 @@ def _cut_partition(
             id_column="object_id",
         )
         offset = sum(len(c) for c in cutouts)
+        rows = result.index["cutout_row"].to_numpy()
         index = group.reset_index(drop=True).assign(
             x=result.index["x"].to_numpy(),
             y=result.index["y"].to_numpy(),
             status=result.index["status"].to_numpy(),
-            cutout_row=np.where(
-                result.index["cutout_row"] >= 0, result.index["cutout_row"] + offset, -1
-            ),
+            cutout_row=np.where(rows >= 0, rows + offset, -1),
         )
+        for j, band in enumerate(config.bands):  # PSF FWHM at the object's pixel [arcsec]
+            psf = np.full(len(index), np.nan, dtype=np.float32)
+            psf[rows >= 0] = result.psfsize[rows[rows >= 0], j]
+            index[f"psfsize_{band}"] = psf
         log.info(f"{brick}: {len(result.cutouts)} of {len(group)} objects cut")
         cutouts.append(result.cutouts)
         invvar.append(result.invvar)
@@ -99,7 +104,9 @@ def _cut_partition(
     index = (
         pd.concat(indexes, ignore_index=True)
         if indexes
-        else objects.assign(x=-1, y=-1, status="", cutout_row=-1)
+        else objects.assign(
+            x=-1, y=-1, status="", cutout_row=-1, **{f"psfsize_{b}": np.nan for b in config.bands}
+        )
     )
     kept = index[index["cutout_row"] >= 0].sort_values("cutout_row")
     index["shard"] = -1
@@ -185,6 +192,7 @@ def build_assets(project: Project) -> list:
         store = storage.object_store()
         shard_set = write_shard_set(store, prefix, partition, shards, index)
         reasons = index["status"].value_counts()
+        gated = index.loc[index["status"] == "ok", "gate_reason"].astype(str)
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(shard_set.version),
             metadata={
@@ -192,6 +200,8 @@ def build_assets(project: Project) -> list:
                 "objects": len(index),
                 "kept": int(reasons.get("ok", 0)),
                 "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
+                "kept_failing_gates": int((gated != "").sum()),
+                "losses_by_tier": rejection_counts(index),
                 "shards": len(shard_set.shards),
                 "bytes": shard_set.bytes,
                 "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
@@ -214,17 +224,29 @@ def build_assets(project: Project) -> list:
     def positive_cutouts(
         context: dg.AssetExecutionContext,
         positives_dr10_crossmatch: pd.DataFrame,
+        dr10_sweep: pd.DataFrame,
         storage: dg.ResourceParam[StorageResource],
         coadds: dg.ResourceParam[CoaddSourceResource],
         survey: dg.ResourceParam[SurveyResource],
     ):
         """grz cutouts (3, 101, 101) float32 + invvar + psfsize of this cell's lenses: the
         matched lenscat candidates and, in the embedded default, the lenses the mock planted
-        (``source = "mock"``, tier by arc S/N)."""
+        (``source = "mock"``, tier by arc S/N).
+
+        Every positive's DR10 source (the crossmatch's, or for a mock lens its deflector in
+        ``dr10_sweep``) goes through the negatives' quality gates; failures are cut but carry
+        ``gate_reason`` in the index, and ``training_manifest`` leaves them out by default.
+        """
         bricks = project.bricks_in_partition(context.partition_key)
         planted = survey.source().planted_lenses(bricks)
         objects = positive_objects(
-            positives_dr10_crossmatch, planted, bricks, config.mock_tier_a_min_arc_snr
+            positives_dr10_crossmatch,
+            planted,
+            bricks,
+            dr10_sweep,
+            split_config,
+            config.mock_tier_a_min_arc_snr,
+            mock_grade_column="arc_snr_max",
         )
         yield from write_cutouts(context, "positive_cutouts", objects, storage, coadds)
 
@@ -267,8 +289,12 @@ def _training_manifest(
         ],
     )
     def training_manifest_asset(storage: dg.ResourceParam[StorageResource]):
-        """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, cutout
-        URI and row; plus the 70/30 train/val parity manifest and its split metadata JSON.
+        """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, the
+        shard's storage key (``cutout_key``, relative to the storage root: the manifest does
+        not depend on where the storage lives) and row, the object's catalog columns (type,
+        mag_r, shape_r, psfdepth_*) and psfsize_* from its cutout; plus the 70/30 train/val
+        parity manifest and its split metadata JSON. Losses (cutout rejections and positives
+        failing the quality gates) are reported per tier in the metadata.
 
         Positives get the negatives' sky-cell split (``configs/negatives.yaml``), so a sky
         region is in one split only; weights per tier from ``configs/cutouts.yaml``.
@@ -279,13 +305,19 @@ def _training_manifest(
             for partition in partitions:
                 shard_set = read_shard_set(store, prefix, partition)
                 index = read_index(store, shard_set)
-                uris = {i: store.uri(r.key) for i, r in enumerate(shard_set.shards)}
-                index["cutout_uri"] = index["shard"].map(uris).fillna("")
+                keys = {i: r.key for i, r in enumerate(shard_set.shards)}
+                index["cutout_key"] = index["shard"].map(keys).fillna("")
                 index["cutout_row"] = index["shard_row"]
                 indexes.append(index)
                 kept += shard_set.rows
-        manifest = training_manifest(
-            indexes, lambda ra, dec: assign_split(ra, dec, split_config), config.tier_weights
+        manifest, losses = training_manifest(
+            indexes,
+            lambda ra, dec: assign_split(ra, dec, split_config),
+            config.tier_weights,
+            exclude_gated=config.exclude_gated_positives,
+        )
+        left_out = sum(  # cut but not usable: gate failures, split guard
+            n for reasons in losses.values() for r, n in reasons.items() if not r.startswith("cut")
         )
         parity = parity_manifest(manifest, config.parity_splits)
         version = config.manifest_version
@@ -304,6 +336,8 @@ def _training_manifest(
             "config_sha256": config_sha,
             "selection_version": split_config.selection_version,
             "parity_manifest_sha256": parity_sha,
+            "exclude_gated_positives": config.exclude_gated_positives,
+            "losses_by_tier": losses,
         }
         meta_uri, _ = storage.write_value(
             PARITY_META_KEY.format(version=version).removesuffix(".json"), metadata
@@ -313,14 +347,19 @@ def _training_manifest(
             metadata={
                 "counts": metadata["counts"],
                 "parity_counts": metadata["parity_counts"],
+                "losses_by_tier": losses,
                 "parity_manifest": dg.MetadataValue.path(parity_uri),
                 "parity_metadata": dg.MetadataValue.path(meta_uri),
             },
         )
         yield dg.AssetCheckResult(
             check_name="counts_match_cutouts",
-            passed=len(manifest) == kept,
-            metadata={"manifest_rows": len(manifest), "cutouts_kept": kept},
+            passed=len(manifest) == kept - left_out,
+            metadata={
+                "manifest_rows": len(manifest),
+                "cutouts_kept": kept,
+                "kept_cutouts_left_out": left_out,
+            },
         )
         labels_per_split = manifest.groupby("split")["label"].nunique()
         yield dg.AssetCheckResult(

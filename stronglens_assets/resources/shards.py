@@ -146,3 +146,14 @@ def split_rows(n_rows: int, shard_size: int) -> list[slice]:
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     return [slice(start, min(start + shard_size, n_rows)) for start in range(0, n_rows, shard_size)]
+
+
+def read_npz_key(store: ObjectStore, key: str) -> dict[str, np.ndarray]:
+    """Arrays of the ``.npz`` at storage ``key`` (relative to the store's root), no pickle.
+
+    The manifests' ``cutout_key`` column is such a key: the same manifest resolves through a
+    local store, a moved copy of it or S3. A cutout shard holds ``cutout`` (n, 3, 101, 101)
+    float32 nanomaggies, ``invvar`` (n, 3, 101, 101) 1/nanomaggy^2, ``psfsize`` (n, 3) arcsec
+    FWHM and ``objid``; row ``cutout_row`` of the manifest is row ``cutout_row`` here.
+    """
+    return decode_npz(store.read_bytes(key))

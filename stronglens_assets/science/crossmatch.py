@@ -40,11 +40,19 @@ DEFAULT_SOURCE_COLUMNS: tuple[str, ...] = (
     "SHAPE_R",
     "SERSIC",
     "MASKBITS",
+    "NOBS_G",
+    "NOBS_R",
+    "NOBS_Z",
     "PSFSIZE_G",
     "PSFSIZE_R",
     "PSFSIZE_Z",
+    "PSFDEPTH_G",
+    "PSFDEPTH_R",
+    "PSFDEPTH_Z",
 )
-"""Sweep columns joined onto matched positives (those present in the sources are used)."""
+"""Sweep columns joined onto matched positives (those present in the sources are used): all
+the quality gates need (fluxes, MW_TRANSMISSION, NOBS, MASKBITS, TYPE) plus the per-object
+columns of the training manifest (SHAPE_R, PSFSIZE_*, PSFDEPTH_*)."""
 
 
 def nearest_match(

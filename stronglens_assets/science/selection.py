@@ -5,9 +5,12 @@ Definitions (all numbers come from :class:`NegativeSelectionConfig`, ``configs/n
 
 * magnitudes are AB, extinction corrected: ``m = 22.5 - 2.5 log10(FLUX / MW_TRANSMISSION)``
   with fluxes in nanomaggies (non-positive flux -> NaN magnitude, which fails every cut);
-* **quality gates**: FLUX_G, FLUX_R, FLUX_Z > 0; NOBS_G/R/Z >= ``min_nobs``; no MASKBITS bit of
+* **quality gates**: FLUX_G, FLUX_R, FLUX_Z > 0; MW_TRANSMISSION_G/R/Z > 0 (finite); NOBS_G/R/Z
+  >= ``min_nobs``; no MASKBITS bit of
   ``exclude_maskbits`` set (default BRIGHT=1, GALAXY=12, CLUSTER=13); z < ``max_mag_z`` (20, the
-  DR10 lens-search limit); TYPE not in ``exclude_types`` (PSF, DUP);
+  DR10 lens-search limit); TYPE not in ``exclude_types`` (PSF, DUP). The first failing gate
+  of a row is its reason (:data:`GATE_REASONS`, :func:`quality_reasons`); positives are gated
+  by the same function;
 * **N1** (representative galaxies): non-PSF TYPE and the DESI LRG (south) colour cuts::
 
       z - W1 > 0.8 (r - z) - 0.6
@@ -46,6 +49,7 @@ from stronglens_assets.science.sweeps import SWEEP_COLUMNS, SWEEP_TYPES
 
 __all__ = [
     "CLASS_LABELS",
+    "GATE_REASONS",
     "NEGATIVES_CONFIG_FILENAME",
     "POOL_EXTRA_COLUMNS",
     "RULE_LABELS",
@@ -64,6 +68,7 @@ __all__ = [
     "load_negative_selection_config",
     "plan_negative_manifest",
     "quality_mask",
+    "quality_reasons",
     "sample_negative_manifest",
     "split_of_cells",
 ]
@@ -285,11 +290,13 @@ def extinction_corrected_mag(
 ) -> npt.NDArray[np.float64]:
     """AB magnitude ``22.5 - 2.5 log10(flux / mw_transmission)``; flux in nanomaggies.
 
-    Non-positive or non-finite flux gives NaN.
+    Non-positive or non-finite flux gives NaN, and so does a non-positive or non-finite
+    ``mw_transmission`` (a zero transmission must not become an infinitely bright source).
     """
-    f = np.asarray(flux, dtype=np.float64) / np.asarray(mw_transmission, dtype=np.float64)
+    mw = np.asarray(mw_transmission, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f > 0, AB_ZEROPOINT_MAG - 2.5 * np.log10(f), np.nan)
+        f = np.asarray(flux, dtype=np.float64) / np.where(mw > 0, mw, np.nan)
+        return np.where(np.isfinite(f) & (f > 0), AB_ZEROPOINT_MAG - 2.5 * np.log10(f), np.nan)
 
 
 class _Table:
@@ -338,30 +345,80 @@ class _Table:
         return extinction_corrected_mag(self.col(flux), self.col(mw))
 
 
-def _quality(t: _Table, cfg: NegativeSelectionConfig) -> npt.NDArray[np.bool_]:
+GATE_REASONS: tuple[str, ...] = ("", "flux", "mw_transmission", "nobs", "maskbits", "type", "mag_z")
+"""Quality-gate failure reasons by code (0 = passes), in the order the gates are tested: the
+first failing gate names the row. ``flux``: FLUX_G/R/Z not finite and > 0;
+``mw_transmission``: MW_TRANSMISSION_G/R/Z not finite and > 0 (a zero transmission would give
+an infinitely bright, -inf magnitude); ``nobs``: NOBS_G/R/Z < ``min_nobs`` (or missing);
+``maskbits``; ``type``; ``mag_z``: not z < ``max_mag_z``."""
+
+
+def _quality_codes(t: _Table, cfg: NegativeSelectionConfig) -> npt.NDArray[np.int8]:
+    """First failing gate per row as a code into :data:`GATE_REASONS` (0 = passes)."""
     q = cfg.quality
+    code = np.zeros(len(t), dtype=np.int8)
+
+    def fail(bad: np.ndarray, reason: str) -> None:
+        code[(code == 0) & bad] = GATE_REASONS.index(reason)
+
     with np.errstate(invalid="ignore"):
-        keep = (t.col("FLUX_G") > 0) & (t.col("FLUX_R") > 0) & (t.col("FLUX_Z") > 0)
         for band in "GRZ":
-            keep &= t.col(f"NOBS_{band}") >= q.min_nobs
+            flux = t.col(f"FLUX_{band}")
+            fail(~(np.isfinite(flux) & (flux > 0)), "flux")
+        for band in "GRZ":
+            mw = t.col(f"MW_TRANSMISSION_{band}")
+            fail(~(np.isfinite(mw) & (mw > 0)), "mw_transmission")
+        for band in "GRZ":
+            fail(~(t.col(f"NOBS_{band}") >= q.min_nobs), "nobs")
         bits = 0
         for b in q.exclude_maskbits:
             bits |= 1 << b
         if bits:
-            keep &= (t.col("MASKBITS").astype(np.int64, copy=False) & bits) == 0
+            fail((t.col("MASKBITS").astype(np.int64, copy=False) & bits) != 0, "maskbits")
         if q.exclude_types:
-            keep &= ~t.type_in(q.exclude_types)
+            fail(t.type_in(q.exclude_types), "type")
         # the magnitude cut on the survivors only (logarithms are the expensive part)
-        alive = np.flatnonzero(keep)
+        alive = np.flatnonzero(code == 0)
         mag_z = extinction_corrected_mag(t.col("FLUX_Z")[alive], t.col("MW_TRANSMISSION_Z")[alive])
-        keep[alive] = mag_z < q.max_mag_z
-    return keep
+        code[alive[~(mag_z < q.max_mag_z)]] = GATE_REASONS.index("mag_z")
+    return code
+
+
+def _quality(t: _Table, cfg: NegativeSelectionConfig) -> npt.NDArray[np.bool_]:
+    return _quality_codes(t, cfg) == 0
 
 
 def quality_mask(df: pd.DataFrame, cfg: NegativeSelectionConfig) -> npt.NDArray[np.bool_]:
     """Rows passing the quality gates (see module docstring): bool array, True = keep."""
     check_required_columns(df.columns, SWEEP_COLUMNS, "sweep table")
     return _quality(_Table(df), cfg)
+
+
+def quality_reasons(df: pd.DataFrame, cfg: NegativeSelectionConfig) -> npt.NDArray[np.str_]:
+    """Why each row fails the quality gates: ``""`` (passes) or a :data:`GATE_REASONS` name.
+
+    The same gates as :func:`quality_mask` (``quality_reasons(df) == ""`` equals it), so
+    positives can be gated exactly like negatives. Nullable columns (e.g. NOBS of a
+    crossmatch) may hold missing values: they fail their gate.
+    """
+    columns = ("FLUX_G", "FLUX_R", "FLUX_Z", "MW_TRANSMISSION_G", "MW_TRANSMISSION_R")
+    columns += ("MW_TRANSMISSION_Z", "NOBS_G", "NOBS_R", "NOBS_Z", "MASKBITS", "TYPE")
+    check_required_columns(df.columns, columns, "table to gate")
+    clean = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for name in columns:
+        col = df[name].reset_index(drop=True)
+        if name == "TYPE":
+            clean[name] = col.astype(object).where(col.notna(), None)
+        elif name == "MASKBITS":
+            clean[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            clean[name] = np.where(np.isfinite(clean[name]), clean[name], 0).astype(np.int64)
+            missing = col.isna().to_numpy()
+            if missing.any():  # unknown MASKBITS: every bit set, so it fails the gate
+                clean.loc[missing, name] = -1
+        else:
+            clean[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes = _quality_codes(_Table(clean), cfg)
+    return np.asarray(GATE_REASONS, dtype=object)[codes].astype(str)
 
 
 _MAG_COLUMNS = {
@@ -570,7 +627,9 @@ def build_negative_pool(
     check_required_columns(sweep_df.columns, SWEEP_COLUMNS, f"sweep partition {partition_key}")
     n_in = len(sweep_df)
     table = _Table(sweep_df)
-    table = table.take(np.flatnonzero(_quality(table, cfg)))
+    gate_codes = _quality_codes(table, cfg)
+    gate_counts = np.bincount(gate_codes, minlength=len(GATE_REASONS))
+    table = table.take(np.flatnonzero(gate_codes == 0))
     n_quality = len(table)
     mags = _mags(table)
     cls, rule = _classify(table, cfg, mags)
@@ -617,6 +676,9 @@ def build_negative_pool(
         "selection_version": cfg.selection_version,
         "n_input": int(n_in),
         "n_quality": n_quality,
+        "n_rejected_by_gate": {
+            reason: int(gate_counts[code]) for code, reason in enumerate(GATE_REASONS) if code
+        },
         "n_classified": int(n_classified),
         "n_excluded_near_known_lens": int(near.sum()),
         "n_pool": int(n_out),

@@ -20,7 +20,13 @@ from stronglens_assets.resources import (
     LocalStorageResource,
     MockSurveyResource,
 )
-from stronglens_assets.resources.shards import read_index, read_shard, read_shard_set
+from stronglens_assets.resources.shards import (
+    read_index,
+    read_npz_key,
+    read_shard,
+    read_shard_set,
+)
+from stronglens_assets.science.training_sets import MANIFEST_COLUMNS
 from stronglens_assets.settings import load_settings
 from stronglens_assets_tests.assets.test_catalog_assets import _checks_passed, _failure_message
 from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
@@ -105,6 +111,32 @@ def test_cutouts_and_training_manifest(pipeline: Pipeline) -> None:
     assert shard["objid"][row["shard_row"]] == row["object_id"]
 
     manifest = pipeline.storage.read_value("training_manifest.parquet")
+    assert tuple(manifest.columns) == MANIFEST_COLUMNS
+    assert not manifest["cutout_key"].str.contains("://").any()
+    assert not manifest["cutout_key"].str.startswith("/").any()
+    # every row resolves through the storage resource to its own cutout
+    for _, entry in manifest.groupby("cutout_key").head(1).iterrows():
+        arrays = read_npz_key(store, entry["cutout_key"])
+        assert arrays["objid"][entry["cutout_row"]] == entry["object_id"]
+        np.testing.assert_array_equal(
+            arrays["psfsize"][entry["cutout_row"]],
+            entry[["psfsize_g", "psfsize_r", "psfsize_z"]].to_numpy(np.float32),
+        )
+    # catalog columns come from the object's DR10 source (a negative: its sweep row)
+    negative = manifest[manifest["label"] == 0].iloc[0]
+    brick, objid = negative["object_id"].rsplit("-", 1)
+    sweep = pipeline.storage.read_value(
+        f"dr10_sweep/{CELLS[TEST_BRICKS.index(brick)]}.parquet"
+    ).set_index(["BRICKNAME", "OBJID"])
+    source = sweep.loc[(brick, int(objid))]
+    assert negative["type"] == source["TYPE"]
+    assert negative["mag_r"] == pytest.approx(
+        22.5 - 2.5 * np.log10(source["FLUX_R"] / source["MW_TRANSMISSION_R"]), abs=1e-4
+    )
+    assert negative["shape_r"] == pytest.approx(source["SHAPE_R"])
+    assert negative["psfdepth_r"] == pytest.approx(source["PSFDEPTH_R"])
+    for column in ("mag_r", "shape_r", "psfdepth_g", "psfsize_z"):
+        assert manifest[column].notna().all(), column
     assert set(manifest["tier"]) == {"A", "B", "N1", "N2"}
     assert set(manifest["source"]) == {"lenscat", "mock", "dr10"}
     assert (manifest.groupby("label")["sample_weight"].min() > 0).all()
@@ -114,6 +146,30 @@ def test_cutouts_and_training_manifest(pipeline: Pipeline) -> None:
     meta = pipeline.storage.read_value("manifests/training_parity_v1.json")
     assert sum(sum(t.values()) for t in meta["counts"].values()) == len(manifest)
     assert len(meta["config_sha256"]) == 64
+
+
+def _data_files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_two_homes_give_byte_identical_data(built_sky: BuiltSky, tmp_path: Path) -> None:
+    """The same inputs in two different homes (storage roots) write the same bytes: every
+    data output (tables, shards, pointers, manifests and the parity JSON with its sha256)."""
+    outputs = []
+    for home in ("home_a", "somewhere/else/home_b"):
+        chain = Pipeline(built_sky, tmp_path / home)
+        chain.upstream()
+        for cell in CELLS:
+            assert chain.run(["positive_cutouts", "negative_cutouts"], cell).success
+        assert chain.run(["training_manifest"]).success
+        outputs.append(_data_files(Path(chain.storage.root)))
+    assert "training_manifest.parquet" in outputs[0]
+    assert "manifests/training_parity_70_30_v1.parquet" in outputs[0]
+    assert outputs[0].keys() == outputs[1].keys()
+    differing = [key for key in outputs[0] if outputs[0][key] != outputs[1][key]]
+    assert not differing
 
 
 def test_rerun_writes_same_bytes(pipeline: Pipeline) -> None:
@@ -160,18 +216,49 @@ def test_training_manifest_needs_every_partition(pipeline: Pipeline) -> None:
     assert "cutouts/positives/hpx-nest16-1126.json" in _failure_message(result)
 
 
+def _sweep_rows(**columns) -> pd.DataFrame:
+    """Sweep rows (one per value) that pass every quality gate unless a column says otherwise."""
+    n = len(next(iter(columns.values())))
+    base = {
+        "BRICKNAME": ["0011p000"] * n,
+        "OBJID": list(range(n)),
+        "TYPE": ["DEV"] * n,
+        **{f"FLUX_{b}": [10.0] * n for b in "GRZ"},  # AB 20.0 in g and r
+        **{f"MW_TRANSMISSION_{b}": [1.0] * n for b in "GRZ"},
+        **{f"NOBS_{b}": [3] * n for b in "GRZ"},
+        "MASKBITS": [0] * n,
+        "SHAPE_R": [1.5] * n,
+        **{f"PSFDEPTH_{b}": [100.0] * n for b in "GRZ"},
+    }
+    base["FLUX_Z"] = [15.85] * n  # z = 22.5 - 2.5 log10(15.85) = 19.5 < 20
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
 def test_objects_tables_flag_mock_lenses() -> None:
+    from stronglens_assets.science.selection import NegativeSelectionConfig
     from stronglens_assets.science.training_sets import negative_objects, positive_objects
 
-    crossmatch = pd.DataFrame(
-        {
-            "name": ["DESI-1", "DESI-2"],
-            "ra": [1.0, 2.0],
-            "dec": [0.0, 0.1],
-            "tier": ["A", "B"],
-            "matched": [True, False],
-            "BRICKNAME": ["0011p000", "0021p000"],
-        }
+    gates = NegativeSelectionConfig(selection_version="test")
+    crossmatch = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "name": ["DESI-1", "DESI-2", "DESI-3"],
+                    "ra": [1.0, 2.0, 1.005],
+                    "dec": [0.0, 0.1, 0.0],
+                    "tier": ["A", "B", "B"],
+                    "matched": [True, False, True],
+                }
+            ),
+            _sweep_rows(
+                RA=[1.0, 2.0, 1.005],
+                DEC=[0.0, 0.1, 0.0],
+                BRICKNAME=["0011p000", "0021p000", "0011p000"],
+                FLUX_Z=[15.85, 15.85, 6.3],  # DESI-3: z = 20.5, fails z < 20
+            ),
+        ],
+        axis=1,
     )
     planted = pd.DataFrame(
         {
@@ -183,10 +270,25 @@ def test_objects_tables_flag_mock_lenses() -> None:
             "arc_snr_max": [50.0, 45.0, 12.0],
         }
     )
-    objects = positive_objects(crossmatch, planted, ["0011p000"], mock_tier_a_min_arc_snr=30)
-    assert objects["object_id"].tolist() == ["DESI-1", "MOCK-0011p000-000", "MOCK-0011p000-001"]
-    assert objects["source"].tolist() == ["lenscat", "mock", "mock"]
-    assert objects["tier"].tolist() == ["A", "A", "B"]
+    sweep = _sweep_rows(
+        RA=[1.01, 1.02], DEC=[0.01, 0.02], NOBS_G=[3, 0], TYPE=["SER", "DEV"], SHAPE_R=[0.7, 2.0]
+    )
+    objects = positive_objects(
+        crossmatch, planted, ["0011p000"], sweep, gates, 30, mock_grade_column="arc_snr_max"
+    )
+    assert objects["object_id"].tolist() == [
+        "DESI-1",
+        "DESI-3",
+        "MOCK-0011p000-000",
+        "MOCK-0011p000-001",
+    ]
+    assert objects["source"].tolist() == ["lenscat", "lenscat", "mock", "mock"]
+    assert objects["tier"].tolist() == ["A", "B", "A", "B"]
+    # the negatives' gates, with the first failing one named; catalog columns of the match
+    assert objects["gate_reason"].tolist() == ["", "mag_z", "", "nobs"]
+    assert objects["type"].tolist() == ["DEV", "DEV", "SER", "DEV"]
+    assert objects["shape_r"].tolist() == [1.5, 1.5, 0.7, 2.0]
+    np.testing.assert_allclose(objects["mag_r"], 22.5 - 2.5 * np.log10(10.0))
     manifest = pd.DataFrame(
         {
             "BRICKNAME": ["0011p000", "0021p000"],
@@ -195,9 +297,15 @@ def test_objects_tables_flag_mock_lenses() -> None:
             "DEC": [0.0, 0.0],
             "pool_class": ["N2", "N1"],
             "split": ["val", "train"],
+            "TYPE": ["EXP", "DEV"],
+            "FLUX_R": [1.0, 2.0],
+            "MW_TRANSMISSION_R": [0.5, 1.0],
+            "SHAPE_R": [2.5, 1.0],
         }
     )
     negatives = negative_objects(manifest, ["0011p000"])
-    assert negatives[["object_id", "tier", "split", "label"]].values.tolist() == [
-        ["0011p000-7", "N2", "val", 0]
+    assert negatives[["object_id", "tier", "split", "label", "type"]].values.tolist() == [
+        ["0011p000-7", "N2", "val", 0, "EXP"]
     ]
+    assert negatives["mag_r"].iloc[0] == pytest.approx(22.5 - 2.5 * np.log10(2.0))
+    assert np.isnan(negatives["psfdepth_g"].iloc[0])  # absent from this pool: NaN, not made up
