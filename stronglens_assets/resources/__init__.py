@@ -7,6 +7,7 @@ from typing import Any
 from dagster_aws.s3 import S3Resource
 
 from stronglens_assets.resources.coadds import CoaddSourceResource
+from stronglens_assets.resources.compute import ComputeResource, build_compute
 from stronglens_assets.resources.storage import (
     ArtifactIOManager,
     LocalStorageResource,
@@ -23,6 +24,7 @@ from stronglens_assets.settings import Settings
 __all__ = [
     "ArtifactIOManager",
     "CoaddSourceResource",
+    "ComputeResource",
     "DR10SurveyResource",
     "LocalStorageResource",
     "MockSurveyResource",
@@ -81,4 +83,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "io_manager": ArtifactIOManager(storage=storage),
         "survey": build_survey_resource(settings),
         "coadds": build_coadd_resource(settings),
+        "compute": build_compute(settings.config_dir),
     }
