@@ -265,7 +265,9 @@ def _coadd_cache_source(project: Project) -> dg.SourceAsset:
                     for o in page.get("Contents", [])
                 ]
             versions[partition] = coadd_cache_version(rows)
-        return dg.DataVersionsByPartition(versions)
+        with warnings.catch_warnings():  # DataVersionsByPartition is a Dagster beta API
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.DataVersionsByPartition(versions)
 
     return dr10_coadd_cache
 
@@ -356,9 +358,7 @@ def _refresh_schedule(
         description=description,
     )
     def refresh(context: dg.ScheduleEvaluationContext):
-        stamp = (
-            context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else ""
-        )
+        stamp = context.scheduled_execution_time.isoformat()  # run keys unique per tick
         for key in roots:
             partitions_def = partitions[key]
             keys = [None] if partitions_def is None else partitions_def.get_partition_keys()
@@ -447,4 +447,77 @@ def automated_definitions(
         resources=resources,
         schedules=schedules,
         sensors=sensors,
+        executor=executor_from_env(),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Production: executor and concurrency-pool limits
+# --------------------------------------------------------------------------------------------
+EXECUTOR_ENV = "STRONGLENS_EXECUTOR"
+
+
+def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefinition | None:
+    """``k8s_job_executor`` (every step in its own pod, its ``dagster-k8s/config`` tag applied)
+    when ``STRONGLENS_EXECUTOR=k8s`` (set by the production run launcher), else ``None``
+    (Dagster's default multiprocess executor)."""
+    import os
+
+    value = (os.environ if environ is None else environ).get(EXECUTOR_ENV, "").strip().lower()
+    if value in ("", "default", "multiprocess"):
+        return None
+    if value != "k8s":
+        raise ValueError(f"{EXECUTOR_ENV}={value!r}: use 'k8s' or leave it unset")
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor
+
+
+class PoolLimits(StrictModel):
+    """``deploy/pools.yaml``: pool name -> number of slots."""
+
+    limits: dict[str, int]
+
+    @field_validator("limits")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, slots in value.items():
+            if not name or slots < 0:
+                raise ValueError(f"pool {name!r}: the limit must be >= 0, got {slots}")
+        return value
+
+
+def load_pool_limits(path: str) -> dict[str, int]:
+    """Read ``deploy/pools.yaml`` (``ConfigError`` naming the file and pool on bad input)."""
+    from pathlib import Path
+
+    from stronglens_assets.config import load_yaml, validate_config
+
+    return validate_config({"limits": load_yaml(path)}, PoolLimits, Path(path)).limits
+
+
+def apply_pool_limits(instance: dg.DagsterInstance, limits: dict[str, int]) -> None:
+    """Store the pool limits in ``instance`` (what ``dagster instance concurrency set`` does)."""
+    for pool, slots in sorted(limits.items()):
+        instance.event_log_storage.set_concurrency_slots(pool, slots)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stronglens_assets.automation apply-pools deploy/pools.yaml``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stronglens_assets.automation")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pools = commands.add_parser("apply-pools", help="store pool limits in $DAGSTER_HOME's instance")
+    pools.add_argument("path", help="YAML mapping pool -> slots (deploy/pools.yaml)")
+    args = parser.parse_args(argv)
+    limits = load_pool_limits(args.path)
+    with dg.DagsterInstance.get() as instance:
+        apply_pool_limits(instance, limits)
+    for pool, slots in sorted(limits.items()):
+        print(f"pool {pool}: {slots} slots")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
