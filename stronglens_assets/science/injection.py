@@ -248,7 +248,7 @@ class _Grid:
     ux: Any  # unit vectors theta / |theta| (0 at the origin)
     uy: Any
     rho_min: Any  # smallest |theta| over the pixel's sub-pixel centres (floored)
-    sx: Any  # (size, size, s*s) sub-pixel centres
+    sx: Any  # (s*s, size, size) sub-pixel centres
     sy: Any
     sux: Any
     suy: Any
@@ -274,8 +274,8 @@ def _grid(size: int, pixel_scale: float, s: int, dtype: Any, xp: ModuleType) -> 
     rho_min = np.maximum(np.hypot(x, y) - half_diag, 1e-3 * pixel_scale)
     sub = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
     ox, oy = np.meshgrid(sub, sub)
-    sxg = x[:, :, None] + ox.reshape(-1)[None, None, :]
-    syg = y[:, :, None] + oy.reshape(-1)[None, None, :]
+    sxg = x[None, :, :] + ox.reshape(-1)[:, None, None]
+    syg = y[None, :, :] + oy.reshape(-1)[:, None, None]
     sux, suy = _unit(sxg, syg)
 
     def dev(a: np.ndarray) -> Any:
@@ -486,6 +486,7 @@ def render_arcs(
     flux_tol: float = 1e-3,
     ss_tol: float = 1e-3,
     ss_log_step: float = 0.15,
+    conv_tol: float = 1e-4,
 ) -> Any:
     """Render SIS-lensed elliptical Sersic arcs in every band, batched over injections.
 
@@ -561,19 +562,62 @@ def render_arcs(
     if p.psf_fwhm is not None:
         sigma_pix = p.psf_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
         kern_r = np.floor(PSF_TRUNCATION * sigma_pix + 0.5).astype(np.int64).max(axis=1)
-    order = np.argsort(margins, kind="stable")  # largest windows first
+    group = max(1, 4 * CHUNK_ELEMENTS // (size * size))
+    for g0 in range(0, n_inj, group):
+        ids = np.arange(g0, min(n_inj, g0 + group))
+        # stage 1: unit-flux unconvolved images, chunks of similar window size
+        unit = xp.zeros((ids.size, size, size), dtype=dtype)
+        for m, loc in _chunks(margins[ids], size, 1):
+            block = _render_chunk(
+                p, ids[loc], m, grid, s, pixel_scale, xp, dtype, adaptive, ss_tol, ss_log_step
+            )
+            unit[xp.asarray(loc), m : size - m, m : size - m] = block
+        # stage 2: flux x PSF, convolving only the window of pixels above conv_tol x peak
+        flux_d = xp.asarray(p.flux[ids].astype(dtype))[:, :, None, None]
+        if p.psf_fwhm is None:
+            out[g0 : g0 + ids.size] = unit[:, None] * flux_d
+            continue
+        inner = _bright_margins(unit, conv_tol if adaptive else 0.0, xp)
+        for m, loc in _chunks(inner, size, n_band):
+            _convolve_into(
+                out, unit, flux_d, p, g0, loc, m, kern_r, size, pixel_scale, psf_kernel, xp, dtype
+            )
+    return out
+
+
+def _chunks(margins: np.ndarray, size: int, planes: int) -> list[tuple[int, np.ndarray]]:
+    """Group positions by window margin (largest windows first) into chunks whose
+    ``(C, planes, w, w)`` arrays hold about :data:`CHUNK_ELEMENTS` elements; each chunk
+    uses its smallest margin."""
+    order = np.argsort(margins, kind="stable")
+    chunks = []
     start = 0
-    while start < n_inj:
+    while start < order.size:
         m = int(margins[order[start]])
         w = size - 2 * m
-        per = max(1, CHUNK_ELEMENTS // (w * w * max(1, n_band)))
-        idx = order[start : start + per]
+        per = max(1, CHUNK_ELEMENTS // (w * w * planes))
+        chunks.append((m, order[start : start + per]))
         start += per
-        block = _render_chunk(
-            p, idx, m, grid, s, pixel_scale, xp, dtype, adaptive, ss_tol, ss_log_step
-        )
-        _convolve_into(out, block, p, idx, m, kern_r, size, pixel_scale, psf_kernel, xp, dtype)
-    return out
+    return chunks
+
+
+def _bright_margins(unit: Any, tol: float, xp: ModuleType) -> np.ndarray:
+    """Per image, the margin of the smallest centred window holding every pixel above
+    ``tol`` x the image's maximum (host int array; 0 for ``tol = 0``)."""
+    c, h, w = unit.shape
+    if tol <= 0:
+        return np.zeros(c, dtype=np.int64)
+    peak = unit.reshape(c, -1).max(axis=1)
+    mask = unit > (tol * peak)[:, None, None]
+    rows = mask.any(axis=2)
+    cols = mask.any(axis=1)
+    r0 = xp.argmax(rows, axis=1)
+    r1 = xp.argmax(rows[:, ::-1], axis=1)
+    c0 = xp.argmax(cols, axis=1)
+    c1 = xp.argmax(cols[:, ::-1], axis=1)
+    edge = xp.minimum(xp.minimum(r0, r1), xp.minimum(c0, c1))
+    edge = xp.where(rows.any(axis=1), edge, min(h, w) // 2)
+    return np.minimum(_host(edge).astype(np.int64), min(h, w) // 2)
 
 
 def _render_chunk(
@@ -618,22 +662,26 @@ def _render_chunk(
         return image
     s2 = s * s
     step = max(1, CHUNK_ELEMENTS // s2)
+    flat = {name: v.reshape(-1) for name, v in k.items()}
     for a in range(0, n_sel, step):
         c_i, r_i, c_j = ci[a : a + step], ri[a : a + step], cj[a : a + step]
         gr, gc = r_i + m, c_j + m
-        kk = {name: v.reshape(-1)[c_i][:, None] for name, v in k.items()}
+        kk = {name: v[c_i][None, :] for name, v in flat.items()}
+        # sub-pixel tables are (s*s, size, size): the long axis (pixels) is innermost
         f, _, _ = _sersic_pixel_flux(
-            grid.sx[gr, gc], grid.sy[gr, gc], grid.sux[gr, gc], grid.suy[gr, gc], kk, xp
+            grid.sx[:, gr, gc], grid.sy[:, gr, gc], grid.sux[:, gr, gc], grid.suy[:, gr, gc], kk, xp
         )
-        image[c_i, r_i, c_j] = f.mean(axis=1)
+        image[c_i, r_i, c_j] = f.mean(axis=0)
     return image
 
 
 def _convolve_into(
     out: Any,
-    block: Any,
+    unit: Any,
+    flux: Any,
     p: _Params,
-    idx: np.ndarray,
+    g0: int,
+    loc: np.ndarray,
     m: int,
     kern_r: np.ndarray,
     size: int,
@@ -642,27 +690,35 @@ def _convolve_into(
     xp: ModuleType,
     dtype: Any,
 ) -> None:
-    """Scale by flux, convolve with the per-band PSF and write into ``out[idx]``."""
-    flux = xp.asarray(p.flux[idx].astype(dtype))[:, :, None, None]
+    """``out[g0 + loc] = flux x (PSF * unit[loc] inside the window + unit[loc] outside)``.
+
+    Pixels outside the centred window of margin ``m`` are below ``conv_tol`` x the peak;
+    they are added unconvolved (flux is conserved; the error is at most their value).
+    The separable Gaussian is applied as two batched products with banded Toeplitz
+    matrices ``T[c, b, i, j] = k[c, b, (i + mo) - (j + m) + r]``.
+    """
+    idx = g0 + loc
+    loc_d = xp.asarray(loc)
     w = size - 2 * m
-    if p.psf_fwhm is None:
-        out[idx, :, m : size - m, m : size - m] = block[:, None] * flux
-        return
     r = int(kern_r[idx].max())
     mo = max(0, m - r)
     wo = size - 2 * mo
     k1 = gaussian_kernel_1d(p.psf_fwhm[idx], pixel_scale, radius=r, kind=psf_kernel)
-    # banded Toeplitz matrices T[c, b, i, j] = k[c, b, (i + mo) - (j + m) + r]
-    oi = np.arange(wo)[:, None] + mo
-    oj = np.arange(w)[None, :] + m
-    d = oi - oj + r
-    valid = (d >= 0) & (d <= 2 * r)
-    toe = np.where(valid, k1[:, :, np.clip(d, 0, 2 * r)], 0.0)  # (C, B, wo, w)
-    toe_d = xp.asarray(toe.astype(dtype))
-    conv = xp.matmul(toe_d, block[:, None])  # rows: (C, B, wo, w)
-    conv = xp.matmul(conv, xp.swapaxes(toe_d, -1, -2))  # columns: (C, B, wo, wo)
-    conv *= flux
-    out[idx, :, mo : size - mo, mo : size - mo] = conv
+    kz = xp.asarray(np.concatenate([k1, np.zeros((*k1.shape[:-1], 1))], axis=-1).astype(dtype))
+    d = np.arange(wo)[:, None] + mo - (np.arange(w)[None, :] + m) + r
+    d = np.where((d >= 0) & (d <= 2 * r), d, 2 * r + 1)  # index 2r+1 holds 0
+    toe = xp.take(kz, xp.asarray(d), axis=-1)  # (C, B, wo, w)
+    toe_t = xp.take(kz, xp.asarray(np.ascontiguousarray(d.T)), axis=-1)  # (C, B, w, wo)
+    inner = unit[loc_d, m : size - m, m : size - m]
+    conv = xp.matmul(toe, inner[:, None])  # rows: (C, B, wo, w)
+    conv = xp.matmul(conv, toe_t)  # columns: (C, B, wo, wo)
+    ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
+    ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
+    conv += ring[:, None]
+    conv *= flux[loc_d]
+    full = unit[loc_d][:, None] * flux[loc_d]
+    full[:, :, mo : size - mo, mo : size - mo] = conv
+    out[idx] = full
 
 
 # --------------------------------------------------------------------------------------
