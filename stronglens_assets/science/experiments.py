@@ -398,6 +398,8 @@ def inject_cutouts(
     ``inject``. Chunks of ``chunk_size`` injections bound the engine's temporaries.
     """
     _, inject = _engine()
+    if xp is not np:  # the engine wants the array module's generator (CuPy on a GPU)
+        rng = xp.random.default_rng(int(rng.integers(0, 2**63 - 1)))
     n = len(params)
     if len(host_cutouts) != n or len(host_psf) != n:
         raise ValueError(f"{n} injections but {len(host_cutouts)} hosts / {len(host_psf)} PSFs")
@@ -598,6 +600,17 @@ def grid_summary(
 # --------------------------------------------------------------------------------------------
 
 
+def threshold_rates(
+    scores: np.ndarray, thresholds: Sequence[float], confidence_level: float = 0.6827
+) -> dict[str, dict[str, Any]]:
+    """``{"0.3": {k, n, completeness, ci_low, ci_high}, ...}``: fraction with p > t (strict)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return {
+        _threshold_key(t): _rate(int(np.count_nonzero(scores > t)), len(scores), confidence_level)
+        for t in thresholds
+    }
+
+
 def detection_rates(
     scores: np.ndarray,
     source_mag: np.ndarray,
@@ -640,12 +653,7 @@ def detection_rates(
         "comparison": "p(lens) > threshold (strict)",
         "interval": "wilson",
         "confidence_level": confidence_level,
-        "rates": {
-            _threshold_key(t): _rate(
-                int(np.count_nonzero(scores > t)), len(scores), confidence_level
-            )
-            for t in thresholds
-        },
+        "rates": threshold_rates(scores, thresholds, confidence_level),
         "by_source_mag": by_bin,
         "score_quantiles": (
             {f"q{int(q * 100):02d}": float(np.quantile(scores, q)) for q in quantiles}
@@ -714,6 +722,51 @@ def poisson_noise_diagnostics(
             )
         out["bands"][band] = entry
     return out
+
+
+def poisson_diagnostics_png(
+    arcs: np.ndarray,
+    residual: np.ndarray,
+    invvar: np.ndarray,
+    gain: np.ndarray,
+    bands: Sequence[str],
+    *,
+    arc_sigma: float = 1.0,
+) -> bytes:
+    """PNG: per band, the histogram of ``residual / sqrt(arc/gain)`` over arc pixels against
+    N(0, 1), and the arcs' Poisson variance against the hosts' variance (1/invvar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(bands), figsize=(4 * len(bands), 6.5), squeeze=False)
+    grid = np.linspace(-5, 5, 201)
+    for b, band in enumerate(bands):
+        z = normalised_residuals(arcs, residual, invvar, gain, b, arc_sigma=arc_sigma)
+        ax = axes[0, b]
+        if len(z):
+            ax.hist(np.clip(z, -5, 5), bins=50, range=(-5, 5), density=True, alpha=0.7)
+        ax.plot(grid, np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k-", lw=1, label="N(0, 1)")
+        ax.set_title(f"{band}: residual / sqrt(arc/gain), {len(z)} px")
+        ax.legend(fontsize=8)
+        arc = np.asarray(arcs[:, b], np.float64)
+        ivar = np.asarray(invvar[:, b], np.float64)
+        mask = (ivar > 0) & (arc * np.sqrt(np.where(ivar > 0, ivar, 0)) > arc_sigma)
+        ax = axes[1, b]
+        if mask.any():
+            ax.loglog(1.0 / ivar[mask], arc[mask] / float(gain[b]), ",", alpha=0.3)
+            lo = float(min((1.0 / ivar[mask]).min(), (arc[mask] / gain[b]).min()))
+            hi = float(max((1.0 / ivar[mask]).max(), (arc[mask] / gain[b]).max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="equal")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("host variance 1/invvar (nmgy$^2$)")
+        ax.set_ylabel("arc Poisson variance arc/gain")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def normalised_residuals(
