@@ -46,6 +46,8 @@ __all__ = [
     "linear_probe_figure",
     "pca_projection",
     "render_figure",
+    "render_png",
+    "score_histogram",
     "wilson_interval",
 ]
 
@@ -321,20 +323,30 @@ def linear_probe_figure(
     return fig
 
 
+def score_histogram(scores: npt.ArrayLike, n_bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """``(edges, counts)`` of p(lens) scores on ``n_bins`` equal bins of [0, 1] (last closed)."""
+    values = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    counts, edges = np.histogram(values, bins=n_bins, range=(0.0, 1.0))
+    return edges, counts
+
+
 def bright_arc_figure(
     rates: pd.DataFrame,
-    scores: Mapping[str, np.ndarray],
+    score_histograms: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]],
     *,
     title: str,
-    n_score_bins: int = 20,
 ) -> Figure:
     """Figure 4: detection rate against threshold (a) and score distributions (b).
 
     Args:
         rates: one row per (``variant``, ``threshold``) with integer ``k`` detections of
             ``n`` injections (score > threshold); intervals are Wilson 68.27%.
-        scores: per variant, the p(lens) scores in [0, 1] of its injections; panel (b) is a
-            heat map of the fraction of each variant's injections per score bin.
+        score_histograms: per variant, ``(edges, counts)`` of its p(lens) scores on bins of
+            [0, 1] (:func:`score_histogram`), the same edges for every variant. Panel (b) is
+            a heat map of the fraction of each variant's injections per score bin.
+
+    Raises:
+        ValueError: missing columns, or histograms with different bin edges.
     """
     missing = [c for c in ("variant", "threshold", "k", "n") if c not in rates.columns]
     if missing:
@@ -364,13 +376,21 @@ def bright_arc_figure(
     axes[0].set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8, loc="best")
     axes[0].set_title("(a) detection rate, 68.27% Wilson intervals")
-    edges = np.linspace(0.0, 1.0, n_score_bins + 1)
-    fractions = np.full((len(variants), n_score_bins), np.nan)
+    edges = None
+    for variant in variants:
+        if variant in score_histograms:
+            these = np.asarray(score_histograms[variant][0], dtype=np.float64)
+            if edges is not None and (these.shape != edges.shape or not np.allclose(these, edges)):
+                raise ValueError(f"score histogram of {variant!r} has different bin edges")
+            edges = these
+    if edges is None:
+        edges = np.linspace(0.0, 1.0, 21)
+    fractions = np.full((len(variants), len(edges) - 1), np.nan)
     for i, variant in enumerate(variants):
-        values = np.asarray(scores.get(variant, []), dtype=np.float64)
-        if values.size:
-            counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=edges)
-            fractions[i] = counts / values.size
+        if variant in score_histograms:
+            counts = np.asarray(score_histograms[variant][1], dtype=np.float64)
+            if counts.sum() > 0:
+                fractions[i] = counts / counts.sum()
     mesh = axes[1].pcolormesh(
         edges, np.arange(len(variants) + 1), np.ma.masked_invalid(fractions), cmap="cividis"
     )
@@ -382,6 +402,13 @@ def bright_arc_figure(
     axes[1].set_title("(b) score distributions")
     fig.suptitle(title)
     return fig
+
+
+def render_png(fig: Figure, *, dpi: int) -> bytes:
+    """PNG of ``fig`` at ``dpi`` (deterministic metadata); the figure stays open."""
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi, metadata=_PNG_METADATA)
+    return png.getvalue()
 
 
 def render_figure(fig: Figure, *, dpi: int = 150) -> tuple[bytes, bytes]:

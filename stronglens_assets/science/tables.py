@@ -36,6 +36,8 @@ __all__ = [
     "latex_escape",
     "linear_probe_table",
     "marginal_completeness_table",
+    "probe_rows",
+    "threshold_rows",
 ]
 
 _LATEX_SPECIAL = {
@@ -309,3 +311,86 @@ def calibration_table(
         "stratum & value & $n$ & ECE & MCE",
         body,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the D06 result files (formats of contract item 5) into the tidy inputs above
+# --------------------------------------------------------------------------------------------
+
+
+def _float_key(key: str) -> float:
+    try:
+        return float(key)
+    except ValueError as exc:
+        raise ValueError(f"threshold key {key!r} is not a number") from exc
+
+
+def threshold_rows(rates: Mapping[str, Any], **labels: Any) -> list[dict[str, Any]]:
+    """``{"0.3": {"k", "n", ...}, ...}`` -> rows ``{**labels, threshold, k, n}``.
+
+    This is the shape of ``grid_results.json["overall"]`` and of a bright-arc
+    ``results.json["rates"]``.
+    """
+    if not isinstance(rates, Mapping) or not rates:
+        raise ValueError("expected a non-empty mapping threshold -> {k, n}")
+    rows = []
+    for key, value in rates.items():
+        if not isinstance(value, Mapping) or "k" not in value or "n" not in value:
+            raise ValueError(f"rate at threshold {key!r} lacks 'k' or 'n'")
+        rows.append(
+            {**labels, "threshold": _float_key(key), "k": int(value["k"]), "n": int(value["n"])}
+        )
+    return sorted(rows, key=lambda row: row["threshold"])
+
+
+def probe_rows(results: Mapping[str, Any]) -> list[ProbeRow]:
+    """Every AUC entry of ``linear_probe_results.json`` as a :class:`ProbeRow`.
+
+    A mapping holding ``auc_mean`` and ``auc_std`` is one comparison; its name is its key and
+    the host-matching mode is the key of the enclosing mapping when there is one (e.g.
+    ``{"random": {"tier_a_vs_injections": {...}}}``) or its ``hosts``/``matching`` field. A
+    sibling ``frechet`` mapping (``{comparison: {"distance"}}`` or ``{"distance"}``) gives the
+    Fréchet distance.
+    """
+    rows: list[ProbeRow] = []
+
+    def frechet_for(node: Mapping[str, Any], name: str) -> float | None:
+        entry = node.get("frechet")
+        if isinstance(entry, Mapping):
+            if isinstance(entry.get(name), Mapping):
+                entry = entry[name]
+            elif isinstance(entry.get(name), int | float):
+                return float(entry[name])
+            value = entry.get("distance")
+            if isinstance(value, int | float):
+                return float(value)
+        return None
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            if not isinstance(value, Mapping) or key == "frechet":
+                continue
+            if "auc_mean" in value and "auc_std" in value:
+                hosts = value.get("hosts", value.get("matching", path[-1] if path else "--"))
+                frechet = frechet_for(value, key)
+                if frechet is None:
+                    frechet = frechet_for(node, key)
+                rows.append(
+                    ProbeRow(
+                        comparison=key.replace("_", " ")
+                        .replace("tier a", "Tier-A")
+                        .replace("tier b", "Tier-B"),
+                        hosts=str(hosts),
+                        auc_mean=float(value["auc_mean"]),
+                        auc_std=float(value["auc_std"]),
+                        n_folds=int(value.get("n_folds", 0)),
+                        frechet=frechet,
+                    )
+                )
+            else:
+                walk(value, (*path, key))
+
+    walk(results, ())
+    if not rows:
+        raise ValueError("linear-probe results hold no entry with 'auc_mean' and 'auc_std'")
+    return rows

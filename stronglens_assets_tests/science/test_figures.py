@@ -153,7 +153,9 @@ def test_bright_arc_figure_rates_and_score_histogram():
         for v, s in scores.items()
         for t in (0.3, 0.5, 0.9)
     ]
-    fig = F.bright_arc_figure(pd.DataFrame(rows), scores, title="Figure 4")
+    histograms = {v: F.score_histogram(s) for v, s in scores.items()}
+    assert histograms["baseline"][1].sum() == 50 and len(histograms["baseline"][0]) == 21
+    fig = F.bright_arc_figure(pd.DataFrame(rows), histograms, title="Figure 4")
     rate_ax, hist_ax, colour_bar = fig.axes
     assert "fraction" in colour_bar.get_ylabel()
     lines = rate_ax.get_lines()
@@ -164,4 +166,7 @@ def test_bright_arc_figure_rates_and_score_histogram():
     pdf, _ = F.render_figure(fig, dpi=50)
     assert pdf_page_count(pdf) == 1
     with pytest.raises(ValueError, match="lacks column"):
-        F.bright_arc_figure(pd.DataFrame(rows).drop(columns="n"), scores, title="x")
+        F.bright_arc_figure(pd.DataFrame(rows).drop(columns="n"), histograms, title="x")
+    histograms["poisson"] = F.score_histogram(scores["poisson"], n_bins=10)
+    with pytest.raises(ValueError, match="different bin edges"):
+        F.bright_arc_figure(pd.DataFrame(rows), histograms, title="x")

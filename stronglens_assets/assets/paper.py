@@ -1,0 +1,697 @@
+"""Paper outputs: ``paper_figures``, ``paper_tables``, ``comparison_gallery``, ``d06_provenance``.
+
+They read the D06 results where the D06 assets write them (contract item 5, the seeds'
+layout under ``results/D06/``) and the model's calibration report, and write:
+
+* ``paper/figures/fig{1..4}_*.{pdf,png,json}``: Figures 1 to 4 (PDF for the paper, PNG for
+  the UI, the caption and inputs in a JSON sidecar) and ``paper/figures/figures.tex``;
+* ``paper/tables/*.tex``: the LaTeX tables that ``paper/main.tex`` inputs;
+* ``results/D06/comparison_figure/figure5.{pdf,png,json}`` (also copied to
+  ``paper/figures/fig5_comparison.pdf`` with ``paper/figures/figure5.tex``) and the offline
+  gallery ``results/D06/gallery/index.html``;
+* ``results/D06/provenance.json`` with a blocking check that recomputes the config and
+  checkpoint checksums and fails on drift.
+
+``paper/build`` builds ``paper/main.tex`` against a local copy of the ``paper/`` prefix.
+Science is in :mod:`~stronglens_assets.science.figures`, :mod:`~.gallery`, :mod:`~.tables`
+and :mod:`~.provenance`; this module only reads, calls and writes.
+"""
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
+from stronglens_assets.project import Project
+from stronglens_assets.resources.object_store import ObjectNotFoundError
+from stronglens_assets.resources.serialization import decode_npz
+from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science import figures as F
+from stronglens_assets.science import gallery as G
+from stronglens_assets.science import provenance as P
+from stronglens_assets.science import tables as T
+from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.settings import PROJECT_ROOT
+
+PAPER_GROUP = "paper"
+D06_ROOT = "results/D06"
+GRID_RESULTS_KEY = D06_ROOT + "/grid_{variant}/grid_results.json"
+SELECTION_KEY = D06_ROOT + "/grid_{variant}/selection_function.parquet"
+BRIGHT_ARC_RESULTS_KEY = D06_ROOT + "/ba_{variant}/results.json"
+BRIGHT_ARC_CUTOUTS_KEY = D06_ROOT + "/ba_{variant}/cutouts.npz"
+PROBE_RESULTS_KEY = D06_ROOT + "/linear_probe/linear_probe_results.json"
+PROBE_EMBEDDINGS_KEY = D06_ROOT + "/linear_probe/embeddings.npz"
+TIER_A_SCORES_KEY = D06_ROOT + "/tier_a_scoring/tier_a_scores.parquet"
+PROVENANCE_KEY = D06_ROOT + "/provenance.json"
+FIGURE5_KEY = D06_ROOT + "/comparison_figure/figure5"
+GALLERY_KEY = D06_ROOT + "/gallery/index.html"
+FIGURES_PREFIX = "paper/figures"
+TABLES_PREFIX = "paper/tables"
+D06_ASSETS = (
+    "grid_completeness",
+    "bright_arc",
+    "linear_probe",
+    "tier_a_scoring",
+    "poisson_diagnostics",
+)
+
+
+class FiguresConfig(StrictModel):
+    dpi: int = Field(default=150, ge=30, le=600)
+    ui_dpi: int = Field(default=50, ge=20, le=300)
+    annotate_max_cells: int = Field(default=150, ge=0)
+
+
+class StretchConfig(StrictModel):
+    q: float = Field(default=8.0, gt=0)
+    stretch: float = Field(default=0.5, gt=0)
+    minimum: float = 0.0
+    scale_g: float = Field(default=6.0, gt=0)
+    scale_r: float = Field(default=3.4, gt=0)
+    scale_z: float = Field(default=2.2, gt=0)
+
+
+class GalleryConfig(StrictModel):
+    figure_real: int = Field(default=6, ge=1)
+    figure_injections: int = Field(default=6, ge=1)
+    html_max_real: int = Field(default=64, ge=0)
+    html_max_injections: int = Field(default=64, ge=0)
+    injection_variants: list[str] = Field(default_factory=lambda: ["baseline"], min_length=1)
+    stretch: StretchConfig = Field(default_factory=StretchConfig)
+
+    @field_validator("injection_variants")
+    @classmethod
+    def _known_variants(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(BRIGHT_ARC_VARIANTS))
+        if unknown:
+            raise ValueError(
+                f"unknown bright-arc variant(s) {unknown}; known: {list(BRIGHT_ARC_VARIANTS)}"
+            )
+        return value
+
+
+class TablesConfig(StrictModel):
+    marginal_axes: list[str] = Field(default_factory=lambda: ["theta_e", "source_mag"])
+
+
+class PaperConfig(StrictModel):
+    """``configs/paper.yaml``."""
+
+    figures: FiguresConfig = Field(default_factory=FiguresConfig)
+    gallery: GalleryConfig = Field(default_factory=GalleryConfig)
+    tables: TablesConfig = Field(default_factory=TablesConfig)
+
+
+def load_paper_config(config_dir: Any) -> PaperConfig:
+    """Load ``<config_dir>/paper.yaml`` (ConfigError names file and field)."""
+    from pathlib import Path
+
+    return load_config(Path(config_dir) / "paper.yaml", PaperConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading D06 outputs
+# --------------------------------------------------------------------------------------------
+
+
+class MissingResultError(FileNotFoundError):
+    """A D06 result file the paper needs is not in storage."""
+
+
+def _read(storage: StorageResource, key: str) -> bytes:
+    try:
+        return storage.read_bytes(key)
+    except ObjectNotFoundError as exc:
+        raise MissingResultError(
+            f"{storage.uri(key)} is missing: materialize the D06 asset that writes it first"
+        ) from exc
+
+
+def _json(storage: StorageResource, key: str) -> Any:
+    return json.loads(_read(storage, key))
+
+
+def _parquet(storage: StorageResource, key: str) -> pd.DataFrame:
+    import io
+
+    return pd.read_parquet(io.BytesIO(_read(storage, key)))
+
+
+def _npz(storage: StorageResource, key: str) -> dict[str, np.ndarray]:
+    return decode_npz(_read(storage, key))
+
+
+def _grid_label(variant: str) -> str:
+    return {"no_poisson": "no Poisson noise", "poisson": "with Poisson noise"}.get(variant, variant)
+
+
+def bright_arc_rates(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """Rates per (variant, threshold) and score histograms of the six bright-arc variants."""
+    rows, histograms = [], {}
+    for variant in BRIGHT_ARC_VARIANTS:
+        results = _json(storage, BRIGHT_ARC_RESULTS_KEY.format(variant=variant))
+        rows += T.threshold_rows(results["rates"], variant=variant)
+        hist = results.get("score_histogram")
+        if isinstance(hist, Mapping) and "edges" in hist and "counts" in hist:
+            histograms[variant] = (np.asarray(hist["edges"]), np.asarray(hist["counts"]))
+    return pd.DataFrame(rows), histograms
+
+
+def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    encoded = base64.b64encode(png).decode("ascii")
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+
+
+def _write_all(storage: StorageResource, pending: Mapping[str, bytes]) -> dict[str, str]:
+    """Write every pending output (only once all of them were computed, so a failure while
+    reading or rendering leaves the previous outputs untouched); return key -> sha256."""
+    for key, data in pending.items():
+        storage.write_bytes(key, data)
+    return {key: hashlib.sha256(data).hexdigest() for key, data in sorted(pending.items())}
+
+
+def _version(written: Mapping[str, str]) -> dg.DataVersion:
+    digest = hashlib.sha256(json.dumps(dict(sorted(written.items()))).encode()).hexdigest()
+    return dg.DataVersion(digest)
+
+
+def _figure_tex(entries: list[dict[str, Any]]) -> str:
+    blocks = []
+    for entry in entries:
+        blocks.append(
+            "\n".join(
+                [
+                    r"\begin{figure*}[htbp]",
+                    r"\centering",
+                    f"\\includegraphics[width=\\textwidth]{{{entry['graphic']}}}",
+                    f"\\caption{{{T.latex_escape(entry['caption'])}}}",
+                    f"\\label{{fig:{entry['name']}}}",
+                    r"\end{figure*}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance helpers (instance queries)
+# --------------------------------------------------------------------------------------------
+
+
+def _latest_per_partition(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool, page: int = 500
+) -> list[dict[str, Any]]:
+    """Latest materialization of ``key`` (of every partition when partitioned)."""
+    out: dict[str | None, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key), limit=page, cursor=cursor
+        )
+        for record in result.records:
+            materialization = record.asset_materialization
+            if materialization is None or materialization.partition in out:
+                continue
+            tags = materialization.tags or {}
+            out[materialization.partition] = {
+                "asset": key.to_user_string(),
+                "partition": materialization.partition,
+                "data_version": tags.get("dagster/data_version"),
+                "code_version": tags.get("dagster/code_version"),
+                "run_id": record.run_id,
+                "timestamp": datetime.fromtimestamp(record.timestamp, UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+            }
+        if not partitioned or not result.has_more:
+            break
+        cursor = result.cursor
+    return sorted(out.values(), key=lambda item: str(item["partition"] or ""))
+
+
+def _checkpoint_sha_now(storage: StorageResource, key: str) -> str | None:
+    try:
+        return P.sha256_bytes(storage.read_bytes(key))
+    except ObjectNotFoundError:
+        return None
+
+
+def _partition_value(values: Any, partition: str) -> Any:
+    """An input mapped from one partition of a partitioned asset: the IO manager hands an
+    unpartitioned asset ``{partition: value}``; return ``value``."""
+    if isinstance(values, Mapping) and isinstance(values.get(partition), Mapping):
+        return values[partition]
+    return values
+
+
+def _collect_sha(summaries: Mapping[str, Any], field: str) -> dict[str, str]:
+    """``field`` of every D06 summary (partitioned ones are dicts of partition -> summary)."""
+    found: dict[str, str] = {}
+    for name, summary in summaries.items():
+        items = (
+            summary.items()
+            if isinstance(summary, Mapping) and summary and field not in summary
+            else [(None, summary)]
+        )
+        for partition, value in items:
+            if isinstance(value, Mapping) and value.get(field):
+                label = name if partition is None else f"{name}[{partition}]"
+                found[label] = str(value[field])
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Assets
+# --------------------------------------------------------------------------------------------
+
+
+def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    settings = project.settings
+    config = load_paper_config(settings.config_dir)
+    d06 = load_d06_config(settings.config_dir, settings.profile)
+    model_name = d06.model_config_name
+    one_model = dg.SpecificPartitionsPartitionMapping([model_name])
+    threshold = d06.threshold
+    extra_configs = (
+        [settings.footprint_file]
+        if settings.footprint_file
+        and not str(settings.footprint_file).startswith(str(settings.config_dir))
+        else []
+    )
+
+    @dg.asset(
+        group_name=PAPER_GROUP,
+        kinds={"matplotlib", "pdf"},
+        deps=["grid_completeness", "bright_arc", "linear_probe"],
+    )
+    def paper_figures(
+        context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
+    ) -> dg.Output[dict]:
+        """Figures 1 to 4 as PDF + PNG with a JSON caption sidecar each: completeness over
+        theta_E x source magnitude for the no-Poisson (1) and Poisson (2) grids with per-cell
+        Wilson intervals, the linear probe (3), the bright-arc variants (4)."""
+        pending: dict[str, bytes] = {}
+        entries: list[dict[str, Any]] = []
+        metadata: dict[str, Any] = {}
+
+        def emit(number: int, name: str, fig, caption: str, inputs: list[str]) -> None:
+            preview = F.render_png(fig, dpi=config.figures.ui_dpi)
+            width, height = (float(v) for v in fig.get_size_inches())
+            pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
+            stem = f"{FIGURES_PREFIX}/fig{number}_{name}"
+            pending[f"{stem}.pdf"] = pdf
+            pending[f"{stem}.png"] = png
+            sidecar = {
+                "figure": number,
+                "name": name,
+                "caption": caption,
+                "pdf": f"{stem}.pdf",
+                "png": f"{stem}.png",
+                "size_inches": [width, height],
+                "png_dpi": config.figures.dpi,
+                "inputs": inputs,
+            }
+            pending[f"{stem}.json"] = (json.dumps(sidecar, indent=2) + "\n").encode()
+            entries.append(
+                {
+                    "name": f"fig{number}_{name}",
+                    "graphic": f"figures/fig{number}_{name}.pdf",
+                    "caption": caption,
+                }
+            )
+            metadata[f"figure_{number}"] = _png_markdown(preview, f"Figure {number}")
+
+        for number, variant in ((1, "no_poisson"), (2, "poisson")):
+            key = SELECTION_KEY.format(variant=variant)
+            grid = F.completeness_grid(_parquet(storage, key))
+            k, n = grid.overall
+            fig = F.completeness_map_figure(
+                grid,
+                title=f"Figure {number}: D06 completeness, {_grid_label(variant)}",
+                threshold=threshold,
+                annotate_max_cells=config.figures.annotate_max_cells,
+            )
+            caption = (
+                f"Injection-recovery completeness of the D06 grid {_grid_label(variant)} "
+                f"(CNN score p > {threshold:g}) over Einstein radius (arcsec) and source "
+                f"magnitude (AB), other grid axes marginalised: overall {k} of {n} "
+                f"injections ({100 * k / max(n, 1):.2f} per cent). (a) completeness with each "
+                "cell's Wilson 68.27 per cent interval; (b) the interval width per cell."
+            )
+            emit(number, f"completeness_{variant}", fig, caption, [key])
+            metadata[f"completeness_{variant}"] = k / max(n, 1)
+
+        probe = _json(storage, PROBE_RESULTS_KEY)
+        embeddings = _npz(storage, PROBE_EMBEDDINGS_KEY)
+        rows = T.probe_rows(probe)
+        aucs = [
+            F.ProbeAUC(f"{r.comparison} ({r.hosts})", r.auc_mean, r.auc_std, r.n_folds)
+            for r in rows
+        ]
+        sets = {
+            name: embeddings[name]
+            for name in ("tier_a", "tier_b", "injections")
+            if name in embeddings and len(embeddings[name])
+        }
+        fig = F.linear_probe_figure(sets, aucs, title="Figure 3: linear probe on the embedding")
+        caption = (
+            "Linear probe on the CNN embedding. (a) Tier-A lenses, Tier-B candidates and "
+            "low source-offset Sersic injections projected on the first two principal "
+            "components of their union. (b) Cross-validated logistic-regression ROC AUC "
+            "(mean and standard deviation over stratified folds); 0.5 is chance."
+        )
+        emit(3, "linear_probe", fig, caption, [PROBE_RESULTS_KEY, PROBE_EMBEDDINGS_KEY])
+
+        rates, histograms = bright_arc_rates(storage)
+        fig = F.bright_arc_figure(rates, histograms, title="Figure 4: bright-arc variants")
+        caption = (
+            "Bright-arc injections in the six variants (baseline, Poisson noise, clipping at "
+            "20, gain 1e12, Poisson and clipping, unrestricted). (a) Fraction detected above "
+            "each score threshold with Wilson 68.27 per cent intervals; (b) the distribution "
+            "of CNN scores per variant."
+        )
+        emit(
+            4,
+            "bright_arc",
+            fig,
+            caption,
+            [BRIGHT_ARC_RESULTS_KEY.format(variant=v) for v in BRIGHT_ARC_VARIANTS],
+        )
+
+        pending[f"{FIGURES_PREFIX}/figures.tex"] = _figure_tex(entries).encode()
+        written = _write_all(storage, pending)
+        summary = {"keys": written, "figures": [e["name"] for e in entries]}
+        return dg.Output(
+            summary,
+            data_version=_version(written),
+            metadata={**metadata, "files": len(written)},
+        )
+
+    @dg.asset(
+        group_name=PAPER_GROUP,
+        kinds={"latex"},
+        deps=["grid_completeness", "bright_arc", "linear_probe"],
+        ins={"calibration_report": dg.AssetIn(partition_mapping=one_model)},
+    )
+    def paper_tables(
+        context: dg.AssetExecutionContext,
+        calibration_report: dict,
+        storage: dg.ResourceParam[StorageResource],
+    ) -> dg.Output[dict]:
+        """LaTeX tables under ``paper/tables/``: completeness summary and marginals of both
+        grids, bright-arc variants, linear probe, calibration of the D06 model."""
+        summary_rows, grids = [], {}
+        for variant in GRID_VARIANTS:
+            results = _json(storage, GRID_RESULTS_KEY.format(variant=variant))
+            summary_rows += T.threshold_rows(results["overall"], grid=variant)
+            grids[variant] = _parquet(storage, SELECTION_KEY.format(variant=variant))
+        tables = {
+            "completeness_summary": T.completeness_summary_table(pd.DataFrame(summary_rows)),
+            **{
+                f"completeness_{axis}": T.marginal_completeness_table(grids, axis)
+                for axis in config.tables.marginal_axes
+            },
+            "bright_arc": T.bright_arc_table(bright_arc_rates(storage)[0]),
+            "linear_probe": T.linear_probe_table(T.probe_rows(_json(storage, PROBE_RESULTS_KEY))),
+            "calibration": T.calibration_table(
+                _partition_value(calibration_report, model_name), model=model_name
+            ),
+        }
+        written = _write_all(
+            storage, {f"{TABLES_PREFIX}/{name}.tex": text.encode() for name, text in tables.items()}
+        )
+        context.add_output_metadata(
+            {
+                "tables": list(tables),
+                "completeness_table": dg.MetadataValue.md(
+                    "```latex\n" + tables["completeness_summary"] + "```"
+                ),
+            }
+        )
+        return dg.Output({"keys": written, "tables": list(tables)}, data_version=_version(written))
+
+    @dg.asset(
+        group_name=PAPER_GROUP,
+        kinds={"html", "pdf"},
+        deps=["tier_a_scoring", "bright_arc"],
+    )
+    def comparison_gallery(
+        context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
+    ) -> dg.Output[dict]:
+        """Figure 5 (real Tier-A lenses above injections, grz Lupton composites) as PDF/PNG and
+        the offline HTML gallery ``results/D06/gallery/index.html``, sortable by score."""
+        from stronglens_assets.resources.shards import read_npz_key
+
+        stretch = G.RGBStretch(**config.gallery.stretch.model_dump())
+        store = storage.object_store()
+        scores = _parquet(storage, TIER_A_SCORES_KEY)
+        for column in ("object_id", "score", "cutout_key", "cutout_row"):
+            if column not in scores.columns:
+                raise ValueError(f"{storage.uri(TIER_A_SCORES_KEY)} lacks column {column!r}")
+        scores = scores.sort_values("object_id", kind="stable").reset_index(drop=True)
+        real_rows = G.pick_by_score_rank(scores["score"], config.gallery.html_max_real)
+        shards: dict[str, dict[str, np.ndarray]] = {}
+        real: list[G.GalleryItem] = []
+        for row in scores.iloc[sorted(real_rows)].itertuples(index=False):
+            if row.cutout_key not in shards:
+                shards[row.cutout_key] = read_npz_key(store, row.cutout_key)
+            cutout = shards[row.cutout_key]["cutout"][int(row.cutout_row)]
+            params = {"tier": "A"}
+            for column in ("source", "ra", "dec", "mag_r", "shape_r"):
+                if column in scores.columns:
+                    value = getattr(row, column)
+                    params[column] = value.item() if hasattr(value, "item") else value
+            real.append(
+                G.GalleryItem(
+                    str(row.object_id),
+                    "real",
+                    float(row.score),
+                    G.grz_composite(cutout, stretch),
+                    params,
+                )
+            )
+        injections: list[G.GalleryItem] = []
+        for variant in config.gallery.injection_variants:
+            arrays = _npz(storage, BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant))
+            images = arrays["images"]
+            m = min(len(images), config.gallery.html_max_injections)
+            score_values = np.asarray(arrays["scores"], dtype=np.float64)[:m]
+            for i in range(m):
+                params: dict[str, Any] = {"variant": variant}
+                for name, values in arrays.items():
+                    if name in ("images", "scores") or values.ndim != 1 or len(values) < m:
+                        continue
+                    value = values[i]
+                    params[name] = value.item() if hasattr(value, "item") else value
+                injections.append(
+                    G.GalleryItem(
+                        f"{variant}-{i:04d}",
+                        "injection",
+                        float(score_values[i]),
+                        G.grz_composite(images[i], stretch),
+                        params,
+                    )
+                )
+        pending: dict[str, bytes] = {}
+        fig_real = [
+            real[i]
+            for i in G.pick_by_score_rank([r.score for r in real], config.gallery.figure_real)
+        ]
+        fig_inj = [
+            injections[i]
+            for i in G.pick_by_score_rank(
+                [r.score for r in injections], config.gallery.figure_injections
+            )
+        ]
+        fig = G.comparison_figure(
+            fig_real, fig_inj, title="Figure 5: real Tier-A lenses (top) and injections (bottom)"
+        )
+        pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
+        caption = (
+            f"Real Tier-A lenses (top row, {len(fig_real)} at evenly spaced ranks of their CNN "
+            f"score) beside bright-arc injections (bottom row, {len(fig_inj)}, same rule), "
+            "grz colour composites with the Lupton et al. (2004) asinh stretch "
+            f"(Q = {stretch.q:g}, stretch = {stretch.stretch:g}, band scales "
+            f"g {stretch.scale_g:g}, r {stretch.scale_r:g}, z {stretch.scale_z:g}); "
+            "north up, east left."
+        )
+        pending[f"{FIGURE5_KEY}.pdf"] = pdf
+        pending[f"{FIGURE5_KEY}.png"] = png
+        sidecar = {
+            "figure": 5,
+            "name": "comparison",
+            "caption": caption,
+            "pdf": f"{FIGURE5_KEY}.pdf",
+            "png": f"{FIGURE5_KEY}.png",
+            "inputs": [TIER_A_SCORES_KEY]
+            + [BRIGHT_ARC_CUTOUTS_KEY.format(variant=v) for v in config.gallery.injection_variants],
+        }
+        pending[f"{FIGURE5_KEY}.json"] = (json.dumps(sidecar, indent=2) + "\n").encode()
+        pending[f"{FIGURES_PREFIX}/fig5_comparison.pdf"] = pdf
+        tex = _figure_tex(
+            [
+                {
+                    "name": "fig5_comparison",
+                    "graphic": "figures/fig5_comparison.pdf",
+                    "caption": caption,
+                }
+            ]
+        )
+        pending[f"{FIGURES_PREFIX}/figure5.tex"] = tex.encode()
+        page = G.gallery_html(
+            real + injections,
+            title="D06 gallery: real Tier-A lenses and injections",
+            description=caption,
+        )
+        pending[GALLERY_KEY] = page.encode("utf-8")
+        written = _write_all(storage, pending)
+        return dg.Output(
+            {"keys": written, "real": len(real), "injections": len(injections)},
+            data_version=_version(written),
+            metadata={
+                "figure_5": _png_markdown(
+                    F.render_figure(
+                        G.comparison_figure(fig_real, fig_inj, title="Figure 5"),
+                        dpi=config.figures.ui_dpi,
+                    )[1],
+                    "Figure 5",
+                ),
+                "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
+                "thumbnails": len(real) + len(injections),
+                "real": len(real),
+                "injections": len(injections),
+            },
+        )
+
+    d06_ins = {name: dg.AssetIn() for name in D06_ASSETS}
+    d06_ins["injection_priors"] = dg.AssetIn()
+    d06_ins["model_checkpoint"] = dg.AssetIn(partition_mapping=one_model)
+
+    @dg.asset(group_name=PAPER_GROUP, kinds={"json"}, ins=d06_ins)
+    def d06_provenance(
+        context: dg.AssetExecutionContext,
+        storage: dg.ResourceParam[StorageResource],
+        grid_completeness: dict,
+        bright_arc: dict,
+        linear_probe: dict,
+        tier_a_scoring: dict,
+        poisson_diagnostics: dict,
+        injection_priors: dict,
+        model_checkpoint: dict,
+    ) -> dg.Output[dict]:
+        """``results/D06/provenance.json``: git commit, SHA-256 of every config, the checkpoint
+        sha256, data version / run id / time of every upstream materialization, package
+        versions; its blocking check fails when a config or the checkpoint drifted."""
+        summaries = {
+            "grid_completeness": grid_completeness,
+            "bright_arc": bright_arc,
+            "linear_probe": linear_probe,
+            "tier_a_scoring": tier_a_scoring,
+            "poisson_diagnostics": poisson_diagnostics,
+        }
+        checkpoint = _partition_value(model_checkpoint, model_name)
+        for field in ("sha256", "checkpoint_key"):
+            if field not in checkpoint:
+                raise ValueError(f"model_checkpoint summary lacks {field!r}")
+        sha_now = _checkpoint_sha_now(storage, checkpoint["checkpoint_key"])
+        if sha_now != checkpoint["sha256"]:
+            raise ValueError(
+                f"checkpoint {checkpoint['checkpoint_key']} has sha256 {sha_now}, but "
+                f"model_checkpoint recorded {checkpoint['sha256']}: re-run the D06 assets"
+            )
+        used = _collect_sha(summaries, "checkpoint_sha256")
+        stale = sorted(name for name, sha in used.items() if sha != checkpoint["sha256"])
+        if stale:
+            raise ValueError(
+                f"D06 results {stale} were computed with another checkpoint than "
+                f"{checkpoint['checkpoint_key']} ({checkpoint['sha256']}): re-materialize them"
+            )
+        priors = injection_priors
+        graph = context.job_def.asset_layer.asset_graph
+        ancestors = sorted(
+            graph.get_ancestor_asset_keys(context.asset_key), key=lambda k: k.to_user_string()
+        )
+        upstream = []
+        for key in ancestors:
+            partitioned = graph.get(key).partitions_def is not None
+            upstream += _latest_per_partition(context.instance, key, partitioned)
+        record = P.build_provenance(
+            git=P.git_state(PROJECT_ROOT),
+            configs=P.config_checksums(settings.config_dir, extra_configs),
+            checkpoint={
+                "model_config": checkpoint.get("model_config", model_name),
+                "key": checkpoint["checkpoint_key"],
+                "sha256": checkpoint["sha256"],
+            },
+            upstream=upstream,
+            packages=P.package_versions(),
+            run_id=context.run_id,
+            created_at=P.utc_now(),
+            extra={
+                "environment": settings.env,
+                "profile": settings.profile,
+                "storage": settings.storage_uri,
+                "priors_sha256": priors.get("sha256") if isinstance(priors, Mapping) else None,
+                "d06_checkpoint_sha256": used,
+                "d06_priors_sha256": _collect_sha(summaries, "priors_sha256"),
+            },
+        )
+        data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+        uri = storage.write_bytes(PROVENANCE_KEY, data)
+        git = record["git"]
+        return dg.Output(
+            {
+                "key": PROVENANCE_KEY,
+                "sha256": P.sha256_bytes(data),
+                "checkpoint_sha256": checkpoint["sha256"],
+                "configs": len(record["configs"]),
+            },
+            metadata={
+                "uri": dg.MetadataValue.path(uri),
+                "git_commit": git["commit"] or f"unknown ({git['reason']})",
+                "git_dirty": str(git["dirty"]),
+                "configs": len(record["configs"]),
+                "upstream_materializations": len(upstream),
+                "checkpoint_sha256": checkpoint["sha256"],
+            },
+        )
+
+    @dg.asset_check(asset=d06_provenance, blocking=True)
+    def provenance_checksums_match(
+        storage: dg.ResourceParam[StorageResource],
+    ) -> dg.AssetCheckResult:
+        """Recompute the SHA-256 of every config file and of the checkpoint; fail (ERROR, so
+        downstream steps are blocked) when any differs from ``provenance.json``."""
+        record = json.loads(_read(storage, PROVENANCE_KEY))
+        configs_now = P.config_checksums(settings.config_dir, extra_configs)
+        sha_now = _checkpoint_sha_now(storage, record["checkpoint"]["key"])
+        drift = P.check_drift(record, configs_now, sha_now)
+        return dg.AssetCheckResult(
+            passed=not drift.drifted,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=drift.describe(),
+            metadata={
+                "changed_configs": drift.changed,
+                "missing_configs": drift.missing,
+                "added_configs": drift.added,
+                "checkpoint": drift.checkpoint or "unchanged",
+                "provenance_created_at": record.get("created_at", ""),
+            },
+        )
+
+    return [
+        paper_figures,
+        paper_tables,
+        comparison_gallery,
+        d06_provenance,
+        provenance_checksums_match,
+    ]
