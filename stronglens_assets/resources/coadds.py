@@ -507,6 +507,18 @@ class CoaddSourceResource(dg.ConfigurableResource):
     attempts: int = 4
     backoff_s: float = 1.0
 
+    def _s3_client(self) -> Any:
+        from stronglens_assets.resources.storage import s3_client_for
+
+        return s3_client_for(self.s3 if self.s3 is not None else S3Resource())
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """S3 kind: check the coadd bucket once at start-up (credentials, bucket exists)."""
+        if self.kind == "s3" and self.bucket:
+            from stronglens_assets.resources.object_store import verify_bucket_access
+
+            verify_bucket_access(self._s3_client(), self.bucket, self.prefix)
+
     def get_source(self) -> CoaddSource:
         """Build the configured source (raises ``ValueError`` for missing settings)."""
         if self.kind == "local":
@@ -516,9 +528,8 @@ class CoaddSourceResource(dg.ConfigurableResource):
         if self.kind == "s3":
             if not self.bucket:
                 raise ValueError("CoaddSourceResource(kind='s3') needs bucket")
-            s3 = self.s3 if self.s3 is not None else S3Resource()
             return S3CoaddSource(
-                s3.get_client(),
+                self._s3_client(),
                 self.bucket,
                 self.prefix,
                 self.cache_dir,

@@ -123,6 +123,111 @@ class LocalObjectStore(ObjectStore):
         )
 
 
+#: Transient S3 failures (throttling such as SlowDown / 503, other 5xx, connection errors and
+#: timeouts) are retried by botocore itself: ``standard`` mode, exponential backoff with
+#: jitter, at most this many attempts per request (first try included).
+DEFAULT_S3_MAX_ATTEMPTS = 8
+DEFAULT_S3_RETRY_MODE = "standard"
+
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "InvalidClientTokenId",
+}
+
+
+def make_s3_client(
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    profile_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    use_ssl: bool = True,
+    verify: bool | str | None = None,
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
+    retry_mode: str = DEFAULT_S3_RETRY_MODE,
+    connect_timeout_s: float = 10.0,
+    read_timeout_s: float = 120.0,
+) -> Any:
+    """A boto3 S3 client whose transient failures are retried by botocore's retry config
+    (``Config(retries={"total_max_attempts": ..., "mode": ...})``; ``max_attempts`` counts the
+    first try). Credentials: the arguments when
+    given, else the standard AWS chain (env, profile, instance role)."""
+    import boto3
+    from botocore.config import Config
+
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+    if retry_mode not in ("legacy", "standard", "adaptive"):
+        raise ValueError(f"retry_mode must be legacy, standard or adaptive, got {retry_mode!r}")
+    config = Config(
+        retries={"total_max_attempts": max_attempts, "mode": retry_mode},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+    )
+    session = boto3.session.Session(profile_name=profile_name)
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+        use_ssl=use_ssl,
+        verify=verify,
+        config=config,
+    )
+
+
+def verify_bucket_access(client: Any, bucket: str, prefix: str = "") -> None:
+    """Fail fast, with a clear message, when ``bucket`` cannot be used with ``client``.
+
+    Lists at most one key under ``prefix``. Raises :class:`StorageError` naming the bucket,
+    the endpoint and the cause: rejected credentials, no credentials at all, a missing bucket,
+    access denied, or an unreachable endpoint.
+    """
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "AWS"
+    where = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/") + f" (endpoint {endpoint})"
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix.strip("/"), MaxKeys=1)
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise StorageError(
+            f"no usable AWS credentials for {where}: {exc}. Set AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role"
+        ) from exc
+    except EndpointConnectionError as exc:
+        raise StorageError(f"cannot reach the S3 endpoint for {where}: {exc}") from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _CREDENTIAL_CODES:
+            raise StorageError(
+                f"S3 rejected the credentials for {where} ({code}): check AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY (or the profile) for this endpoint"
+            ) from exc
+        if code in ("NoSuchBucket", "404", "NotFound"):
+            raise StorageError(
+                f"bucket {bucket!r} does not exist at {endpoint} (NoSuchBucket): create it or "
+                "fix STRONGLENS_S3_BUCKET / STRONGLENS_DR10_BUCKET"
+            ) from exc
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            raise StorageError(
+                f"access to {where} denied ({code}): the credentials lack s3:ListBucket"
+            ) from exc
+        raise StorageError(f"checking {where} failed: {code or exc}") from exc
+
+
 class S3ObjectStore(ObjectStore):
     """Objects in ``s3://bucket/prefix/...`` through a boto3 S3 client."""
 

@@ -10,17 +10,20 @@
 """
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from stronglens_assets.partitions import validate_partition_key
 from stronglens_assets.resources.object_store import (
+    DEFAULT_S3_MAX_ATTEMPTS,
     LocalObjectStore,
     ObjectNotFoundError,
     ObjectStore,
     S3ObjectStore,
+    make_s3_client,
+    verify_bucket_access,
 )
 from stronglens_assets.resources.serialization import EXTENSIONS, decode, encode
 
@@ -74,18 +77,53 @@ class LocalStorageResource(StorageResource):
         return LocalObjectStore(self.root)
 
 
+def s3_client_for(
+    s3: S3Resource, max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS, retry_mode: str = "standard"
+) -> Any:
+    """A boto3 client with the connection settings of ``s3`` and botocore's retry config
+    (``max_attempts`` per request, ``retry_mode``) for throttling, 5xx and connection errors."""
+    return make_s3_client(
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region_name,
+        profile_name=s3.profile_name,
+        aws_access_key_id=s3.aws_access_key_id,
+        aws_secret_access_key=s3.aws_secret_access_key,
+        aws_session_token=s3.aws_session_token,
+        use_ssl=s3.use_ssl,
+        verify=s3.verify,
+        max_attempts=max_attempts,
+        retry_mode=retry_mode,
+    )
+
+
 class S3StorageResource(StorageResource):
     """Outputs in ``s3://<bucket>/<prefix>/`` through dagster-aws' :class:`S3Resource`.
 
     ``s3.endpoint_url`` points at any S3-compatible server (moto in tests, MinIO, ...).
+    Transient failures (SlowDown/503, 5xx, connection errors) are retried by botocore
+    (``max_attempts`` per request, ``retry_mode``). When a run starts, the bucket is checked
+    once: wrong credentials or a missing bucket fail the resource's start-up with a clear
+    message instead of the first write.
     """
 
     s3: S3Resource
     bucket: str
     prefix: str = "stronglens_calibration"
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+
+    def client(self) -> Any:
+        return s3_client_for(self.s3, self.max_attempts, self.retry_mode)
 
     def object_store(self) -> ObjectStore:
-        return S3ObjectStore(self.s3.get_client(), self.bucket, self.prefix)
+        return S3ObjectStore(self.client(), self.bucket, self.prefix)
+
+    def verify(self) -> None:
+        """Raise :class:`StorageError` unless the bucket is reachable with these credentials."""
+        verify_bucket_access(self.client(), self.bucket, self.prefix)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.verify()
 
 
 def _asset_key_stem(asset_key: dg.AssetKey, partition_key: str | None) -> str:
