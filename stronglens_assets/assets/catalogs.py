@@ -3,6 +3,7 @@
 import warnings
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -12,6 +13,11 @@ from stronglens_assets.resources.survey import SurveyResource
 from stronglens_assets.science import lenscat
 from stronglens_assets.science.crossmatch import crossmatch_positives, match_counts_by_tier
 from stronglens_assets.science.desi_vac import DESI_VAC_COLUMNS, read_desi_vac
+from stronglens_assets.science.selection import (
+    NEGATIVES_CONFIG_FILENAME,
+    load_negative_selection_config,
+    quality_reasons,
+)
 from stronglens_assets.science.sweeps import SWEEP_COLUMNS
 
 CATALOGS_GROUP = "catalogs"
@@ -38,6 +44,9 @@ def _columns_check(frame: pd.DataFrame, required: tuple[str, ...]) -> dg.AssetCh
 
 def build_assets(project: Project) -> list:
     config = load_catalogs_config(project)
+    gates = load_negative_selection_config(
+        project.settings.config_dir / NEGATIVES_CONFIG_FILENAME, project.settings.profile
+    )
     sky = project.healpix_partitions
     survey_deps = project.survey_upstream
 
@@ -162,20 +171,35 @@ def build_assets(project: Project) -> list:
         """lenscat positives inside the footprint matched to their nearest DR10 source.
 
         One row per positive whose position lies in a footprint brick, with ``matched``,
-        ``sep_arcsec`` and the source's BRICKNAME, OBJID, TYPE, fluxes, PSFSIZE_*.
-        Metadata: counts per tier (the seeds: 4,788 matched on the full DR10; Tier-A 389).
+        ``sep_arcsec`` and the source's BRICKNAME, OBJID, TYPE, fluxes, NOBS_*, MASKBITS,
+        PSFSIZE_*, PSFDEPTH_*; ``gate_reason``: ``""`` when the matched source passes the
+        negatives' quality gates (``configs/negatives.yaml``), else the first failing gate
+        (``unmatched`` for no match). Metadata: counts per tier (the seeds: 4,788 matched on
+        the full DR10; Tier-A 389) and gate failures per tier and reason.
         """
         sources = pd.concat(dr10_sweep.values(), ignore_index=True)
         in_footprint = project.in_footprint(lenscat_positives["ra"], lenscat_positives["dec"])
         candidates = lenscat_positives[in_footprint].reset_index(drop=True)
         matched = crossmatch_positives(candidates, sources, config.crossmatch_radius_arcsec)
+        reasons = np.full(len(matched), "unmatched", dtype=object)
+        found = matched["matched"].to_numpy(dtype=bool)
+        if found.any():
+            reasons[found] = quality_reasons(matched[found], gates)
+        matched["gate_reason"] = reasons.astype(str)
         counts = match_counts_by_tier(matched)
+        failing = matched[found & (matched["gate_reason"] != "").to_numpy()]
+        gate_failures = {
+            f"{tier}/{reason}": int(n)
+            for (tier, reason), n in failing.groupby(["tier", "gate_reason"]).size().items()
+        }
         yield dg.Output(
             matched,
             metadata={
                 "radius_arcsec": config.crossmatch_radius_arcsec,
                 "positives_in_footprint": len(candidates),
                 "matched": int(matched["matched"].sum()),
+                "matched_passing_gates": int((found & (reasons == "")).sum()),
+                "gate_failures": gate_failures,
                 "counts_by_tier": dg.MetadataValue.md(counts.to_markdown()),
             },
         )

@@ -31,11 +31,14 @@ from stronglens_assets.science.selection import (
     NEGATIVES_CONFIG_FILENAME,
     assign_split,
     load_negative_selection_config,
+    split_guard_mask,
 )
 from stronglens_assets.science.training_sets import (
+    magnitude_auc,
     negative_objects,
     parity_manifest,
     positive_objects,
+    positive_summary,
     rejection_counts,
     split_counts,
     training_manifest,
@@ -54,7 +57,7 @@ class CutoutsConfig(StrictModel):
     bands: tuple[str, ...] = ("g", "r", "z")
     max_zero_invvar_fraction: float = Field(default=0.05, ge=0, le=1)
     shard_size: int = Field(default=256, ge=1)
-    mock_tier_a_min_arc_snr: float = 30.0
+    mock_tier_a_min_residual_snr: float = Field(default=150.0, gt=0)
     exclude_gated_positives: bool = True
     tier_weights: dict[str, float] = Field(default_factory=dict)
     parity_splits: dict[str, list[str]] = Field(default_factory=dict)
@@ -173,7 +176,7 @@ def _verify_shards(
 def build_assets(project: Project) -> list:
     config = load_config(project.settings.config_dir / "cutouts.yaml", CutoutsConfig)
     split_config = load_negative_selection_config(
-        project.settings.config_dir / NEGATIVES_CONFIG_FILENAME
+        project.settings.config_dir / NEGATIVES_CONFIG_FILENAME, project.settings.profile
     )
     sky = project.healpix_partitions
     survey_deps = project.survey_upstream.get("cutouts", [])
@@ -231,7 +234,8 @@ def build_assets(project: Project) -> list:
     ):
         """grz cutouts (3, 101, 101) float32 + invvar + psfsize of this cell's lenses: the
         matched lenscat candidates and, in the embedded default, the lenses the mock planted
-        (``source = "mock"``, tier by arc S/N).
+        (``source = "mock"``, Tier-A when the arc's S/N in the deflector-subtracted residual
+        reaches ``mock_tier_a_min_residual_snr``, else B; the fraction is in the metadata).
 
         Every positive's DR10 source (the crossmatch's, or for a mock lens its deflector in
         ``dr10_sweep``) goes through the negatives' quality gates; failures are cut but carry
@@ -245,8 +249,8 @@ def build_assets(project: Project) -> list:
             bricks,
             dr10_sweep,
             split_config,
-            config.mock_tier_a_min_arc_snr,
-            mock_grade_column="arc_snr_max",
+            config.mock_tier_a_min_residual_snr,
+            mock_grade_column="arc_residual_snr",
         )
         yield from write_cutouts(context, "positive_cutouts", objects, storage, coadds)
 
@@ -270,6 +274,25 @@ def build_assets(project: Project) -> list:
         yield from write_cutouts(context, "negative_cutouts", objects, storage, coadds)
 
     return [positive_cutouts, negative_cutouts, _training_manifest(project, config, split_config)]
+
+
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: an undefined statistic is stored as null."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _val_fractions(parity: pd.DataFrame) -> dict[str, dict[str, float | int | None]]:
+    """Per class (positives / negatives): rows, val rows and the val fraction."""
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, label in (("positives", 1), ("negatives", 0)):
+        rows = parity[parity["label"] == label]
+        val = int((rows["split"] == "val").sum())
+        out[name] = {
+            "rows": len(rows),
+            "val": val,
+            "val_fraction": val / len(rows) if len(rows) else None,
+        }
+    return out
 
 
 def _training_manifest(
@@ -315,6 +338,7 @@ def _training_manifest(
             lambda ra, dec: assign_split(ra, dec, split_config),
             config.tier_weights,
             exclude_gated=config.exclude_gated_positives,
+            guard_of=lambda ra, dec: split_guard_mask(ra, dec, split_config),
         )
         left_out = sum(  # cut but not usable: gate failures, split guard
             n for reasons in losses.values() for r, n in reasons.items() if not r.startswith("cut")
@@ -338,6 +362,10 @@ def _training_manifest(
             "parity_manifest_sha256": parity_sha,
             "exclude_gated_positives": config.exclude_gated_positives,
             "losses_by_tier": losses,
+            "split_nside": split_config.split_nside,
+            "parity_val_fraction": _val_fractions(parity),
+            "r_mag_auc_positives_vs_n1": _finite_or_none(magnitude_auc(manifest, "N1")),
+            "positives": positive_summary(manifest),
         }
         meta_uri, _ = storage.write_value(
             PARITY_META_KEY.format(version=version).removesuffix(".json"), metadata
@@ -348,6 +376,9 @@ def _training_manifest(
                 "counts": metadata["counts"],
                 "parity_counts": metadata["parity_counts"],
                 "losses_by_tier": losses,
+                "parity_val_fraction": metadata["parity_val_fraction"],
+                "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
+                "positives": metadata["positives"],
                 "parity_manifest": dg.MetadataValue.path(parity_uri),
                 "parity_metadata": dg.MetadataValue.path(meta_uri),
             },

@@ -43,7 +43,9 @@ def _exclusion_check(
 
 
 def build_assets(project: Project) -> list:
-    config = load_negative_selection_config(project.settings.config_dir / NEGATIVES_CONFIG_FILENAME)
+    config = load_negative_selection_config(
+        project.settings.config_dir / NEGATIVES_CONFIG_FILENAME, project.settings.profile
+    )
 
     def known_lenses(
         lenscat_catalog: pd.DataFrame, survey: SurveyResource, bricks: list[str]
@@ -78,10 +80,13 @@ def build_assets(project: Project) -> list:
         BRIGHT/GALAXY/CLUSTER excluded, z < 20; nothing within ``exclusion_radius_arcsec`` of
         any known lens; N1 = DESI LRG-like cuts, N2 = hard confusers (extended, high Sersic,
         blue extended); split by a coarse HEALPix cell (``split_nside``), so no sky region is
-        in two splits.
+        in two splits, and galaxies whose cutout box may reach a cell of another split are
+        dropped. Known lenses: every lenscat system and every lens planted anywhere in the
+        footprint (a neighbouring partition's lens can lie next to this cell's galaxies).
         """
-        bricks = project.bricks_in_partition(context.partition_key)
-        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
+        # every planted lens of the footprint, not only this partition's: a galaxy near a lens
+        # in a neighbouring partition's brick must go too
+        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, list(project.footprint.bricks))
         pool = build_negative_pool(dr10_sweep, lens_ra, lens_dec, config, context.partition_key)
         stats = dict(pool.attrs.get("pool_stats", {}))
         pool.attrs = {}

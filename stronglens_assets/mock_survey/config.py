@@ -56,7 +56,7 @@ REQUIRED_BANDS: tuple[str, ...] = ("g", "r", "z")
 DEFAULT_DEMO_SKY_PATH: Path = PROJECT_ROOT / "configs" / "demo_sky.yaml"
 
 #: Bump when the writer's output for a given config changes (invalidates complete bricks).
-MOCK_SURVEY_VERSION: str = "1"
+MOCK_SURVEY_VERSION: str = "2"
 
 Range = tuple[float, float]
 
@@ -94,20 +94,24 @@ class BandConfig(StrictModel):
 class LensConfig(StrictModel):
     """Lenses rendered into the mock sky (real lenscat positions and planted mock lenses).
 
-    Angles in arcsec, magnitudes AB. Ranges are ``[low, high]`` drawn uniformly.
+    Angles in arcsec, magnitudes AB. Ranges are ``[low, high]`` drawn uniformly. Deflectors
+    have no distribution of their own: they are drawn like the sky's LRGs (magnitude and
+    size), so that brightness or size alone does not tell a lens from an LRG negative.
     """
 
     mock_lenses_per_brick: int = Field(default=20, ge=0, le=500)
     theta_e_arcsec: Range = (1.0, 2.5)
     mass_axis_ratio: Range = (0.6, 1.0)
     shear_max: float = Field(default=0.08, ge=0, lt=0.5)
-    deflector_mag_r: Range = (18.5, 20.5)
     source_mag_r: Range = (22.0, 24.5)
     source_r_e_arcsec: Range = (0.1, 0.4)
     source_beta_max_frac: float = Field(default=0.6, gt=0, le=1.5)
     clumps: tuple[int, int] = (1, 4)
     clump_flux_fraction: Range = (0.05, 0.2)
     clump_r_e_arcsec: Range = (0.03, 0.1)
+    grading_residual_fraction: float = Field(default=0.1, ge=0, le=1)
+    """Fraction of the deflector's (and neighbours') light left by a grader's model
+    subtraction: sets the residual arc S/N that grades mock lenses (see ``render``)."""
 
     @field_validator("theta_e_arcsec")
     @classmethod
@@ -119,7 +123,7 @@ class LensConfig(StrictModel):
     def _q(cls, v: Range) -> Range:
         return _check_range(v, low=0.1, high=1.0)
 
-    @field_validator("deflector_mag_r", "source_mag_r")
+    @field_validator("source_mag_r")
     @classmethod
     def _mags(cls, v: Range) -> Range:
         return _check_range(v, low=10.0, high=30.0)
@@ -241,25 +245,38 @@ def config_checksum(config: DemoSkyConfig) -> str:
 
 
 def densest_candidate_bricks(
-    candidates: pd.DataFrame, nside: int = 16, n_cells: int = 2, bricks_per_cell: int = 8
+    candidates: pd.DataFrame,
+    nside: int = 16,
+    n_cells: int = 2,
+    bricks_per_cell: int = 8,
+    min_tier_a: int = 5,
 ) -> list[str]:
-    """The demo's brick choice rule: where real lens candidates are densest.
+    """The demo's brick choice rule: where real lens candidates are densest, plus the fewest
+    bricks that bring in ``min_tier_a`` confident (Tier-A) candidates.
 
     A brick belongs to the HEALPix NEST cell (at ``nside``) of its centre. Take the
     ``n_cells`` cells whose bricks hold the most candidates (``candidates``: columns ra, dec
-    in deg), and in each the ``bricks_per_cell`` bricks holding the most candidates; ties are
-    broken by cell number and brick name. Returns brick names, cell by cell.
+    in deg, tier A/B), and in each the ``bricks_per_cell`` bricks holding the most
+    candidates; ties are broken by cell number and brick name. Then, while the chosen bricks
+    hold fewer than ``min_tier_a`` Tier-A candidates, add bricks holding Tier-A candidates
+    from the cell holding the most of them (then the next cell), most Tier-A candidates
+    first, ties by brick name: the fewest extra bricks, in as few new partitions as
+    possible (each brick costs mock rendering and cutouts). Returns brick names, cell by cell.
     """
-    names = np.asarray(brick_name(candidates["ra"].to_numpy(), candidates["dec"].to_numpy()))
-    ra_c, dec_c = brick_center(candidates["ra"].to_numpy(), candidates["dec"].to_numpy())
-    counts = (
-        pd.DataFrame({"brick": names, "cell": np.asarray(healpix_pixel(ra_c, dec_c, nside))})
-        .groupby(["cell", "brick"])
-        .size()
-        .rename("n")
-        .reset_index()
+    ra, dec = candidates["ra"].to_numpy(), candidates["dec"].to_numpy()
+    names = np.asarray(brick_name(ra, dec))
+    ra_c, dec_c = brick_center(ra, dec)
+    table = pd.DataFrame(
+        {
+            "brick": names,
+            "cell": np.asarray(healpix_pixel(ra_c, dec_c, nside)),
+            "a": (candidates["tier"] == "A").to_numpy(dtype=int)
+            if "tier" in candidates
+            else np.zeros(len(candidates), dtype=int),
+        }
     )
-    per_cell = counts.groupby("cell")["n"].sum().reset_index()
+    counts = table.groupby(["cell", "brick"]).agg(n=("a", "size"), a=("a", "sum")).reset_index()
+    per_cell = counts.groupby("cell")[["n", "a"]].sum().reset_index()
     top_cells = per_cell.sort_values(["n", "cell"], ascending=[False, True])["cell"][:n_cells]
     chosen: list[str] = []
     for cell in top_cells:
@@ -267,4 +284,16 @@ def densest_candidate_bricks(
             ["n", "brick"], ascending=[False, True]
         )
         chosen.extend(in_cell["brick"][:bricks_per_cell].tolist())
+    have = int(counts.loc[counts["brick"].isin(chosen), "a"].sum())
+    for cell in per_cell.sort_values(["a", "cell"], ascending=[False, True])["cell"]:
+        if have >= min_tier_a:
+            break
+        extra = counts[(counts["cell"] == cell) & (counts["a"] > 0) & ~counts["brick"].isin(chosen)]
+        for brick, a in extra.sort_values(["a", "brick"], ascending=[False, True])[
+            ["brick", "a"]
+        ].itertuples(index=False):
+            if have >= min_tier_a:
+                break
+            chosen.append(str(brick))
+            have += int(a)
     return chosen

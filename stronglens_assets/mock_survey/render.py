@@ -34,6 +34,14 @@ Model
 * Arc visibility: per band ``S/N = sqrt(sum((arc / sigma_pix)^2)) = sqrt(sum(arc^2 invvar))``
   over the stamp (the matched-filter S/N of the noise-free, PSF-convolved arc model);
   ``arc_visible = max over bands of S/N >= 10`` (:data:`ARC_SNR_VISIBLE`).
+* Arc S/N in the deflector-subtracted residual (what a human grader sees, used to grade mock
+  lenses Tier-A/B): a grader subtracts a smooth model of the deflector (and its neighbours)
+  and looks at the residual; the subtraction is imperfect where that light is bright, at a
+  level of ``f`` (``lenses.grading_residual_fraction``, ~10% for a Sersic-model residual)
+  of the subtracted light ``L``, so each pixel's variance is ``sigma^2 + (f L)^2``:
+  ``S/N_res = sqrt(sum(arc^2 / (1 / invvar + (f L)^2)))`` over the stamp, ``L`` the
+  noiseless, PSF-convolved light of the catalog objects. Arcs buried in a bright deflector
+  count little; ``f = 0`` gives back the arc S/N above.
 
 Catalog quantities derived here (per object, local to its centre pixel): ``flux_ivar =
 invvar * sum(p^2)`` with ``p`` the object's unit-normalised PSF-convolved stamp (the
@@ -169,7 +177,9 @@ class BrickImages:
             ``flux_ivar_w1``, ``fiberflux_z``, ``stamp_npix`` (stamp side, pixels).
         lens_arcs: per lens (``lens_id``): ``arc_flux_<b>`` (lensed flux in the stamp,
             nanomaggies), ``arc_mag_<b>``, ``arc_snr_<b>``, ``arc_snr_max``, ``arc_visible``,
-            ``magnification`` (r-band lensed / intrinsic source flux).
+            ``arc_residual_snr_<b>``, ``arc_residual_snr`` (S/N in the deflector-subtracted
+            residual, best band: what grades a mock lens), ``magnification`` (r-band lensed /
+            intrinsic source flux).
     """
 
     bands: dict[str, BandImage]
@@ -458,22 +468,41 @@ def _lens_components(df: pd.DataFrame, cx: np.ndarray, cy: np.ndarray) -> list[d
     ]
 
 
+def _residual_snr(arc: np.ndarray, invvar: np.ndarray, light: np.ndarray, frac: float) -> float:
+    """S/N of an arc in the deflector-subtracted residual (see module docstring)."""
+    weight = invvar / (1.0 + invvar * (frac * light) ** 2)
+    return math.sqrt(float(np.sum(arc * arc * weight)))
+
+
 def _render_arcs(
     lenses: pd.DataFrame,
     bands: tuple[str, ...],
     kernels: dict[str, np.ndarray],
     images: dict[str, np.ndarray],
     invvars: dict[str, np.ndarray],
+    residual_fraction: float = 0.0,
 ) -> pd.DataFrame:
-    """Add the lensed arcs to ``images``; return the per-lens arc photometry and S/N."""
+    """Add the lensed arcs to ``images``; return the per-lens arc photometry and S/N.
+
+    ``images`` must hold the noiseless light of the objects (deflectors and neighbours) and
+    no arcs yet: it is the light a grader has to subtract (``residual_fraction``).
+    """
     n = len(lenses)
     out: dict[str, np.ndarray] = {"lens_id": lenses["lens_id"].to_numpy()}
     for b in bands:
         out[f"arc_flux_{b}"] = np.zeros(n)
         out[f"arc_snr_{b}"] = np.zeros(n)
+        out[f"arc_residual_snr_{b}"] = np.zeros(n)
     size = LENS_STAMP_NPIX
     ix = np.rint(lenses["x"].to_numpy()).astype(np.int64)
     iy = np.rint(lenses["y"].to_numpy()).astype(np.int64)
+    # the objects' light around each lens, before any arc is added
+    light = {b: np.zeros((n, size, size), dtype=np.float32) for b in bands}
+    for k in range(n):
+        sl = _stamp_slices(int(ix[k]), int(iy[k]), size)
+        if sl is not None:
+            for b in bands:
+                light[b][k][sl[1]] = images[b][sl[0]]
     offx = (lenses["x"].to_numpy() - ix) * _PIX
     offy = (lenses["y"].to_numpy() - iy) * _PIX
     kmax = sum(1 for c in lenses.columns if c.startswith("clump") and c.endswith("_frac"))
@@ -536,12 +565,17 @@ def _render_arcs(
                     continue
                 a = arc[j][sl[1]]
                 out[f"arc_snr_{b}"][k] = math.sqrt(float(np.sum(a * a * invvars[b][sl[0]])))
+                out[f"arc_residual_snr_{b}"][k] = _residual_snr(
+                    a, invvars[b][sl[0]], light[b][k][sl[1]], residual_fraction
+                )
             _add_stamps(images[b], arc, ix[idx], iy[idx])
     for b in bands:
         out[f"arc_mag_{b}"] = flux_to_mag(out[f"arc_flux_{b}"])
     snr = np.stack([out[f"arc_snr_{b}"] for b in bands], axis=1) if n else np.zeros((0, 1))
     out["arc_snr_max"] = snr.max(axis=1) if n else np.zeros(0)
     out["arc_visible"] = out["arc_snr_max"] >= ARC_SNR_VISIBLE
+    res = np.stack([out[f"arc_residual_snr_{b}"] for b in bands], 1) if n else np.zeros((0, 1))
+    out["arc_residual_snr"] = res.max(axis=1) if n else np.zeros(0)
     src_r = (
         (lenses["src_main_flux_r"] + lenses["src_clump_flux_r"]).to_numpy() if n else np.zeros(0)
     )
@@ -594,7 +628,9 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
     images = {b: np.zeros((BRICK_NPIX, BRICK_NPIX), dtype=np.float32) for b in bands}
 
     sumsq, sizes = _render_objects(objects, bands, kernels, fwhm, images)
-    arcs = _render_arcs(sky.lenses, bands, kernels, images, invvars)
+    arcs = _render_arcs(
+        sky.lenses, bands, kernels, images, invvars, config.lenses.grading_residual_fraction
+    )
 
     for b in bands:
         _add_noise(

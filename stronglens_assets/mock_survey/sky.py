@@ -37,8 +37,10 @@ Realism notes
   spirals (blue exponential disk with a 2-arm logarithmic-spiral modulation + red bulge),
   mergers (two overlapping Sersics 0.8-2.5" apart). Their catalog entries are single
   SER/EXP models with large ``shape_r`` (and high SERSIC for rings).
-* Lenses: an LRG-like deflector (18.5 < r < 20.5 for lenscat positions; mock lenses are
-  planted on the brick's own LRGs) with an SIE (theta_E 1.0-2.5", mass axis ratio 0.6-1,
+* Lenses: an LRG-like deflector (lenscat positions: magnitude and size drawn like the
+  LRGs'; mock lenses: planted on LRGs of the brick chosen uniformly, so deflectors and LRG
+  negatives share one magnitude/size distribution and brightness is no shortcut) with an
+  SIE (theta_E 1.0-2.5", mass axis ratio 0.6-1,
   mass position angle = light position angle + N(0, 10 deg)) + external shear
   (|gamma| < 0.08) lensing a blue source 22 < r < 24.5 (unlensed, total) made of a Sersic
   (r_e 0.1-0.4", n 0.7-1.5) plus 1-4 compact clumps (r_e 0.03-0.1", 5-20% of the flux each),
@@ -649,7 +651,7 @@ def draw_brick_sky(
             config,
             lenscat["ra"].to_numpy(float),
             lenscat["dec"].to_numpy(float),
-            rng_lc.uniform(*config.lenses.deflector_mag_r, n_lc),
+            _powerlaw_mags(rng_lc, n_lc, *config.lrg_magnitude_range_r, config.galaxy_count_slope),
         )
         defl["is_lens"][:] = True
         defl["lens_source"][:] = "lenscat"
@@ -660,16 +662,12 @@ def draw_brick_sky(
     objects["x"], objects["y"] = x, y
     objects["mag_r"] = flux_to_mag(objects["flux_r"].to_numpy())
 
-    # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors)
+    # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors), chosen
+    # uniformly, so deflectors have the LRGs' magnitude and size distribution
     rng_mock = streams[_S_MOCK]
     lrg_idx = np.flatnonzero((objects["cls"] == "lrg").to_numpy() & ~objects["is_lens"].to_numpy())
-    bright = lrg_idx[objects["mag_r"].to_numpy()[lrg_idx] <= config.lenses.deflector_mag_r[1]]
-    faint = np.setdiff1d(lrg_idx, bright)
     k = min(config.lenses.mock_lenses_per_brick, lrg_idx.size)
-    chosen = rng_mock.permutation(bright)[:k]
-    if chosen.size < k:
-        chosen = np.concatenate([chosen, rng_mock.permutation(faint)[: k - chosen.size]])
-    chosen = np.sort(chosen)
+    chosen = np.sort(rng_mock.permutation(lrg_idx)[:k])
     objects.loc[chosen, "is_lens"] = True
     objects.loc[chosen, "lens_source"] = "mock"
 

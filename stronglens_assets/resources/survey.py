@@ -88,12 +88,12 @@ class SurveySource(ABC):
 
     def planted_lenses(self, bricks: Sequence[str]) -> pd.DataFrame:
         """Lenses a simulation planted in ``bricks`` (columns brickname, ra, dec in deg, source,
-        name, arc_snr_max, and the simulation's truth parameters).
+        name, arc_snr_max, arc_residual_snr, and the simulation's truth parameters).
 
         Empty for real survey data; the mock survey lists its lenses (lenscat and mock) so
         that no lens host is ever taken as a negative.
         """
-        columns = ("brickname", "ra", "dec", "source", "name", "arc_snr_max")
+        columns = ("brickname", "ra", "dec", "source", "name", "arc_snr_max", "arc_residual_snr")
         return pd.DataFrame({column: [] for column in columns})
 
     def describe(self) -> str:
@@ -174,18 +174,30 @@ class DR10SurveySource(SurveySource):
         return cache.local_path(key)
 
     def read_sweeps(self, bricks: Sequence[str]) -> pd.DataFrame:
+        """Sweep rows of ``bricks`` from the sweep files whose boxes overlap them.
+
+        A sweep file may be absent (a box outside the survey), but a requested brick is in the
+        survey by definition: a brick that ends up with no row (e.g. its box's file was not
+        synced) raises :class:`SurveyInputError` naming the bricks and the missing keys,
+        instead of silently dropping a 5 x 5 deg box.
+        """
         wanted = set(bricks)
-        frames = []
+        frames, missing_keys = [], []
         for name in sweep_files_for_bricks(bricks):
             key = f"{self.sweep_prefix}/{name}"
             if not self.store.exists(key):
-                continue  # boxes outside the survey footprint have no sweep file
+                missing_keys.append(self.store.uri(key))
+                continue
             table = read_sweep(self._fetch(key))
             frames.append(table[table["BRICKNAME"].isin(wanted)])
-        if not frames:
+        found = set().union(*(set(f["BRICKNAME"]) for f in frames)) if frames else set()
+        empty = sorted(wanted - found)
+        if empty:
+            missing = ", ".join(missing_keys) if missing_keys else "none (the files lack them)"
             raise SurveyInputError(
-                f"no sweep file under {self.store.uri(self.sweep_prefix)} covers bricks "
-                f"{', '.join(sorted(wanted)[:5])}"
+                f"{len(empty)} requested brick(s) have no sweep rows: "
+                f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}; "
+                f"missing sweep files: {missing}"
             )
         return _concat_sorted(frames)
 

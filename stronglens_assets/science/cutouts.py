@@ -82,7 +82,13 @@ MERGE_GAP_PIXELS: int = 100_000
 brick) are read with one ``section`` call: decompressing the gap costs less than a call."""
 
 STATUS_OK = "ok"
-REJECT_REASONS: tuple[str, ...] = ("outside_brick", "edge", "nonfinite", "zero_invvar")
+REJECT_REASONS: tuple[str, ...] = (
+    "outside_brick",
+    "edge",
+    "nonfinite",
+    "bad_psfsize",
+    "zero_invvar",
+)
 """Values of the index ``status`` column other than ``"ok"``, in the order they are tested."""
 
 OpenFile = Callable[[str, str], "str | os.PathLike[str]"]
@@ -394,7 +400,8 @@ def extract_brick_cutouts(
         :class:`BrickCutouts` ``(cutouts, invvar, psfsize, index)``. Statuses, tested in
         order: ``outside_brick`` (pixel not in the image), ``edge`` (box leaves the image),
         ``nonfinite`` (a non-finite image / invvar pixel or psfsize value in any band),
-        ``zero_invvar``.
+        ``bad_psfsize`` (psfsize <= 0 in any band: no valid PSF, e.g. a missing-data fill
+        value), ``zero_invvar``.
 
     Raises:
         MissingCoaddError: a needed file is missing (names brick, product, band).
@@ -479,11 +486,13 @@ def extract_brick_cutouts(
         | ~np.isfinite(ivar).all(axis=(1, 2, 3))
         | ~np.isfinite(psf).all(axis=1)
     )
+    bad_psf = ~nonfinite & ~(psf > 0).all(axis=1)  # a PSF FWHM must be a positive size
     zero_frac = (ivar <= 0).mean(axis=(2, 3)) if nc else np.zeros((0, nb))
-    zero_bad = ~nonfinite & (zero_frac > max_zero_invvar_frac).any(axis=1)
+    zero_bad = ~nonfinite & ~bad_psf & (zero_frac > max_zero_invvar_frac).any(axis=1)
     status[cand[nonfinite]] = "nonfinite"
+    status[cand[bad_psf]] = "bad_psfsize"
     status[cand[zero_bad]] = "zero_invvar"
-    keep = ~nonfinite & ~zero_bad
+    keep = ~nonfinite & ~bad_psf & ~zero_bad
     if not keep.all():
         img, ivar, psf = img[keep], ivar[keep], psf[keep]
 

@@ -25,7 +25,9 @@ Definitions (all numbers come from :class:`NegativeSelectionConfig`, ``configs/n
 * **exclusion**: galaxies within ``exclusion_radius_arcsec`` of any known lens are dropped;
 * **split**: NEST cell at ``split_nside`` of (RA, DEC); its split is a hash of
   (``split_seed``, cell) mapped onto the fractions (see :func:`split_of_cells`), so a cell is
-  in exactly one split and its split never changes when the footprint grows.
+  in exactly one split and its split never changes when the footprint grows;
+* **split guard**: a galaxy whose cutout box may reach a cell of another split is dropped
+  (:func:`split_guard_mask`), so no pixel is in a train and a val/test cutout.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import pandas as pd
 from pydantic import field_validator, model_validator
 from scipy.spatial import cKDTree
 
-from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.config import StrictModel, load_profiled_config
 from stronglens_assets.science.healpix import healpix_pixel
 from stronglens_assets.science.lenscat import check_required_columns
 from stronglens_assets.science.sweeps import SWEEP_COLUMNS, SWEEP_TYPES
@@ -70,6 +72,7 @@ __all__ = [
     "quality_mask",
     "quality_reasons",
     "sample_negative_manifest",
+    "split_guard_mask",
     "split_of_cells",
 ]
 
@@ -96,6 +99,7 @@ POOL_EXTRA_COLUMNS: tuple[str, ...] = (
 """Optional sweep columns copied into the pool when present."""
 
 _MAX_SPLIT_NSIDE = 8192
+_GUARD_TEST_NSIDE = 2**18  # resolution of the split guard's inclusive polygon test (0.8")
 _MAX_PREFILTER_NSIDE = 1024  # lookup table of 12 * 1024**2 booleans (12.6 MB)
 _U64 = np.uint64
 
@@ -219,6 +223,9 @@ class NegativeSelectionConfig(StrictModel):
     """nside of the coarse NEST cells that carry the split."""
     split_seed: int = 20260210
     split_fractions: SplitFractions = SplitFractions()
+    split_guard_half_width_arcsec: float = 13.231
+    """Half the side of a cutout box [arcsec] (101 px x 0.262"/2): an object whose box may reach
+    a split cell of another split is dropped (:func:`split_guard_mask`); 0 disables."""
     manifest_size: int = 510_000
     """Requested number of negatives in the manifest."""
     n1_n2_ratio: tuple[float, float] = (75.0, 25.0)
@@ -249,6 +256,17 @@ class NegativeSelectionConfig(StrictModel):
             raise ValueError(f"must be a power of two in [1, {_MAX_SPLIT_NSIDE}], got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _guard_fits_cell(self) -> NegativeSelectionConfig:
+        limit = 0.25 * hp.nside2resol(self.split_nside, arcmin=True) * 60.0
+        if not 0 <= self.split_guard_half_width_arcsec <= limit:
+            raise ValueError(
+                f"split_guard_half_width_arcsec must be in [0, {limit:.1f}] (a quarter of a "
+                f"split cell at split_nside {self.split_nside}), got "
+                f"{self.split_guard_half_width_arcsec}"
+            )
+        return self
+
     @field_validator("split_seed", "sampling_seed")
     @classmethod
     def _seed(cls, value: int) -> int:
@@ -276,10 +294,13 @@ class NegativeSelectionConfig(StrictModel):
         return self.n1_n2_ratio[1] / (self.n1_n2_ratio[0] + self.n1_n2_ratio[1])
 
 
-def load_negative_selection_config(path: str | os.PathLike[str]) -> NegativeSelectionConfig:
-    """Load and validate ``negatives.yaml``; :class:`~stronglens_assets.config.ConfigError` names
-    the file and fields on error."""
-    return load_config(path, NegativeSelectionConfig)
+def load_negative_selection_config(
+    path: str | os.PathLike[str], profile: str = "full"
+) -> NegativeSelectionConfig:
+    """Load and validate ``negatives.yaml`` for a size ``profile`` (its ``profiles:``
+    overrides, e.g. the demo's finer ``split_nside``); :class:`~stronglens_assets.config.
+    ConfigError` names the file and fields on error."""
+    return load_profiled_config(path, NegativeSelectionConfig, profile)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -600,6 +621,42 @@ def assign_split(
     return split_of_cells(cells, cfg)
 
 
+def split_guard_mask(
+    ra: npt.ArrayLike, dec: npt.ArrayLike, cfg: NegativeSelectionConfig
+) -> npt.NDArray[np.bool_]:
+    """True where an object's cutout box may reach a split cell of another split.
+
+    The box: half-width ``h = cfg.split_guard_half_width_arcsec`` around (ra, dec) [deg]
+    along RA and Dec (DR10 coadds are north up, so cutouts are). Dropping these objects
+    makes leakage impossible: every pixel of a kept cutout lies in cells of its own split, so
+    no sky (no galaxy, no pixel) is shared by a train and a val/test cutout. Two stages:
+    vectorized, an object whose cell and 8 neighbours all have its split is safe (the box is
+    smaller than a quarter cell, so it cannot reach further); for the others
+    ``healpy.query_polygon(..., inclusive=True)``, testing overlap on ~0.8" sub-pixels, lists
+    every cell the box may overlap (conservative: it may list a few more, never fewer).
+    """
+    ra_a = np.atleast_1d(np.asarray(ra, dtype=np.float64))
+    dec_a = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    out = np.zeros(ra_a.size, dtype=bool)
+    h = cfg.split_guard_half_width_arcsec / 3600.0
+    if ra_a.size == 0 or h == 0:
+        return out
+    nside = cfg.split_nside
+    cells = np.asarray(healpix_pixel(ra_a, dec_a, nside), dtype=np.int64).reshape(-1)
+    own = _split_codes(cells, cfg)
+    neighbours = hp.get_all_neighbours(nside, cells, nest=True)  # (8, n), -1 = none
+    other = np.where(neighbours >= 0, _split_codes(np.maximum(neighbours, 0), cfg), own)
+    fact = max(4, _GUARD_TEST_NSIDE // nside)  # overlap tested on ~0.8" sub-pixels
+    for i in np.flatnonzero((other != own).any(axis=0)):
+        dra = h / max(np.cos(np.deg2rad(dec_a[i])), 1e-6)
+        corners_ra = ra_a[i] + np.array([-dra, dra, dra, -dra])
+        corners_dec = np.clip(dec_a[i] + np.array([-h, -h, h, h]), -90.0, 90.0)
+        vertices = hp.ang2vec(corners_ra, corners_dec, lonlat=True)
+        touched = hp.query_polygon(nside, vertices, inclusive=True, nest=True, fact=fact)
+        out[i] = bool((_split_codes(touched, cfg) != own[i]).any())
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # the pool
 # ----------------------------------------------------------------------------------------------
@@ -643,6 +700,10 @@ def build_negative_pool(
     if near.any():
         far = ~near
         sel, ra, dec = sel[far], ra[far], dec[far]
+    guarded = split_guard_mask(ra, dec, cfg)
+    if guarded.any():
+        keep = ~guarded
+        sel, ra, dec = sel[keep], ra[keep], dec[keep]
     idx = table.rows()[sel]
     cls, rule = cls[sel], rule[sel]
     cells = np.asarray(healpix_pixel(ra, dec, cfg.split_nside), dtype=np.int64).reshape(-1)
@@ -681,6 +742,7 @@ def build_negative_pool(
         },
         "n_classified": int(n_classified),
         "n_excluded_near_known_lens": int(near.sum()),
+        "n_excluded_split_guard": int(guarded.sum()),
         "n_pool": int(n_out),
         "n_n1": int(counts[1]),
         "n_n2": int(counts[2]),

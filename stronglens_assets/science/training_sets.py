@@ -133,8 +133,8 @@ def positive_objects(
             axis=1,
         )
     ]
-    if len(planted):
-        mock = planted[(planted["source"] == "mock") & planted["brickname"].isin(wanted)]
+    mock = planted[(planted["source"] == "mock") & planted["brickname"].isin(wanted)]
+    if len(mock):
         mock = mock.reset_index(drop=True)
         if mock_grade_column not in mock.columns:
             raise ValueError(f"planted lenses lack the grading column {mock_grade_column!r}")
@@ -294,4 +294,35 @@ def split_counts(manifest: pd.DataFrame) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for (split, tier), n in counts.items():
         out.setdefault(str(split), {})[str(tier)] = int(n)
+    return out
+
+
+def magnitude_auc(manifest: pd.DataFrame, negative_tier: str = "N1") -> float:
+    """How well the r magnitude alone separates positives from ``negative_tier`` negatives.
+
+    ROC AUC (:func:`sklearn.metrics.roc_auc_score`) of ``mag_r`` as a score for label 1
+    against the negatives of ``negative_tier``, folded to ``max(AUC, 1 - AUC)``: 0.5 means
+    no information, 1 a perfect shortcut in either direction. NaN when a class is empty.
+    Rows with a non-finite ``mag_r`` are ignored.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    rows = (manifest["label"] == 1) | (manifest["tier"] == negative_tier)
+    rows &= np.isfinite(manifest["mag_r"].to_numpy(dtype=np.float64))
+    labels = manifest.loc[rows, "label"].to_numpy()
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    auc = float(roc_auc_score(labels, manifest.loc[rows, "mag_r"].to_numpy(dtype=np.float64)))
+    return max(auc, 1.0 - auc)
+
+
+def positive_summary(manifest: pd.DataFrame) -> dict[str, float | int | None]:
+    """Counts of the positives in a manifest: per source and tier, and the mock Tier-A share."""
+    pos = manifest[manifest["label"] == 1]
+    mock = pos[pos["source"] == "mock"]
+    out: dict[str, float | int | None] = {
+        f"{source}_{tier}": int(n)
+        for (source, tier), n in pos.groupby(["source", "tier"]).size().items()
+    }
+    out["mock_tier_a_fraction"] = float((mock["tier"] == "A").mean()) if len(mock) else None
     return out

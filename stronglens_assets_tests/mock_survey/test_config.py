@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -28,10 +30,10 @@ def _write(tmp_path: Path, data: dict) -> Path:
 
 def test_default_demo_sky() -> None:
     config = load_demo_sky()
-    assert len(config.bricks) == 16
+    assert len(config.bricks) == 21  # 16 densest + 5 bringing in Tier-A candidates
     assert config.image_bands == ("g", "r", "z")
     assert config.processes == 2
-    assert 16 * config.lenses.mock_lenses_per_brick >= 200  # a few hundred mock lenses
+    assert 21 * config.lenses.mock_lenses_per_brick >= 200  # a few hundred mock lenses
     assert config.bad_strips_per_brick > 0
 
 
@@ -82,3 +84,43 @@ def test_demo_bricks_follow_the_densest_candidate_rule(lenscat_positions) -> Non
     from stronglens_assets.mock_survey.config import densest_candidate_bricks
 
     assert list(load_demo_sky().bricks) == densest_candidate_bricks(lenscat_positions)
+
+
+def test_demo_bricks_hold_five_tier_a_candidates(lenscat_positions) -> None:
+    """Spectroscopic validation needs real confident lenses in the demo sky (issue 8, item 5)."""
+    from stronglens_assets.science.bricks import brick_name
+
+    tier_a = lenscat_positions[lenscat_positions["tier"] == "A"]
+    names = brick_name(tier_a["ra"].to_numpy(), tier_a["dec"].to_numpy())
+    assert int(np.isin(names, load_demo_sky().bricks).sum()) >= 5
+
+
+def test_brick_rule_adds_fewest_tier_a_bricks() -> None:
+    """Hand-made candidates: two dense cells without Tier-A; Tier-A bricks elsewhere."""
+    from stronglens_assets.mock_survey.config import densest_candidate_bricks
+    from stronglens_assets.science.bricks import brick_center
+
+    def at(brick_ra: float, brick_dec: float, tier: str, n: int = 1) -> pd.DataFrame:
+        ra, dec = brick_center(np.array([brick_ra]), np.array([brick_dec]))
+        return pd.DataFrame({"ra": [ra[0]] * n, "dec": [dec[0]] * n, "tier": [tier] * n})
+
+    candidates = pd.concat(
+        [
+            at(36.6, -3.7, "B", 5),  # dense cell, no Tier-A
+            at(36.0, -4.5, "B", 4),
+            at(200.0, 30.0, "A", 1),  # a cell with 3 Tier-A (2 + 1) ...
+            at(200.3, 30.0, "A", 2),
+            at(100.0, -30.0, "A", 1),  # ... and one with a single Tier-A
+        ],
+        ignore_index=True,
+    )
+    chosen = densest_candidate_bricks(candidates, n_cells=1, bricks_per_cell=2, min_tier_a=2)
+    assert len(chosen) == 3  # two dense bricks + the single brick holding 2 Tier-A
+    assert (
+        densest_candidate_bricks(candidates, n_cells=1, bricks_per_cell=2, min_tier_a=0)
+        == (chosen[:2])
+    )
+    # 4 Tier-A: the whole 3-Tier-A cell first (2 bricks), then the other cell's brick
+    assert (
+        len(densest_candidate_bricks(candidates, n_cells=1, bricks_per_cell=2, min_tier_a=4)) == 5
+    )

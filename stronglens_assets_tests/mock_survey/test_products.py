@@ -275,3 +275,14 @@ def test_truth_lenses_and_arc_visibility(built_sky: BuiltSky) -> None:
     print(f"arc_visible: all {frac:.3f} (n={len(lenses)}), lenscat {frac_lenscat:.3f}")
     assert frac > 0.5
     assert (lenses["arc_visible"] == (lenses["arc_snr_max"] >= 10)).all()
+
+
+def test_residual_snr_is_graded_below_the_arc_snr(built_sky: BuiltSky) -> None:
+    """The grading S/N (deflector-subtracted residual) never exceeds the arc-model S/N, and is
+    lower where a lens is blended with a bright deflector."""
+    lenses = pd.concat([_tables(built_sky, brick)[2] for brick in TEST_BRICKS])
+    for band in BANDS:
+        assert (lenses[f"arc_residual_snr_{band}"] <= lenses[f"arc_snr_{band}"] + 1e-9).all()
+    best = np.max([lenses[f"arc_residual_snr_{b}"] for b in BANDS], axis=0)
+    np.testing.assert_allclose(lenses["arc_residual_snr"], best)
+    assert (lenses["arc_residual_snr"] < lenses["arc_snr_max"]).any()

@@ -43,3 +43,18 @@ def test_invvar_map_edges_and_strips() -> None:
     assert (inv[10:30] == 0).all() and (inv[:, 50:58] == 0).all()
     nobs = cond.nobs_at(np.array([500.0, 2000.0, 54.0, -3.0]), np.array([500.0, 500.0, 9.0, 5.0]))
     assert nobs.tolist() == [3, 4, 0, 0]
+
+
+def test_residual_snr_against_analytic_values() -> None:
+    """S/N in the deflector-subtracted residual: sum(arc^2 / (1/invvar + (f L)^2))^(1/2)."""
+    from stronglens_assets.mock_survey.render import _residual_snr
+
+    arc = np.full((5, 5), 2.0)
+    invvar = np.full((5, 5), 4.0)  # sigma = 0.5
+    light = np.zeros((5, 5))
+    assert _residual_snr(arc, invvar, light, 0.1) == pytest.approx(np.sqrt(25 * 4.0 * 4.0))
+    light[:] = 10.0  # (f L)^2 = 1 -> variance 0.25 + 1
+    assert _residual_snr(arc, invvar, light, 0.1) == pytest.approx(np.sqrt(25 * 4.0 / 1.25))
+    assert _residual_snr(arc, invvar, light, 0.0) == pytest.approx(20.0)
+    invvar[0] = 0.0  # no coverage: no signal
+    assert _residual_snr(arc, invvar, light, 0.1) == pytest.approx(np.sqrt(20 * 4.0 / 1.25))

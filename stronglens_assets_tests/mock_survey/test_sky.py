@@ -107,3 +107,49 @@ def test_bright_star_maskbits(demo_config: DemoSkyConfig) -> None:
     radius_pix = bright_star_mask_radius_arcsec(star["mag_r"]) / PIXEL_SCALE_ARCSEC
     d = np.hypot(obj["x"] - star["x"], obj["y"] - star["y"])
     assert (obj.loc[d < radius_pix, "maskbits"] & MASKBITS_BRIGHT).all()
+
+
+def test_deflectors_are_drawn_like_the_lrgs(
+    demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
+) -> None:
+    """Issue 8, item 2: a deflector's magnitude and size do not tell it from an LRG.
+
+    Mock lenses sit on LRGs chosen uniformly (two-sample KS test against all LRGs of the
+    bricks); lenscat deflectors (many positions in one brick) follow the LRG magnitude law
+    (KS test against its analytic CDF, dN/dm ~ 10^(slope m) on the LRG range).
+    """
+    from scipy import stats
+
+    mags, sizes, all_mags, all_sizes = [], [], [], []
+    for brick in ("0366m037", "0161m005", "0359m045", "0360m057", "0364m047"):
+        sky = draw_brick_sky(demo_config, brick, lenscat_positions)
+        objects = sky.objects
+        lrg = objects[(objects["cls"] == "lrg") & (objects["lens_source"] != "lenscat")]
+        mock = lrg[lrg["lens_source"] == "mock"]
+        mags.append(mock["mag_r"]), sizes.append(mock["shape_r"])
+        all_mags.append(lrg["mag_r"]), all_sizes.append(lrg["shape_r"])
+    assert stats.ks_2samp(pd.concat(mags), pd.concat(all_mags)).pvalue > 0.01
+    assert stats.ks_2samp(pd.concat(sizes), pd.concat(all_sizes)).pvalue > 0.01
+
+    info = parse_brick_name(BRICK)
+    rng = np.random.default_rng(0)
+    many = pd.DataFrame(
+        {
+            "name": [f"DESI-{i:04d}" for i in range(400)],
+            "ra": rng.uniform(info.ra1 + 0.01, info.ra2 - 0.01, 400),
+            "dec": rng.uniform(info.dec1 + 0.01, info.dec2 - 0.01, 400),
+            "grading": "probable",
+        }
+    )
+    sky = draw_brick_sky(demo_config, BRICK, many)
+    lenscat = sky.objects[sky.objects["lens_source"] == "lenscat"]
+    lo, hi = demo_config.lrg_magnitude_range_r
+    slope = demo_config.galaxy_count_slope
+
+    def cdf(m: np.ndarray) -> np.ndarray:
+        return (10 ** (slope * np.clip(m, lo, hi)) - 10 ** (slope * lo)) / (
+            10 ** (slope * hi) - 10 ** (slope * lo)
+        )
+
+    assert len(lenscat) == 400
+    assert stats.kstest(lenscat["mag_r"], cdf).pvalue > 0.01

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from stronglens_assets.resources.object_store import S3ObjectStore
+from stronglens_assets.resources.object_store import LocalObjectStore, S3ObjectStore
 from stronglens_assets.resources.survey import (
     DR10SurveySource,
     MockSurveySource,
@@ -52,11 +52,35 @@ def test_dr10_source_reads_sweeps_from_s3(tmp_path: Path, s3_server: str, s3_buc
     cached = tmp_path / "cache" / "dr10/sweep/10.1/sweep-035m005-040p000.fits"
     assert cached.is_file()
     with pytest.raises(
-        SurveyInputError, match=r"no sweep file under s3://.*covers bricks 0161m005"
+        SurveyInputError,
+        match=r"brick\(s\) have no sweep rows: 0161m005; missing sweep files: s3://.*"
+        r"sweep-015m005-020p000.fits",
     ):
         source.read_sweeps(["0161m005"])
     with pytest.raises(SurveyInputError, match=r"desi-sl-vac-v1.fits does not exist"):
         source.desi_vac_path()
+
+
+def test_dr10_source_fails_on_a_sync_gap_instead_of_dropping_bricks(tmp_path: Path) -> None:
+    """A requested brick whose sweep box is missing is an error naming the brick and key, even
+    when other bricks of the same request are found (no silent 10 x 5 deg gap)."""
+    store = LocalObjectStore(tmp_path / "bucket")
+    local = tmp_path / "sweep.fits"
+    _sweep_fits(local, (36.5, 36.8), (-3.9, -3.6))
+    store.write_bytes("dr10/sweep/10.1/sweep-035m005-040p000.fits", local.read_bytes())
+    source = DR10SurveySource(store, tmp_path / "cache")
+    assert set(source.read_sweeps(["0366m037"])["BRICKNAME"]) == {"0366m037"}
+    with pytest.raises(SurveyInputError) as error:
+        source.read_sweeps(["0366m037", "0161m005"])
+    message = str(error.value)
+    assert "1 requested brick(s) have no sweep rows: 0161m005" in message
+    assert "dr10/sweep/10.1/sweep-015m005-020p000.fits" in message
+    assert "0366m037" not in message.split("missing")[0].split(":", 1)[1]
+    # a brick inside a present file but without rows is named too
+    with pytest.raises(
+        SurveyInputError, match=r"no sweep rows: 0371m037; missing sweep files: none"
+    ):
+        source.read_sweeps(["0366m037", "0371m037"])
 
 
 def test_mock_source_names_missing_and_bad_files(tmp_path: Path) -> None:

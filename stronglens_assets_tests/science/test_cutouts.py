@@ -16,6 +16,7 @@ from stronglens_assets.science.bricks import BRICK_NPIX, brick_wcs
 from stronglens_assets.science.cutouts import (
     BANDS,
     CUTOUT_SIZE,
+    REJECT_REASONS,
     CoaddNotFoundError,
     CorruptCoaddError,
     MissingCoaddError,
@@ -208,6 +209,25 @@ def test_statuses_and_index(small_copy):
         TEST_BRICK, objects, opener, wcs=wcs, max_zero_invvar_frac=0.05
     )
     assert index2.loc[2, "status"] == "ok"
+
+
+@pytest.mark.parametrize("bad_value", [0.0, -1.0])
+def test_nonpositive_psfsize_is_rejected_with_its_reason(small_copy, bad_value):
+    """A PSF FWHM <= 0 (e.g. a fill value where no exposure defined the PSF) is no PSF."""
+    wcs = brick_grid_wcs(TEST_BRICK, SMALL)
+    header = coadd_header(TEST_BRICK, SMALL)
+    yy, xx = np.mgrid[0:SMALL, 0:SMALL]
+    psf_g = default_pattern("psfsize", "g", yy, xx)
+    psf_g[200, 100] = bad_value  # the pixel of object "b" only
+    write_coadd(small_copy / dr10_coadd_path(TEST_BRICK, "psfsize", "g"), psf_g, header)
+    objects = _objects(wcs, [100, 100, 200], [100, 200, 200])
+    objects["objid"] = ["a", "b", "c"]
+    opener = LocalCoaddSource(small_copy).opener(TEST_BRICK)
+    _, _, psf, index = extract_brick_cutouts(TEST_BRICK, objects, opener, wcs=wcs)
+    assert list(index["status"]) == ["ok", "bad_psfsize", "ok"]
+    assert list(index["cutout_row"]) == [0, -1, 1]
+    assert (psf > 0).all()
+    assert "bad_psfsize" in REJECT_REASONS
 
 
 def test_sparse_and_dense_reads_agree(small_brick):

@@ -114,6 +114,86 @@ def test_quality_gates(cfg: SEL.NegativeSelectionConfig) -> None:
     ]  # fmt: skip
 
 
+def test_quality_reasons_name_the_first_failing_gate(cfg: SEL.NegativeSelectionConfig) -> None:
+    df = _rows(
+        {},
+        {"type": "PSF"},
+        {"nobs_z": 0, "type": "PSF"},  # NOBS is tested before TYPE
+        {"maskbits": 1 << 1},
+        {"z": 20.05, "zfib": 21.0},
+        {},  # MW_TRANSMISSION_Z = 0 below
+        {},  # MW_TRANSMISSION_R < 0 below
+        {},  # FLUX_R NaN below
+    )
+    df.loc[5, "MW_TRANSMISSION_Z"] = 0.0  # would be an -inf magnitude, passing z < 20
+    df.loc[6, "MW_TRANSMISSION_R"] = -0.5
+    df.loc[7, "FLUX_R"] = np.nan
+    reasons = SEL.quality_reasons(df, cfg)
+    assert reasons.tolist() == [
+        "", "type", "nobs", "maskbits", "mag_z", "mw_transmission", "mw_transmission", "flux"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(reasons == "", SEL.quality_mask(df, cfg))
+    # missing values (a nullable crossmatch column) fail their gate instead of passing
+    nullable = df.astype({"NOBS_G": "Int64"})
+    nullable.loc[0, "NOBS_G"] = pd.NA
+    assert SEL.quality_reasons(nullable, cfg)[0] == "nobs"
+
+
+def test_quality_reasons_agree_with_the_mask_on_a_survey(
+    sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConfig
+) -> None:
+    reasons = SEL.quality_reasons(sweep, cfg)
+    np.testing.assert_array_equal(reasons == "", SEL.quality_mask(sweep, cfg))
+    assert {"", "flux", "nobs", "type", "mag_z"} <= set(reasons)
+
+
+def test_zero_mw_transmission_is_not_a_bright_galaxy() -> None:
+    mags = SEL.extinction_corrected_mag([10.0, 10.0, 10.0, 10.0], [1.0, 0.0, -1.0, np.nan])
+    assert mags[0] == pytest.approx(20.0)
+    assert np.isnan(mags[1:]).all()
+
+
+def _guard_cfg(nside: int, half_width: float = 13.231) -> SEL.NegativeSelectionConfig:
+    return SEL.NegativeSelectionConfig(
+        selection_version="t", split_nside=nside, split_guard_half_width_arcsec=half_width
+    )
+
+
+@pytest.mark.parametrize("nside", [128, 1024])
+def test_split_guard_keeps_every_box_inside_its_split(nside: int) -> None:
+    """Brute force: every kept object's cutout box (a 21 x 21 grid of points over it) lies in
+    cells of its own split; dropped objects have a point of another split in their box."""
+    cfg = _guard_cfg(nside)
+    rng = np.random.default_rng(5)
+    ra = rng.uniform(36.0, 36.6, 3000)
+    dec = rng.uniform(-4.3, -3.7, 3000)
+    guarded = SEL.split_guard_mask(ra, dec, cfg)
+    h = cfg.split_guard_half_width_arcsec / 3600.0
+    grid = np.linspace(-h, h, 21)
+    gx, gy = np.meshgrid(grid, grid)
+    own = SEL.assign_split(ra, dec, cfg)
+    box_ra = ra[:, None] + gx.ravel()[None, :] / np.cos(np.deg2rad(dec))[:, None]
+    box_dec = dec[:, None] + gy.ravel()[None, :]
+    box_split = SEL.assign_split(box_ra.ravel(), box_dec.ravel(), cfg).reshape(box_ra.shape)
+    mixed = (box_split != own[:, None]).any(axis=1)
+    assert not mixed[~guarded].any()  # never a leak
+    assert mixed[guarded].mean() > 0.8  # and the guard is not much more cautious than needed
+    assert 0 < guarded.mean() < (0.2 if nside == 1024 else 0.05)
+    assert not SEL.split_guard_mask(ra, dec, _guard_cfg(nside, 0.0)).any()
+
+
+def test_split_guard_must_fit_in_a_quarter_cell(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="split_guard_half_width_arcsec"):
+        _guard_cfg(8192, 13.231)
+
+
+def test_demo_profile_splits_finer(tmp_path: Path) -> None:
+    demo = SEL.load_negative_selection_config(CONFIG_PATH, "demo")
+    full = SEL.load_negative_selection_config(CONFIG_PATH, "full")
+    assert (full.split_nside, demo.split_nside) == (128, 1024)
+    assert demo.model_copy(update={"split_nside": 128}) == full  # only the granularity differs
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -282,7 +362,13 @@ def test_build_negative_pool(sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConf
     assert stats["n_input"] == len(sweep) and stats["n_quality"] == quality.sum()
     assert stats["n_classified"] == candidates.size
     assert stats["n_excluded_near_known_lens"] >= 25
-    assert stats["n_pool"] == len(pool) == candidates.size - stats["n_excluded_near_known_lens"]
+    assert (
+        stats["n_pool"]
+        == len(pool)
+        == (candidates.size - stats["n_excluded_near_known_lens"] - stats["n_excluded_split_guard"])
+    )
+    assert sum(stats["n_rejected_by_gate"].values()) == stats["n_input"] - stats["n_quality"]
+    assert not SEL.split_guard_mask(pool["RA"], pool["DEC"], cfg).any()
     assert set(SWEEP_COLUMNS) <= set(pool.columns)
     assert set(pool["pool_class"]) == {"N1", "N2"} and set(pool["split"]) <= set(SEL.SPLIT_LABELS)
     assert (pool["source_partition"] == "1105").all()
