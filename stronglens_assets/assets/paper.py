@@ -488,7 +488,8 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             for i in range(m):
                 params: dict[str, Any] = {"variant": variant}
                 for name, values in arrays.items():
-                    if name in ("images", "scores") or values.ndim != 1 or len(values) < m:
+                    per_injection = values.ndim == 1 and len(values) == len(arrays["scores"])
+                    if name in ("images", "scores") or not per_injection:
                         continue
                     value = values[i]
                     params[name] = value.item() if hasattr(value, "item") else value

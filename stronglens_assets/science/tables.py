@@ -349,12 +349,16 @@ def probe_rows(results: Mapping[str, Any]) -> list[ProbeRow]:
     A mapping holding ``auc_mean`` and ``auc_std`` is one comparison; its name is its key and
     the host-matching mode is the key of the enclosing mapping when there is one (e.g.
     ``{"random": {"tier_a_vs_injections": {...}}}``) or its ``hosts``/``matching`` field. A
-    sibling ``frechet`` mapping (``{comparison: {"distance"}}`` or ``{"distance"}``) gives the
-    Fréchet distance.
+    sibling ``frechet_<comparison>`` mapping or a ``frechet`` mapping (``{comparison:
+    {"distance"}}`` or ``{"distance"}``) gives the Fréchet distance. Identical entries (a
+    headline result repeated under its host mode) appear once.
     """
     rows: list[ProbeRow] = []
 
     def frechet_for(node: Mapping[str, Any], name: str) -> float | None:
+        sibling = node.get(f"frechet_{name}")
+        if isinstance(sibling, Mapping) and isinstance(sibling.get("distance"), int | float):
+            return float(sibling["distance"])
         entry = node.get("frechet")
         if isinstance(entry, Mapping):
             if isinstance(entry.get(name), Mapping):
@@ -368,7 +372,7 @@ def probe_rows(results: Mapping[str, Any]) -> list[ProbeRow]:
 
     def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
         for key, value in node.items():
-            if not isinstance(value, Mapping) or key == "frechet":
+            if not isinstance(value, Mapping) or key.startswith("frechet"):
                 continue
             if "auc_mean" in value and "auc_std" in value:
                 hosts = value.get("hosts", value.get("matching", path[-1] if path else "--"))
@@ -391,6 +395,7 @@ def probe_rows(results: Mapping[str, Any]) -> list[ProbeRow]:
                 walk(value, (*path, key))
 
     walk(results, ())
+    rows = list(dict.fromkeys(rows))  # a headline entry repeated per host mode appears once
     if not rows:
         raise ValueError("linear-probe results hold no entry with 'auc_mean' and 'auc_std'")
     return rows

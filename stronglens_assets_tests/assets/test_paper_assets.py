@@ -135,6 +135,8 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
             "theta_e": np.linspace(1, 2, 40),
             "source_mag": np.full(40, 19.5),
             "images": _cutouts(N_IMAGES, seed=10 + i),
+            "host_object_id": np.array([f"host-{j}" for j in range(40)]),
+            "bands": np.array(["g", "r", "z"]),
         }
         storage.write_bytes(
             paper.BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant), encode_npz(arrays)
@@ -144,13 +146,23 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
     @dg.asset
     def linear_probe(storage: dg.ResourceParam[LocalStorageResource]) -> dict:
         rng = np.random.default_rng(5)
-        results = {
+        auc = {"auc_mean": 0.99, "auc_std": 0.01, "n_folds": 3}
+        by_mode = {
             mode: {
-                "tier_a_vs_injections": {"auc_mean": 0.99, "auc_std": 0.01, "n_folds": 3},
-                "tier_a_vs_tier_b": {"auc_mean": 0.75, "auc_std": 0.05, "n_folds": 3},
-                "frechet": {"tier_a_vs_injections": {"distance": 12.0}},
+                "tier_a_vs_injections": {**auc, "auc_mean": 0.99 if mode != "random" else 0.98},
+                "frechet_tier_a_vs_injections": {"distance": 12.0 + (mode == "random")},
+                "hosts": {"mode": mode, "distinct_hosts": 4},
             }
             for mode in ("random", "tier_a_matched")
+        }
+        results = {  # the layout of assets/d06.py's linear_probe
+            "tier_a_vs_injections": {**auc, "hosts": "tier_a_matched"},
+            "tier_a_vs_tier_b": {"auc_mean": 0.75, "auc_std": 0.05, "n_folds": 3},
+            "frechet": {
+                "tier_a_vs_injections": {"distance": 12.0},
+                "tier_a_vs_tier_b": {"distance": 2.0},
+            },
+            "by_host_matching": by_mode,
         }
         storage.write_bytes(paper.PROBE_RESULTS_KEY, json.dumps(results).encode())
         embeddings = {
@@ -339,6 +351,9 @@ def test_tables_hold_the_upstream_numbers(graph):
     assert f"poisson & $p > 0.3$ & {k} & {n} & {100 * k / n:.2f} [" in summary
     probe = (tables / "linear_probe.tex").read_text()
     assert r"Tier-A vs injections & tier\_a\_matched & $0.990 \pm 0.010$ & 3 & 12" in probe
+    assert r"Tier-A vs injections & random & $0.980 \pm 0.010$ & 3 & 13" in probe
+    assert r"Tier-A vs Tier-B & -- & $0.750 \pm 0.050$ & 3 & 2" in probe
+    assert probe.count("Tier-A vs injections") == 2
     assert r"all & -- & 500 & 0.0123 & 0.0456" in (tables / "calibration.tex").read_text()
     assert all(v in (tables / "bright_arc.tex").read_text() for v in ("gain\\_1e12", "clip20"))
 

@@ -107,3 +107,36 @@ def test_calibration_table_rejects_incomplete_reports():
         T.calibration_table({"ece": 0.1})
     with pytest.raises(ValueError, match="by_stratum"):
         T.calibration_strata("tier")
+
+
+def test_probe_rows_from_the_d06_results_layout():
+    auc = {"auc_mean": 0.99, "auc_std": 0.01, "n_folds": 5, "fold_aucs": [0.99] * 5}
+    results = {
+        "tier_a_vs_injections": {**auc, "hosts": "tier_a_matched"},
+        "tier_a_vs_tier_b": {"auc_mean": 0.78, "auc_std": 0.06, "n_folds": 5},
+        "frechet": {
+            "tier_a_vs_injections": {"distance": 40.0, "eps": 1e-6},
+            "tier_a_vs_tier_b": {"distance": 3.0},
+        },
+        "by_host_matching": {
+            "random": {
+                "tier_a_vs_injections": {**auc, "auc_mean": 0.995},
+                "frechet_tier_a_vs_injections": {"distance": 50.0},
+                "hosts": {"mode": "random", "distinct_hosts": 10},
+            },
+            "tier_a_matched": {
+                "tier_a_vs_injections": {**auc, "hosts": "tier_a_matched"},
+                "frechet_tier_a_vs_injections": {"distance": 40.0},
+                "hosts": {"mode": "tier_a_matched"},
+            },
+        },
+        "n_tier_a": 10,
+    }
+    rows = T.probe_rows(results)
+    assert [(r.comparison, r.hosts, r.auc_mean, r.frechet) for r in rows] == [
+        ("Tier-A vs injections", "tier_a_matched", 0.99, 40.0),
+        ("Tier-A vs Tier-B", "--", 0.78, 3.0),
+        ("Tier-A vs injections", "random", 0.995, 50.0),
+    ]
+    with pytest.raises(ValueError, match="auc_mean"):
+        T.probe_rows({"n_tier_a": 3})
