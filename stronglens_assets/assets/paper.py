@@ -40,6 +40,7 @@ from stronglens_assets.science import gallery as G
 from stronglens_assets.science import provenance as P
 from stronglens_assets.science import tables as T
 from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.science.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT
 
 PAPER_GROUP = "paper"
@@ -617,6 +618,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 f"{checkpoint['checkpoint_key']} ({checkpoint['sha256']}): re-materialize them"
             )
         priors = injection_priors
+        priors_now = priors_sha256(load_priors(settings.config_dir, settings.profile))
+        priors_used = _collect_sha(summaries, "priors_sha256")
+        other = sorted(name for name, sha in priors_used.items() if sha != priors_now)
+        if other or priors.get("sha256") != priors_now:
+            raise ValueError(
+                f"D06 results {other or ['injection_priors']} were computed with other injection "
+                f"priors than {settings.config_dir / 'injection_priors.yaml'} holds now "
+                f"(sha256 {priors_now}): re-materialize injection_priors and the D06 assets"
+            )
         graph = context.job_def.asset_layer.asset_graph
         ancestors = sorted(
             graph.get_ancestor_asset_keys(context.asset_key), key=lambda k: k.to_user_string()
@@ -643,7 +653,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 "storage": settings.storage_uri,
                 "priors_sha256": priors.get("sha256") if isinstance(priors, Mapping) else None,
                 "d06_checkpoint_sha256": used,
-                "d06_priors_sha256": _collect_sha(summaries, "priors_sha256"),
+                "d06_priors_sha256": priors_used,
             },
         )
         data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()

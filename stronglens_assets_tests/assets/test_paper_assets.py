@@ -30,6 +30,7 @@ from stronglens_assets.partitions import (
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets_tests.conftest import TEST_BRICKS
 from stronglens_assets_tests.paper_tools import (
@@ -42,7 +43,7 @@ from stronglens_assets_tests.paper_tools import (
 MODEL = "paperIV_bottlenecked_resnet"
 CHECKPOINT_KEY = f"checkpoints/{MODEL}/best.pt"
 CHECKPOINT = b"frozen weights v1"
-PRIORS_SHA = hashlib.sha256(b"priors").hexdigest()
+PRIORS_SHA = priors_sha256(load_priors(PROJECT_ROOT / "configs", "demo"))
 THETA = (0.75, 1.5, 2.5)
 MAGS = (20.0, 22.0, 24.0)
 N_CELL = 10
@@ -513,3 +514,20 @@ def test_bad_paper_config_names_the_field(tmp_path):
     (tmp_path / "paper.yaml").write_text("figures:\n  dpi: 5\n")
     with pytest.raises(ConfigError, match=r"figures.dpi"):
         paper.load_paper_config(tmp_path)
+
+
+def test_provenance_refuses_results_computed_with_other_priors(graph):
+    """Priors edited after the D06 run: the provenance is not rewritten to bless them."""
+    provenance = graph.root / paper.PROVENANCE_KEY
+    before = provenance.read_bytes()
+    priors = graph.config_dir / "injection_priors.yaml"
+    original = priors.read_text()
+    priors.write_text(original.replace("version: corrected_priors_v1", "version: edited_v2"))
+    try:
+        result = graph.materialize(["d06_provenance"])
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert "other injection priors" in failure.step_failure_data.error.cause.message
+        assert provenance.read_bytes() == before
+    finally:
+        priors.write_text(original)
