@@ -248,10 +248,8 @@ class _Grid:
     ux: Any  # unit vectors theta / |theta| (0 at the origin)
     uy: Any
     rho_min: Any  # smallest |theta| over the pixel's sub-pixel centres (floored)
-    sx: Any  # (s*s, size, size) sub-pixel centres
-    sy: Any
-    sux: Any
-    suy: Any
+    ox: Any  # (s*s, 1) sub-pixel offsets from the pixel centre, arcsec
+    oy: Any
 
 
 _GRID_CACHE: dict[tuple[int, float, int, str, str], _Grid] = {}
@@ -274,11 +272,10 @@ def _grid(size: int, pixel_scale: float, s: int, dtype: Any, xp: ModuleType) -> 
     rho_min = np.maximum(np.hypot(x, y) - half_diag, 1e-3 * pixel_scale)
     sub = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
     ox, oy = np.meshgrid(sub, sub)
-    sxg = x[None, :, :] + ox.reshape(-1)[:, None, None]
-    syg = y[None, :, :] + oy.reshape(-1)[:, None, None]
-    sux, suy = _unit(sxg, syg)
 
     def dev(a: np.ndarray) -> Any:
+        if a.ndim == 3:
+            a = a.reshape(a.shape[0], -1)
         return xp.asarray(np.ascontiguousarray(a, dtype=dtype))
 
     grid = _Grid(
@@ -287,10 +284,8 @@ def _grid(size: int, pixel_scale: float, s: int, dtype: Any, xp: ModuleType) -> 
         ux=dev(ux),
         uy=dev(uy),
         rho_min=dev(rho_min),
-        sx=dev(sxg),
-        sy=dev(syg),
-        sux=dev(sux),
-        suy=dev(suy),
+        ox=dev(ox.reshape(-1, 1)),
+        oy=dev(oy.reshape(-1, 1)),
     )
     if len(_GRID_CACHE) > 16:
         _GRID_CACHE.clear()
@@ -398,9 +393,20 @@ def _sersic_pixel_flux(
     the value at the point, the squared elliptical radius ``R^2`` (floored) and
     ``t = (R / R_eff)^(1/n)``.
     """
-    dx = x - k["te"] * ux
+    if ux is None:  # sub-pixels: SIS deflection from the coordinates, x (1 - theta_E/rho)
+        shrink = x * x
+        shrink += y * y
+        xp.sqrt(shrink, out=shrink)
+        xp.maximum(shrink, 1e-12, out=shrink)
+        xp.divide(k["te"], shrink, out=shrink)
+        xp.subtract(1.0, shrink, out=shrink)
+        dx = x * shrink
+        dy = y * shrink
+        del shrink
+    else:
+        dx = x - k["te"] * ux
+        dy = y - k["te"] * uy
     dx -= k["sx"]
-    dy = y - k["te"] * uy
     dy -= k["sy"]
     xe = k["a11"] * dx
     xe += k["a12"] * dy
@@ -574,8 +580,8 @@ def render_arcs(
             unit[xp.asarray(loc), m : size - m, m : size - m] = block
         # stage 2: flux x PSF, convolving only the window of pixels above conv_tol x peak
         flux_d = xp.asarray(p.flux[ids].astype(dtype))[:, :, None, None]
+        xp.multiply(unit[:, None], flux_d, out=out[g0 : g0 + ids.size])
         if p.psf_fwhm is None:
-            out[g0 : g0 + ids.size] = unit[:, None] * flux_d
             continue
         inner = _bright_margins(unit, conv_tol if adaptive else 0.0, xp)
         for m, loc in _chunks(inner, size, n_band):
@@ -665,12 +671,12 @@ def _render_chunk(
     flat = {name: v.reshape(-1) for name, v in k.items()}
     for a in range(0, n_sel, step):
         c_i, r_i, c_j = ci[a : a + step], ri[a : a + step], cj[a : a + step]
-        gr, gc = r_i + m, c_j + m
-        kk = {name: v[c_i][None, :] for name, v in flat.items()}
-        # sub-pixel tables are (s*s, size, size): the long axis (pixels) is innermost
-        f, _, _ = _sersic_pixel_flux(
-            grid.sx[:, gr, gc], grid.sy[:, gr, gc], grid.sux[:, gr, gc], grid.suy[:, gr, gc], kk, xp
-        )
+        lin = (r_i + m) * size + (c_j + m)
+        kk = {name: xp.take(v, c_i)[None, :] for name, v in flat.items()}
+        xs = xp.take(grid.x.reshape(-1), lin)[None, :] + grid.ox  # (s*s, P)
+        ys = xp.take(grid.y.reshape(-1), lin)[None, :] + grid.oy
+        # sub-pixel tables are (s*s, size*size): the long axis (pixels) is innermost
+        f, _, _ = _sersic_pixel_flux(xs, ys, None, None, kk, xp)
         image[c_i, r_i, c_j] = f.mean(axis=0)
     return image
 
@@ -690,12 +696,14 @@ def _convolve_into(
     xp: ModuleType,
     dtype: Any,
 ) -> None:
-    """``out[g0 + loc] = flux x (PSF * unit[loc] inside the window + unit[loc] outside)``.
+    """Convolve the centred window of margin ``m`` of ``unit[loc]`` with each band's PSF.
 
-    Pixels outside the centred window of margin ``m`` are below ``conv_tol`` x the peak;
-    they are added unconvolved (flux is conserved; the error is at most their value).
-    The separable Gaussian is applied as two batched products with banded Toeplitz
-    matrices ``T[c, b, i, j] = k[c, b, (i + mo) - (j + m) + r]``.
+    ``out[g0 + loc]`` already holds ``flux x unit``; the window grown by the kernel
+    radius is replaced by ``flux x (PSF * inner + ring)``: pixels outside the inner
+    window are below ``conv_tol`` x the peak and stay unconvolved (flux is conserved; the
+    error is at most their value). The separable Gaussian is applied as two batched
+    products with banded Toeplitz matrices ``T[c, b, i, j] = k[c, b, (i + mo) - (j + m)
+    + r]``.
     """
     idx = g0 + loc
     loc_d = xp.asarray(loc)
@@ -712,13 +720,12 @@ def _convolve_into(
     inner = unit[loc_d, m : size - m, m : size - m]
     conv = xp.matmul(toe, inner[:, None])  # rows: (C, B, wo, w)
     conv = xp.matmul(conv, toe_t)  # columns: (C, B, wo, wo)
-    ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
-    ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
-    conv += ring[:, None]
+    if mo < m:
+        ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
+        ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
+        conv += ring[:, None]
     conv *= flux[loc_d]
-    full = unit[loc_d][:, None] * flux[loc_d]
-    full[:, :, mo : size - mo, mo : size - mo] = conv
-    out[idx] = full
+    out[idx, :, mo : size - mo, mo : size - mo] = conv
 
 
 # --------------------------------------------------------------------------------------
