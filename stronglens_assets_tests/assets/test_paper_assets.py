@@ -531,3 +531,65 @@ def test_provenance_refuses_results_computed_with_other_priors(graph):
         assert provenance.read_bytes() == before
     finally:
         priors.write_text(original)
+
+
+@pytest.mark.slow
+def test_demo_writes_the_paper_outputs(demo_run, tmp_path):
+    """The shared demo run: figures, gallery (in chromium), tables, provenance and its check,
+    and the paper PDF built from what the demo wrote."""
+    assert demo_run.returncode == 0, demo_run.stdout[-3000:]
+    root = demo_run.storage
+    figures = root / "paper" / "figures"
+    for name in (
+        "fig1_completeness_no_poisson",
+        "fig2_completeness_poisson",
+        "fig3_linear_probe",
+        "fig4_bright_arc",
+    ):
+        assert pdf_page_count((figures / f"{name}.pdf").read_bytes()) == 1
+        sidecar = json.loads((figures / f"{name}.json").read_text())
+        width, height = sidecar["size_inches"]
+        assert png_size((figures / f"{name}.png").read_bytes()) == (
+            round(width * sidecar["png_dpi"]),
+            round(height * sidecar["png_dpi"]),
+        )
+    tier_a = pd.read_parquet(root / paper.TIER_A_SCORES_KEY)
+    with np.load(root / paper.BRIGHT_ARC_CUTOUTS_KEY.format(variant="baseline")) as arrays:
+        images = len(arrays["images"])
+    config = paper.load_paper_config(PROJECT_ROOT / "configs")
+    expected = min(len(tier_a), config.gallery.html_max_real) + min(
+        images, config.gallery.html_max_injections
+    )
+    page = root / paper.GALLERY_KEY
+    loaded = load_in_chromium(page.as_uri(), tmp_path / "profile")
+    assert loaded.console == []
+    assert f'data-thumbnails-loaded="{expected}"' in loaded.dom
+    record = json.loads((root / paper.PROVENANCE_KEY).read_text())
+    assert (
+        record["configs"]["paper.yaml"]
+        == hashlib.sha256((PROJECT_ROOT / "configs" / "paper.yaml").read_bytes()).hexdigest()
+    )
+    assets = {u["asset"] for u in record["upstream"]}
+    assert {"grid_completeness", "bright_arc", "model_checkpoint", "negative_cutouts"} <= assets
+    with dg.DagsterInstance.from_config(str(demo_run.dagster_home)) as instance:
+        key = dg.AssetCheckKey(dg.AssetKey("d06_provenance"), "provenance_checksums_match")
+        (latest,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+        assert latest.status.value == "SUCCEEDED"
+        evaluation = latest.event.dagster_event.event_specific_data
+        assert evaluation.passed
+    require_tool("latexmk", "paper/build needs latexmk and TeX Live (Debian packages)")
+    result = subprocess.run(
+        [
+            str(PROJECT_ROOT / "paper" / "build"),
+            "--generated",
+            str(root / "paper"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "main.pdf").stat().st_size > 10_000
