@@ -475,10 +475,11 @@ def test_paper_build_says_when_latexmk_is_missing(tmp_path):
         [bash, str(PROJECT_ROOT / "paper" / "build")],
         capture_output=True,
         text=True,
-        env={"PATH": str(tmp_path)},  # no latexmk (nor anything else) on PATH
+        env={"PATH": str(tmp_path)},  # nothing on PATH: the script's first need is latexmk
         check=False,
     )
     assert result.returncode == 3 and "latexmk is not installed" in result.stderr
+    assert "command not found" not in result.stderr
 
 
 def test_missing_result_fails_clearly_and_keeps_previous_outputs(graph):
