@@ -8,6 +8,8 @@
     Start ``dagster dev`` on the same instance, so the UI shows what the demo made.
 ``stronglens info``
     Print the resolved environment, storage location, footprint and partitions.
+``stronglens sync --from DIR``
+    Verify and upload local inputs into the configured S3 bucket (:mod:`stronglens_assets.sync`).
 """
 
 from __future__ import annotations
@@ -115,6 +117,13 @@ def command_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sync(args: argparse.Namespace) -> int:
+    from stronglens_assets.sync import run_sync
+
+    summary = run_sync(args.source, load_settings())
+    return 0 if summary.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stronglens",
@@ -151,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=command_ui)
     info = commands.add_parser("info", help="show environment, storage, footprint, partitions")
     info.set_defaults(handler=command_info)
+    sync = commands.add_parser(
+        "sync",
+        help="verify and upload local inputs (VAC, lenscat CSV, coadds, checkpoints) to S3",
+        description="Upload the inputs under DIR (the seeds' layout: data/external/desi_dr1/, "
+        "data/positives/, coadd_cache/<brick>/, checkpoints/<config>/) into the configured "
+        "bucket (STRONGLENS_ENV=s3), verifying each file first and skipping unchanged ones.",
+    )
+    sync.add_argument("--from", dest="source", required=True, metavar="DIR")
+    sync.set_defaults(handler=command_sync)
     return parser
 
 

@@ -1,0 +1,230 @@
+"""``stronglens sync --from DIR``: upload local inputs into the configured bucket, in the seeds'
+layout (what the seeds' ``scripts/sync_data_to_s3.sh`` did), verifying each file first.
+
+``DIR`` mirrors the seeds' local layout; recognised files and where they go:
+
+* ``data/external/desi_dr1/desi-sl-vac-v1.fits`` -> the DESI VAC key that ``desi_dr1_vac``
+  reads, in the DR10 bucket;
+* ``data/positives/<name>.csv`` (a lenscat CSV override) -> ``<prefix>/data/positives/<name>``;
+* ``[dr10/]coadd_cache/<brick>/legacysurvey-<brick>-*.fits.fz`` -> ``<coadd prefix>/<brick>/``
+  in the DR10 bucket (``STRONGLENS_DR10_COADD_PREFIX``);
+* ``checkpoints/<config>/<file>.pt`` (a published checkpoint) ->
+  ``<prefix>/checkpoints/<config>/<file>.pt``.
+
+Verification before upload: the VAC must read as a DESI VAC (schema), a coadd must open as
+FITS, a CSV must parse as a lenscat catalog, a checkpoint must load with
+``torch.load(..., weights_only=True)`` into a state dict of tensors. A file that fails is not
+uploaded and named in the summary (exit status 1). Files whose SHA-256 equals the one stored
+with the object (``x-amz-meta-sha256``) are skipped. Other files are listed as not recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from stronglens_assets.settings import Settings
+
+_BRICK = r"[0-9]{4}[mp][0-9]{3}"
+_COADD = re.compile(
+    rf"^(?:dr10/)?coadd_cache/(?P<brick>{_BRICK})/"
+    rf"(?P<file>legacysurvey-(?P=brick)-[a-z0-9]+-[a-z0-9]+\.fits\.fz)$"
+)
+_VAC = re.compile(r"^data/external/desi_dr1/desi-sl-vac-v1\.fits$")
+_CSV = re.compile(r"^data/positives/(?P<name>[A-Za-z0-9_.\-]+\.csv)$")
+_CHECKPOINT = re.compile(
+    r"^checkpoints/(?P<config>[A-Za-z0-9_.\-]+)/(?P<file>[A-Za-z0-9_.\-]+\.pt)$"
+)
+
+
+class SyncError(ValueError):
+    """``sync`` cannot start (wrong environment, missing directory, unusable bucket)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One recognised local file and its destination."""
+
+    path: Path
+    relative: str
+    kind: str  # vac | lenscat_csv | coadd | checkpoint
+    bucket: str
+    key: str
+
+
+@dataclass
+class SyncSummary:
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    unrecognised: list[str] = field(default_factory=list)
+    bytes_uploaded: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+def plan_uploads(source: Path, settings: Settings) -> tuple[list[Planned], list[str]]:
+    """Recognised files under ``source`` with their destinations, and the unrecognised ones."""
+    prefix = settings.s3_prefix.strip("/")
+    bucket = str(settings.s3_bucket)
+    dr10_bucket = str(settings.dr10_bucket or settings.s3_bucket)
+    coadd_prefix = settings.dr10_coadd_prefix.strip("/")
+    from stronglens_assets.resources.survey import DR10SurveyResource
+
+    vac_key = str(DR10SurveyResource.model_fields["desi_vac_key"].default)  # as desi_dr1_vac reads
+    planned: list[Planned] = []
+    unknown: list[str] = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = path.relative_to(source).as_posix()
+        if path.name.startswith("."):
+            continue
+        if _VAC.match(relative):
+            planned.append(Planned(path, relative, "vac", dr10_bucket, vac_key))
+        elif match := _COADD.match(relative):
+            key = f"{coadd_prefix}/{match['brick']}/{match['file']}"
+            planned.append(Planned(path, relative, "coadd", dr10_bucket, key))
+        elif match := _CSV.match(relative):
+            key = f"{prefix}/data/positives/{match['name']}".lstrip("/")
+            planned.append(Planned(path, relative, "lenscat_csv", bucket, key))
+        elif match := _CHECKPOINT.match(relative):
+            key = f"{prefix}/checkpoints/{match['config']}/{match['file']}".lstrip("/")
+            planned.append(Planned(path, relative, "checkpoint", bucket, key))
+        else:
+            unknown.append(relative)
+    return planned, unknown
+
+
+def _verify_checkpoint(path: Path) -> None:
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise ValueError("not a state dict (expected a mapping of parameter names to tensors)")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"entries that are not tensors: {', '.join(map(str, bad[:5]))}")
+
+
+def verify_file(item: Planned) -> None:
+    """Raise with the reason when ``item`` is not a valid file of its kind."""
+    if item.kind == "vac":
+        from stronglens_assets.science.desi_vac import read_desi_vac
+
+        read_desi_vac(item.path)
+    elif item.kind == "coadd":
+        from stronglens_assets.science.cutouts import validate_fits
+
+        validate_fits(item.path)
+    elif item.kind == "lenscat_csv":
+        from stronglens_assets.science.lenscat import read_lenscat_csv
+
+        read_lenscat_csv(item.path)
+    elif item.kind == "checkpoint":
+        _verify_checkpoint(item.path)
+    else:  # pragma: no cover
+        raise ValueError(f"unknown kind {item.kind}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remote_sha256(client: Any, bucket: str, key: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return head.get("Metadata", {}).get("sha256")
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width if total == 0 else round(width * done / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def sync_directory(
+    source: Path,
+    settings: Settings,
+    client: Any,
+    out: TextIO = sys.stdout,
+    verify: Callable[[Planned], None] = verify_file,
+) -> SyncSummary:
+    """Verify and upload the recognised files under ``source``; see the module docstring."""
+    planned, unknown = plan_uploads(source, settings)
+    summary = SyncSummary(unrecognised=unknown)
+    total = len(planned)
+    for number, item in enumerate(planned, start=1):
+        destination = f"s3://{item.bucket}/{item.key}"
+        try:
+            verify(item)
+        except Exception as exc:  # any failure to read the file rejects it
+            summary.rejected[item.relative] = f"{type(exc).__name__}: {exc}"
+            status = "REJECTED"
+        else:
+            checksum = _sha256(item.path)
+            if _remote_sha256(client, item.bucket, item.key) == checksum:
+                summary.unchanged.append(item.relative)
+                status = "unchanged"
+            else:
+                client.upload_file(
+                    str(item.path),
+                    item.bucket,
+                    item.key,
+                    ExtraArgs={"Metadata": {"sha256": checksum}},
+                )
+                summary.uploaded.append(item.relative)
+                summary.bytes_uploaded += item.path.stat().st_size
+                status = "uploaded"
+        print(f"{_bar(number, total)} {status:9s} {item.relative} -> {destination}", file=out)
+    print(file=out)
+    print("Summary", file=out)
+    print(
+        f"  uploaded {len(summary.uploaded)} file(s), {summary.bytes_uploaded} bytes; "
+        f"unchanged {len(summary.unchanged)}; rejected {len(summary.rejected)}; "
+        f"not recognised {len(summary.unrecognised)}",
+        file=out,
+    )
+    for relative, reason in summary.rejected.items():
+        print(f"  rejected {relative}: {reason}", file=out)
+    for relative in summary.unrecognised:
+        print(f"  not recognised (left alone): {relative}", file=out)
+    return summary
+
+
+def run_sync(source: str, settings: Settings, out: TextIO = sys.stdout) -> SyncSummary:
+    """Check the environment and buckets, then :func:`sync_directory`."""
+    from stronglens_assets.resources.object_store import make_s3_client, verify_bucket_access
+
+    if settings.env != "s3" or not settings.s3_bucket:
+        raise SyncError(
+            "stronglens sync uploads to S3: set STRONGLENS_ENV=s3 and STRONGLENS_S3_BUCKET"
+        )
+    directory = Path(source).expanduser()
+    if not directory.is_dir():
+        raise SyncError(f"--from {source!r} is not a directory")
+    from stronglens_assets.resources.object_store import StorageError
+
+    client = make_s3_client(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region)
+    for bucket in sorted({settings.s3_bucket, settings.dr10_bucket or settings.s3_bucket}):
+        try:
+            verify_bucket_access(client, bucket)
+        except StorageError as exc:
+            raise SyncError(str(exc)) from exc
+    return sync_directory(directory, settings, client, out)
