@@ -8,13 +8,33 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stronglens_assets.assets import catalogs, cutouts, mock_survey, negatives, survey
+from stronglens_assets.assets import (
+    catalogs,
+    cutouts,
+    d06,
+    evaluation,
+    mock_survey,
+    negatives,
+    paper,
+    survey,
+    training,
+)
 from stronglens_assets.automation import automated_definitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
 from stronglens_assets.settings import Settings, load_settings
 
-ASSET_MODULES = (survey, mock_survey, catalogs, negatives, cutouts)
+ASSET_MODULES = (
+    survey,
+    mock_survey,
+    catalogs,
+    negatives,
+    cutouts,
+    training,
+    evaluation,
+    d06,
+    paper,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

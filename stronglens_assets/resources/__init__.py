@@ -83,5 +83,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "io_manager": ArtifactIOManager(storage=storage),
         "survey": build_survey_resource(settings),
         "coadds": build_coadd_resource(settings),
-        "compute": build_compute(settings.config_dir),
+        "compute": build_compute(settings.config_dir, settings.profile),
     }

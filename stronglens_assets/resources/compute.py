@@ -21,7 +21,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.config import StrictModel, load_profiled_config
 
 #: Concurrency pool of GPU steps (limit it in dagster.yaml ``concurrency: pools:``).
 GPU_POOL = "gpu"
@@ -63,10 +63,13 @@ def _default_config_dir() -> Path:
     return Path(os.environ.get("STRONGLENS_CONFIG_DIR", str(PROJECT_ROOT / "configs")))
 
 
-def load_compute_config(config_dir: str | os.PathLike[str] | None = None) -> ComputeConfig:
-    """Load ``<config_dir>/compute.yaml`` (default: ``STRONGLENS_CONFIG_DIR`` or ``configs/``)."""
+def load_compute_config(
+    config_dir: str | os.PathLike[str] | None = None, profile: str = "full"
+) -> ComputeConfig:
+    """Load ``<config_dir>/compute.yaml`` (default: ``STRONGLENS_CONFIG_DIR`` or ``configs/``)
+    with the overrides of size profile ``profile``."""
     directory = Path(config_dir) if config_dir is not None else _default_config_dir()
-    return load_config(directory / COMPUTE_CONFIG_FILENAME, ComputeConfig)
+    return load_profiled_config(directory / COMPUTE_CONFIG_FILENAME, ComputeConfig, profile)
 
 
 def gpu_op_tags(config_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -135,7 +138,9 @@ class ComputeResource(dg.ConfigurableResource):
         return cupy
 
 
-def build_compute(config_dir: str | os.PathLike[str] | None = None) -> ComputeResource:
-    """The compute resource described by ``configs/compute.yaml``."""
-    config = load_compute_config(config_dir)
+def build_compute(
+    config_dir: str | os.PathLike[str] | None = None, profile: str = "full"
+) -> ComputeResource:
+    """The compute resource described by ``configs/compute.yaml`` for ``profile``."""
+    config = load_compute_config(config_dir, profile)
     return ComputeResource(device=config.device, num_threads=config.num_threads)

@@ -1,0 +1,260 @@
+"""model_checkpoint and the evaluation assets on a hand-built parity manifest.
+
+A private config dir holds a tiny model config (width 4, 2 epochs); shards and the parity
+manifest are written by hand (``cutout_key``/``cutout_row``). One Dagster instance per test,
+so the freeze check sees ``model_checkpoint``'s materializations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import torch
+
+from stronglens_assets.assets import evaluation, training
+from stronglens_assets.config import Footprint
+from stronglens_assets.project import Project
+from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
+from stronglens_assets.science.models import build_model, state_dict_bytes
+from stronglens_assets.science.training import load_model_config
+from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.science.synthetic import synthetic_manifest
+
+NAME = "tiny_resnet"
+TINY = f"""name: {NAME}
+architecture: resnet18
+width: 4
+crop: 32
+epochs: 2
+early_stopping_patience: 2
+batch_size: 16
+learning_rate: 3.0e-3
+evaluation: {{calibration_bins: 10, stratum_quantile_bins: 2, batch_size: 32}}
+ablation: {{core_radius_px: 4.0, annulus_outer_px: 12.0, epochs: 1, bootstrap_samples: 20}}
+"""
+PARITY_KEY = "manifests/training_parity_70_30_v1.parquet"
+
+
+class Graph:
+    def __init__(self, tmp_path: Path, model_yaml: str = TINY):
+        self.config_dir = tmp_path / "configs"
+        (self.config_dir / "models").mkdir(parents=True)
+        for name in ("cutouts.yaml", "compute.yaml"):
+            shutil.copy(PROJECT_ROOT / "configs" / name, self.config_dir / name)
+        self.set_model_yaml(model_yaml)
+        settings = load_settings(
+            {
+                "STRONGLENS_HOME": str(tmp_path / "home"),
+                "STRONGLENS_CONFIG_DIR": str(self.config_dir),
+            }
+        )
+        self.project = Project(settings, Footprint(partition_nside=16, bricks=("0366m037",)))
+        self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
+        self.store = self.storage.object_store()
+        self.manifest = synthetic_manifest(self.store, n=64, shard_size=32)
+        self.storage.write_value(PARITY_KEY.removesuffix(".parquet"), self.manifest)
+        vac = self.manifest[self.manifest["tier"] == "A"].iloc[:3]
+        self.vac = pd.DataFrame({"TARGET_RA": vac["ra"], "TARGET_DEC": vac["dec"]})
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = {
+            "storage": self.storage,
+            "io_manager": ArtifactIOManager(storage=self.storage),
+            "compute": ComputeResource(device="cpu"),
+        }
+
+    def set_model_yaml(self, text: str) -> None:
+        (self.config_dir / "models" / f"{NAME}.yaml").write_text(text)
+
+    def assets(self) -> list:
+        vac = self.vac
+
+        @dg.asset(name="desi_dr1_vac")
+        def desi_dr1_vac() -> pd.DataFrame:
+            return vac
+
+        @dg.asset(name="training_manifest")
+        def training_manifest() -> None:
+            return None
+
+        return [
+            desi_dr1_vac,
+            training_manifest,
+            *training.build_assets(self.project),
+            *evaluation.build_assets(self.project),
+        ]
+
+    def run(self, selection: list[str]) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            self.assets(),
+            resources=self.resources,
+            selection=selection,
+            partition_key=NAME,
+            instance=self.instance,
+            raise_on_error=False,
+        )
+
+    def checkpoint(self) -> bytes:
+        return self.store.read_bytes(f"checkpoints/{NAME}/best.pt")
+
+
+EVALUATION = [
+    "validation_scores",
+    "calibration_report",
+    "spectroscopic_validation",
+    "annulus_core_ablation",
+]
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def _error(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        str(event.step_failure_data.error) for event in result.get_step_failure_events()
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Graph, dg.ExecuteInProcessResult]:
+    graph = Graph(tmp_path_factory.mktemp("graph"))
+    result = graph.run(["desi_dr1_vac", "model_checkpoint", *EVALUATION])
+    return graph, result
+
+
+def test_graph_trains_and_evaluates(trained):
+    graph, result = trained
+    assert result.success, _error(result)
+    checks = _checks(result)
+    assert checks == {f"{name}:model_frozen": True for name in EVALUATION}
+    value = result.output_for_node("model_checkpoint")
+    data = graph.checkpoint()
+    assert value["checkpoint_key"] == f"checkpoints/{NAME}/best.pt"
+    assert value["sha256"] == hashlib.sha256(data).hexdigest()
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    assert len(state) == 122
+    history = graph.storage.read_value(f"checkpoints/{NAME}/history.json")
+    assert [h["epoch"] for h in history["epochs"]] == [1, 2]
+    (materialization,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("model_checkpoint")
+    ]
+    md = materialization.metadata["training_curve"].value
+    assert md.startswith("![") and "data:image/png;base64," in md
+    assert materialization.metadata["checkpoint_sha256"].value == value["sha256"]
+
+
+def test_evaluation_outputs(trained):
+    graph, result = trained
+    scores = result.output_for_node("validation_scores")
+    val = graph.manifest[graph.manifest["split"] == "val"]
+    assert len(scores) == len(val) and set(scores["object_id"]) == set(val["object_id"])
+    assert scores["score"].between(0, 1).all()
+    for column in (
+        "label",
+        "tier",
+        "source",
+        "pool_class",
+        "type",
+        "psfsize_r",
+        "psfdepth_z",
+        "split",
+    ):
+        assert column in scores
+    report = result.output_for_node("calibration_report")
+    assert {"ece", "mce", "n_bins", "convention", "by_stratum"} <= set(report)
+    assert report["n_bins"] == 10 and 0 <= report["ece"] <= report["mce"] + 1e-9
+    assert {"tier", "pool_class", "type", "psfsize_r", "psfdepth_r"} <= set(report["by_stratum"])
+    assert sum(s["n"] for s in report["by_stratum"]["tier"].values()) == len(scores)
+    spec = result.output_for_node("spectroscopic_validation")
+    present = set(graph.vac.index) & set(val.index)
+    assert spec["n"] == len(present)
+    ablation = result.output_for_node("annulus_core_ablation")
+    assert set(ablation["auc"]) == {"full", "annulus_only", "core_only"}
+    assert graph.store.exists(f"checkpoints/{NAME}/ablation_core_only.pt")
+
+
+def test_gpu_tags_and_pool(tmp_path):
+    graph = Graph(tmp_path)
+    (checkpoint,) = training.build_assets(graph.project)
+    spec = checkpoint.get_asset_spec(dg.AssetKey("model_checkpoint"))
+    assert checkpoint.op.pool == GPU_POOL
+    tag = checkpoint.op.tags["dagster-k8s/config"]  # Dagster stores op tags as JSON
+    assert json.loads(tag) == gpu_op_tags(graph.config_dir)["dagster-k8s/config"]
+    assert checkpoint.partitions_def.get_partition_keys() == [NAME]
+    assert spec.partitions_def is not None
+
+
+def test_freeze_check_fails_when_the_checkpoint_changed(trained, tmp_path):
+    graph, _ = trained
+    good = graph.checkpoint()
+    other = build_model(load_model_config(graph.config_dir, NAME, "full"))
+    graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", state_dict_bytes(other))
+    try:
+        result = graph.run(["validation_scores"])
+        assert _checks(result) == {"validation_scores:model_frozen": False}
+    finally:
+        graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", good)
+
+
+def test_missing_shard_fails_and_keeps_previous_outputs(trained):
+    graph, _ = trained
+    before = {k: graph.store.read_bytes(k) for k in graph.store.list_keys("checkpoints")}
+    broken = graph.manifest.copy()
+    broken.loc[7, "cutout_key"] = "cutouts/test/v1/shard-00042.npz"
+    graph.storage.write_value(PARITY_KEY.removesuffix(".parquet"), broken)
+    try:
+        result = graph.run(["model_checkpoint"])
+        assert not result.success
+        assert "obj0007" in _error(result) and "shard-00042.npz" in _error(result)
+        assert {
+            k: graph.store.read_bytes(k) for k in graph.store.list_keys("checkpoints")
+        } == before
+    finally:
+        graph.storage.write_value(PARITY_KEY.removesuffix(".parquet"), graph.manifest)
+
+
+def _save(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_pretrained_import_wrapped_and_mismatched(tmp_path):
+    graph = Graph(tmp_path)
+    config = load_model_config(graph.config_dir, NAME, "full")
+    torch.manual_seed(11)
+    source = build_model(config)
+    (tmp_path / "published.pt").write_bytes(
+        _save({"model_state_dict": source.state_dict(), "epoch": 16})
+    )
+    graph.set_model_yaml(TINY + f"pretrained: {tmp_path / 'published.pt'}\n")
+    result = graph.run(["model_checkpoint"])
+    assert result.success, _error(result)
+    assert graph.checkpoint() == state_dict_bytes(source)
+    good = graph.checkpoint()
+    state = dict(source.state_dict())
+    state.pop("fc.bias")
+    state["classifier.weight"] = torch.zeros(1)
+    (tmp_path / "bad.pt").write_bytes(_save(state))
+    graph.set_model_yaml(TINY + f"pretrained: {tmp_path / 'bad.pt'}\n")
+    result = graph.run(["model_checkpoint"])
+    assert not result.success
+    message = _error(result)
+    assert "bad.pt" in message and "fc.bias" in message and "classifier.weight" in message
+    (tmp_path / "bad.pt").write_bytes(_save({"epoch": 3}))
+    result = graph.run(["model_checkpoint"])
+    assert "not a state dict" in _error(result)
+    assert graph.checkpoint() == good
