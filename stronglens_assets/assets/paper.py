@@ -517,6 +517,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         fig = G.comparison_figure(
             fig_real, fig_inj, title="Figure 5: real Tier-A lenses (top) and injections (bottom)"
         )
+        preview = F.render_png(fig, dpi=config.figures.ui_dpi)
         pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
         caption = (
             f"Real Tier-A lenses (top row, {len(fig_real)} at evenly spaced ranks of their CNN "
@@ -560,13 +561,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             {"keys": written, "real": len(real), "injections": len(injections)},
             data_version=_version(written),
             metadata={
-                "figure_5": _png_markdown(
-                    F.render_figure(
-                        G.comparison_figure(fig_real, fig_inj, title="Figure 5"),
-                        dpi=config.figures.ui_dpi,
-                    )[1],
-                    "Figure 5",
-                ),
+                "figure_5": _png_markdown(preview, "Figure 5"),
                 "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
                 "thumbnails": len(real) + len(injections),
                 "real": len(real),
@@ -682,6 +677,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     ) -> dg.AssetCheckResult:
         """Recompute the SHA-256 of every config file and of the checkpoint; fail (ERROR, so
         downstream steps are blocked) when any differs from ``provenance.json``."""
+        if not storage.exists(PROVENANCE_KEY):
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{storage.uri(PROVENANCE_KEY)} does not exist; materialize "
+                "d06_provenance",
+            )
         record = json.loads(_read(storage, PROVENANCE_KEY))
         configs_now = P.config_checksums(settings.config_dir, extra_configs)
         sha_now = _checkpoint_sha_now(storage, record["checkpoint"]["key"])
