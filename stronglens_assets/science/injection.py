@@ -48,13 +48,19 @@ the tolerances that bound them are keyword arguments of :func:`render_arcs`:
   centre value differs from the sub-pixel mean by ``~ss_log_step^2 / 6``); pixels
   failing (b) are faint;
 * the PSF convolution is separable: two batched matrix products with banded (Toeplitz)
-  kernels, restricted to the window grown by the kernel radius;
+  kernels (by blocks that skip the zeros of the band), restricted to the centred window
+  holding every pixel above ``conv_tol`` x the brightest one, grown by the kernel radius;
+  the fainter pixels outside it are added unconvolved (flux is conserved, the error is at
+  most their value);
 * injections are sorted by window size and processed in chunks whose temporaries stay
   around ``CHUNK_ELEMENTS`` elements (4 MB in float32), well below glibc's 32 MB mmap
   threshold; there is no per-injection Python loop.
 
 ``adaptive=False`` turns the window and the adaptive supersampling off (every pixel of
 the stamp supersampled), which is lenstronomy's computation up to float32 rounding.
+With the defaults, the worst pixel differs from ``adaptive=False`` by ~0.3% of the peak
+and the total flux by ~0.1% over the prior ranges (tested on random sets and the corners
+of the prior box; ``bench/injection.py`` prints the accuracy against lenstronomy).
 """
 
 from __future__ import annotations
@@ -491,8 +497,8 @@ def render_arcs(
     adaptive: bool = True,
     flux_tol: float = 1e-3,
     ss_tol: float = 1e-3,
-    ss_log_step: float = 0.15,
-    conv_tol: float = 1e-4,
+    ss_log_step: float = 0.3,
+    conv_tol: float = 3e-4,
 ) -> Any:
     """Render SIS-lensed elliptical Sersic arcs in every band, batched over injections.
 
@@ -528,6 +534,9 @@ def render_arcs(
             pixel (centre-sampled) are not supersampled.
         ss_log_step: pixels whose sub-pixel values provably stay within a factor
             ``exp(ss_log_step)`` of the centre value are not supersampled.
+        conv_tol: the PSF is applied to the centred window holding every pixel above
+            ``conv_tol`` x the injection's brightest (unconvolved) pixel; fainter pixels
+            outside it are added unconvolved (flux conserved).
 
     Returns:
         ``(N, B, size, size)`` array of ``dtype`` (nanomaggies per pixel).
@@ -716,16 +725,57 @@ def _convolve_into(
     d = np.arange(wo)[:, None] + mo - (np.arange(w)[None, :] + m) + r
     d = np.where((d >= 0) & (d <= 2 * r), d, 2 * r + 1)  # index 2r+1 holds 0
     toe = xp.take(kz, xp.asarray(d), axis=-1)  # (C, B, wo, w)
-    toe_t = xp.take(kz, xp.asarray(np.ascontiguousarray(d.T)), axis=-1)  # (C, B, w, wo)
     inner = unit[loc_d, m : size - m, m : size - m]
-    conv = xp.matmul(toe, inner[:, None])  # rows: (C, B, wo, w)
-    conv = xp.matmul(conv, toe_t)  # columns: (C, B, wo, wo)
+    toe_t = xp.take(kz, xp.asarray(np.ascontiguousarray(d.T)), axis=-1)  # (C, B, w, wo)
+    conv = _banded_product(toe, inner[:, None], m - mo, r, xp, dtype)  # rows: (C, B, wo, w)
+    conv = _banded_product_right(conv, toe_t, m - mo, r, xp, dtype)  # columns: (C, B, wo, wo)
     if mo < m:
         ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
         ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
         conv += ring[:, None]
     conv *= flux[loc_d]
     out[idx, :, mo : size - mo, mo : size - mo] = conv
+
+
+#: Output rows per block of the banded products (blocks skip the Toeplitz zeros).
+_BAND_BLOCK: int = 32
+
+
+def _banded_product(toe: Any, x: Any, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
+    """``toe @ x`` for banded ``toe`` (``(C, B, wo, w)``, row ``i`` nonzero only for input
+    rows ``j`` with ``|i - lag - j| <= r``), by blocks of :data:`_BAND_BLOCK` output rows
+    that multiply only the input rows their band touches. ``x``: ``(C, 1 or B, w, k)``."""
+    c, b, wo, w = toe.shape
+    span = _BAND_BLOCK + 2 * r
+    if w <= span + _BAND_BLOCK // 2:
+        return xp.matmul(toe, x)
+    y = xp.empty((c, b, wo, x.shape[-1]), dtype=dtype)
+    for i0 in range(0, wo, _BAND_BLOCK):
+        i1 = min(wo, i0 + _BAND_BLOCK)
+        j0, j1 = max(0, i0 - lag - r), min(w, i1 - lag + r)
+        if j1 <= j0:
+            y[:, :, i0:i1] = 0.0
+        else:
+            xp.matmul(toe[:, :, i0:i1, j0:j1], x[:, :, j0:j1], out=y[:, :, i0:i1])
+    return y
+
+
+def _banded_product_right(y: Any, toe_t: Any, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
+    """``y @ toe_t`` for the transposed banded matrix ``toe_t`` (``(C, B, w, wo)``), by
+    blocks of output columns (see :func:`_banded_product`)."""
+    c, b, w, wo = toe_t.shape
+    span = _BAND_BLOCK + 2 * r
+    if w <= span + _BAND_BLOCK // 2:
+        return xp.matmul(y, toe_t)
+    z = xp.empty((c, b, y.shape[-2], wo), dtype=dtype)
+    for i0 in range(0, wo, _BAND_BLOCK):
+        i1 = min(wo, i0 + _BAND_BLOCK)
+        j0, j1 = max(0, i0 - lag - r), min(w, i1 - lag + r)
+        if j1 <= j0:
+            z[..., i0:i1] = 0.0
+        else:
+            xp.matmul(y[..., j0:j1], toe_t[:, :, j0:j1, i0:i1], out=z[..., i0:i1])
+    return z
 
 
 # --------------------------------------------------------------------------------------
