@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from stronglens_assets.assets import evaluation, training
-from stronglens_assets.config import Footprint
+from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
-from stronglens_assets.science.models import build_model, state_dict_bytes
-from stronglens_assets.science.training import load_model_config
+from stronglens_assets.science.models import build_model, read_state_dict, state_dict_bytes
+from stronglens_assets.science.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets_tests.science.synthetic import synthetic_manifest
 
@@ -258,3 +258,22 @@ def test_pretrained_import_wrapped_and_mismatched(tmp_path):
     result = graph.run(["model_checkpoint"])
     assert "not a state dict" in _error(result)
     assert graph.checkpoint() == good
+
+
+def test_pretrained_locations_s3_and_relative_path(tmp_path, s3_server, s3_bucket):
+    import boto3
+
+    source = build_model(ModelConfig(name="m", architecture="resnet18", width=4))
+    payload = _save({"state_dict": source.state_dict()})
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-2")
+    client.put_object(Bucket=s3_bucket, Key="checkpoints/m/best.pt", Body=payload)
+    fetched = training.fetch_pretrained(
+        f"s3://{s3_bucket}/checkpoints/m/best.pt", tmp_path, s3_server
+    )
+    assert fetched == payload
+    assert list(read_state_dict(fetched, "s3")) == list(source.state_dict())
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "best.pt").write_bytes(payload)
+    assert training.fetch_pretrained("weights/best.pt", tmp_path) == payload
+    with pytest.raises(ConfigError, match="cannot be read"):
+        training.fetch_pretrained("weights/missing.pt", tmp_path)

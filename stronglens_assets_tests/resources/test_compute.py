@@ -49,3 +49,9 @@ def test_auto_and_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(ComputeError, match="cuda"):
             ComputeResource(device="cuda").torch_device()
+
+
+def test_demo_profile_fixes_one_thread():
+    configs = PROJECT_ROOT / "configs"
+    assert build_compute(configs, "demo").num_threads == 1
+    assert build_compute(configs, "full").num_threads is None

@@ -32,6 +32,15 @@ from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets_tests.science.synthetic import synthetic_manifest
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: reproducible bytes, and no oversubscription on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def store(tmp_path) -> LocalObjectStore:
     return LocalObjectStore(tmp_path / "storage")
@@ -162,14 +171,10 @@ def _train(store, tmp_path, config):
 
 
 def test_same_seed_same_checkpoint_bytes(store, tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        first = _train(store, tmp_path, _tiny(seed=7))
-        second = _train(store, tmp_path, _tiny(seed=7))
-        other = _train(store, tmp_path, _tiny(seed=8))
-    finally:
-        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == 1
+    first = _train(store, tmp_path, _tiny(seed=7))
+    second = _train(store, tmp_path, _tiny(seed=7))
+    other = _train(store, tmp_path, _tiny(seed=8))
     assert state_dict_bytes(first.best_state) == state_dict_bytes(second.best_state)
     assert state_dict_bytes(first.last_state) == state_dict_bytes(second.last_state)
     assert state_dict_bytes(first.last_state) != state_dict_bytes(other.last_state)
