@@ -1,0 +1,48 @@
+"""End to end: what the demo's training and evaluation assets wrote (shared ``demo_run``)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from stronglens_assets.science.training import model_config_names
+from stronglens_assets.settings import PROJECT_ROOT
+
+CONFIGS = model_config_names(PROJECT_ROOT / "configs")
+
+
+def check_training_outputs(storage: Path) -> None:
+    for name in CONFIGS:
+        state = torch.load(
+            io.BytesIO((storage / "checkpoints" / name / "best.pt").read_bytes()),
+            weights_only=True,
+        )
+        assert state["conv1.weight"].shape[1] == 3 and state["fc.weight"].shape[0] == 1
+        history = json.loads((storage / "checkpoints" / name / "history.json").read_text())
+        assert history["best_val_auc"] > 0.7, (name, history["best_val_auc"])  # chance is 0.5
+        value = json.loads((storage / "model_checkpoint" / f"{name}.json").read_text())
+        assert value["checkpoint_key"] == f"checkpoints/{name}/best.pt"
+
+        scores = pd.read_parquet(storage / "validation_scores" / f"{name}.parquet")
+        assert scores["score"].between(0, 1).all() and set(scores["label"]) == {0, 1}
+        assert (scores["checkpoint_sha256"] == value["sha256"]).all()
+        report = json.loads((storage / "calibration_report" / f"{name}.json").read_text())
+        assert 0 <= report["ece"] <= 1 and report["n"] == len(scores)
+        assert {"tier", "pool_class", "type", "psfsize_r", "psfdepth_r"} <= set(
+            report["by_stratum"]
+        )
+        spec = json.loads((storage / "spectroscopic_validation" / f"{name}.json").read_text())
+        assert spec["n"] <= spec["n_tier"] and spec["checkpoint_sha256"] == value["sha256"]
+        ablation = json.loads((storage / "annulus_core_ablation" / f"{name}.json").read_text())
+        assert set(ablation["auc"]) == {"full", "annulus_only", "core_only"}
+
+
+@pytest.mark.slow
+def test_demo_trains_both_configs_and_evaluates(demo_run):
+    assert demo_run.returncode == 0, demo_run.stderr[-4000:]
+    check_training_outputs(demo_run.storage)
