@@ -66,6 +66,7 @@ of the prior box; ``bench/injection.py`` prints the accuracy against lenstronomy
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -499,6 +500,7 @@ def render_arcs(
     ss_tol: float = 1e-3,
     ss_log_step: float = 0.3,
     conv_tol: float = 3e-4,
+    workers: int = 1,
 ) -> Any:
     """Render SIS-lensed elliptical Sersic arcs in every band, batched over injections.
 
@@ -534,6 +536,9 @@ def render_arcs(
             pixel (centre-sampled) are not supersampled.
         ss_log_step: pixels whose sub-pixel values provably stay within a factor
             ``exp(ss_log_step)`` of the centre value are not supersampled.
+        workers: NumPy only: render groups of ~400 injections in this many threads
+            (NumPy releases the GIL in its array loops; the result does not depend on
+            it). Ignored for CuPy.
         conv_tol: the PSF is applied to the centred window holding every pixel above
             ``conv_tol`` x the injection's brightest (unconvolved) pixel; fainter pixels
             outside it are added unconvolved (flux conserved).
@@ -578,7 +583,8 @@ def render_arcs(
         sigma_pix = p.psf_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
         kern_r = np.floor(PSF_TRUNCATION * sigma_pix + 0.5).astype(np.int64).max(axis=1)
     group = max(1, 4 * CHUNK_ELEMENTS // (size * size))
-    for g0 in range(0, n_inj, group):
+
+    def render_group(g0: int) -> None:
         ids = np.arange(g0, min(n_inj, g0 + group))
         # stage 1: unit-flux unconvolved images, chunks of similar window size
         unit = xp.zeros((ids.size, size, size), dtype=dtype)
@@ -591,12 +597,21 @@ def render_arcs(
         flux_d = xp.asarray(p.flux[ids].astype(dtype))[:, :, None, None]
         xp.multiply(unit[:, None], flux_d, out=out[g0 : g0 + ids.size])
         if p.psf_fwhm is None:
-            continue
+            return
         inner = _bright_margins(unit, conv_tol if adaptive else 0.0, xp)
         for m, loc in _chunks(inner, size, n_band):
             _convolve_into(
                 out, unit, flux_d, p, g0, loc, m, kern_r, size, pixel_scale, psf_kernel, xp, dtype
             )
+
+    starts = range(0, n_inj, group)
+    if workers > 1 and xp is np and len(starts) > 1:
+        # NumPy releases the GIL inside its array loops; groups write disjoint slices
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(render_group, starts))
+    else:
+        for g0 in starts:
+            render_group(g0)
     return out
 
 

@@ -226,6 +226,8 @@ def test_deterministic_bytes_and_band_scaling() -> None:
     p["psf_fwhm"][:, 1] = p["psf_fwhm"][:, 0]
     a, b = _render(p), _render(p)
     assert a.tobytes() == b.tobytes()
+    many = _draw(900, seed=19)  # several groups of injections, rendered in 2 threads
+    assert _render(many, workers=2).tobytes() == _render(many).tobytes()
     np.testing.assert_allclose(a[:, 1], 2.0 * a[:, 0], rtol=1e-6, atol=1e-12)
 
 
