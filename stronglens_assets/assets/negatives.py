@@ -81,12 +81,12 @@ def build_assets(project: Project) -> list:
         any known lens; N1 = DESI LRG-like cuts, N2 = hard confusers (extended, high Sersic,
         blue extended); split by a coarse HEALPix cell (``split_nside``), so no sky region is
         in two splits, and galaxies whose cutout box may reach a cell of another split are
-        dropped. Known lenses: every lenscat system and every lens planted anywhere in the
-        footprint (a neighbouring partition's lens can lie next to this cell's galaxies).
+        dropped. Known lenses: every lenscat system and the lenses planted in this cell's
+        bricks (the planted lenses of the other cells are excluded by ``negative_manifest``:
+        a partition does not wait for the others' mock bricks).
         """
-        # every planted lens of the footprint, not only this partition's: a galaxy near a lens
-        # in a neighbouring partition's brick must go too
-        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, list(project.footprint.bricks))
+        bricks = project.bricks_in_partition(context.partition_key)
+        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
         pool = build_negative_pool(dr10_sweep, lens_ra, lens_dec, config, context.partition_key)
         stats = dict(pool.attrs.get("pool_stats", {}))
         pool.attrs = {}
@@ -116,12 +116,29 @@ def build_assets(project: Project) -> list:
     ):
         """Stratified sample of the pool (all partitions) to the configured size and N1:N2.
 
-        Sampled per (class, split) stratum by a hash of (sampling_seed, BRICKNAME, OBJID), so
+        Pool rows near a lens planted anywhere in the footprint are dropped first. Sampled
+        per (class, split) stratum by a hash of (sampling_seed, BRICKNAME, OBJID), so
         the manifest depends only on the pool's content. Provenance columns:
         ``source_partition``, ``selection_version``.
         """
         frames = [negative_pool[key] for key in sorted(negative_pool)]
         pool = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        # the lenses planted anywhere in the footprint: a galaxy of one cell can lie next to a
+        # lens planted in a neighbouring cell's brick, which its own partition did not know
+        bricks = list(project.footprint.bricks)
+        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
+        near = (
+            known_lens_exclusion_mask(
+                pool["RA"].to_numpy(),
+                pool["DEC"].to_numpy(),
+                lens_ra,
+                lens_dec,
+                config.exclusion_radius_arcsec,
+            )
+            if len(pool)
+            else np.zeros(0, dtype=bool)
+        )
+        pool = pool[~near].reset_index(drop=True)
         for column in ("pool_class", "pool_rule", "split", "source_partition", "selection_version"):
             pool[column] = pool[column].astype(str)
         manifest = sample_negative_manifest(pool, config)
@@ -132,6 +149,7 @@ def build_assets(project: Project) -> list:
             manifest,
             metadata={
                 "pool_rows": len(pool),
+                "pool_rows_excluded_near_lenses_of_other_cells": int(near.sum()),
                 "manifest_rows": len(manifest),
                 "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
                 "plan": plan,
@@ -149,8 +167,6 @@ def build_assets(project: Project) -> list:
             },
         )
         yield _split_disjointness(manifest)
-        bricks = list(project.footprint.bricks)
-        lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
         yield _exclusion_check(manifest, lens_ra, lens_dec, config.exclusion_radius_arcsec)
         duplicated = int(manifest.duplicated(["BRICKNAME", "OBJID"]).sum())
         yield dg.AssetCheckResult(

@@ -95,8 +95,10 @@ class LensConfig(StrictModel):
     """Lenses rendered into the mock sky (real lenscat positions and planted mock lenses).
 
     Angles in arcsec, magnitudes AB. Ranges are ``[low, high]`` drawn uniformly. Deflectors
-    have no distribution of their own: they are drawn like the sky's LRGs (magnitude and
-    size), so that brightness or size alone does not tell a lens from an LRG negative.
+    have no distribution of their own: they are drawn like the sky's LRGs with
+    z < ``deflector_max_mag_z`` (magnitude and size), the sample a z-limited search (and the
+    N1 negatives) draws from, so brightness or size alone does not tell a lens from an LRG
+    negative.
     """
 
     mock_lenses_per_brick: int = Field(default=20, ge=0, le=500)
@@ -109,6 +111,9 @@ class LensConfig(StrictModel):
     clumps: tuple[int, int] = (1, 4)
     clump_flux_fraction: Range = (0.05, 0.2)
     clump_r_e_arcsec: Range = (0.03, 0.1)
+    deflector_max_mag_z: float = Field(default=20.0, ge=10.0, le=30.0)
+    """Lens hosts are LRGs of a z-limited lens search: z < this (AB). 20 is the DR10 search's
+    limit and the negatives' ``max_mag_z``."""
     grading_residual_fraction: float = Field(default=0.1, ge=0, le=1)
     """Fraction of the deflector's (and neighbours') light left by a grader's model
     subtraction: sets the residual arc S/N that grades mock lenses (see ``render``)."""

@@ -37,9 +37,12 @@ Realism notes
   spirals (blue exponential disk with a 2-arm logarithmic-spiral modulation + red bulge),
   mergers (two overlapping Sersics 0.8-2.5" apart). Their catalog entries are single
   SER/EXP models with large ``shape_r`` (and high SERSIC for rings).
-* Lenses: an LRG-like deflector (lenscat positions: magnitude and size drawn like the
-  LRGs'; mock lenses: planted on LRGs of the brick chosen uniformly, so deflectors and LRG
-  negatives share one magnitude/size distribution and brightness is no shortcut) with an
+* Lenses: an LRG-like deflector of the lens search's sample, z < 20
+  (``lenses.deflector_max_mag_z``; Inchausti et al. 2025 searched z < 20 galaxies):
+  lenscat positions get magnitudes and sizes drawn like the LRGs' conditioned on z < 20;
+  mock lenses are planted on LRGs of the brick with z < 20 chosen uniformly. Deflectors and
+  LRG negatives (N1, also z < 20) thus share one magnitude/size distribution and brightness
+  is no shortcut. An
   SIE (theta_E 1.0-2.5", mass axis ratio 0.6-1,
   mass position angle = light position angle + N(0, 10 deg)) + external shear
   (|gamma| < 0.08) lensing a blue source 22 < r < 24.5 (unlensed, total) made of a Sersic
@@ -341,8 +344,14 @@ def _lrg_table(
     ra: np.ndarray,
     dec: np.ndarray,
     mag_r: np.ndarray,
+    max_mag_z: float | None = None,
 ) -> dict[str, np.ndarray]:
-    """LRG-like galaxies at given positions and r magnitudes."""
+    """LRG-like galaxies at given positions and r magnitudes.
+
+    With ``max_mag_z``, rows whose z magnitude (r minus their drawn r - z) is not below it get
+    new r magnitudes from the LRG magnitude law until it is: the LRG distribution conditioned
+    on z < ``max_mag_z`` (how lens hosts of a z-limited search are drawn).
+    """
     bands = config.image_bands
     n = ra.size
     cols = _empty_columns(n, bands)
@@ -350,6 +359,15 @@ def _lrg_table(
     g_r = rng.normal(1.8, 0.12, n)
     r_z = rng.normal(1.0, 0.1, n)
     z_w1 = rng.normal(1.5, 0.15, n)
+    if max_mag_z is not None:
+        mag_r = np.array(mag_r, dtype=np.float64)
+        lo, hi = config.lrg_magnitude_range_r
+        if (lo - r_z >= max_mag_z).any():
+            raise ValueError(f"no LRG magnitude in [{lo}, {hi}] gives z < {max_mag_z}")
+        bad = mag_r - r_z >= max_mag_z
+        while bad.any():
+            mag_r[bad] = _powerlaw_mags(rng, int(bad.sum()), lo, hi, config.galaxy_count_slope)
+            bad = mag_r - r_z >= max_mag_z
     for b, f in _band_fluxes(mag_r, g_r, r_z, z_w1, bands).items():
         cols[f"flux_{b}"] = f
     shape_r = np.clip(_sizes(rng, mag_r), 0.3, 12.0)
@@ -652,6 +670,7 @@ def draw_brick_sky(
             lenscat["ra"].to_numpy(float),
             lenscat["dec"].to_numpy(float),
             _powerlaw_mags(rng_lc, n_lc, *config.lrg_magnitude_range_r, config.galaxy_count_slope),
+            config.lenses.deflector_max_mag_z,
         )
         defl["is_lens"][:] = True
         defl["lens_source"][:] = "lenscat"
@@ -662,10 +681,16 @@ def draw_brick_sky(
     objects["x"], objects["y"] = x, y
     objects["mag_r"] = flux_to_mag(objects["flux_r"].to_numpy())
 
-    # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors), chosen
-    # uniformly, so deflectors have the LRGs' magnitude and size distribution
+    # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors) of the lens
+    # search's sample (z < deflector_max_mag_z), chosen uniformly: deflectors have the
+    # magnitude and size distribution of the LRGs a z-limited search (and N1) selects
     rng_mock = streams[_S_MOCK]
-    lrg_idx = np.flatnonzero((objects["cls"] == "lrg").to_numpy() & ~objects["is_lens"].to_numpy())
+    mag_z = flux_to_mag(objects["flux_z"].to_numpy())
+    lrg_idx = np.flatnonzero(
+        (objects["cls"] == "lrg").to_numpy()
+        & ~objects["is_lens"].to_numpy()
+        & (mag_z < config.lenses.deflector_max_mag_z)
+    )
     k = min(config.lenses.mock_lenses_per_brick, lrg_idx.size)
     chosen = np.sort(rng_mock.permutation(lrg_idx)[:k])
     objects.loc[chosen, "is_lens"] = True

@@ -26,6 +26,7 @@ from stronglens_assets.resources.shards import (
     read_shard,
     read_shard_set,
 )
+from stronglens_assets.science.selection import assign_split
 from stronglens_assets.science.training_sets import MANIFEST_COLUMNS
 from stronglens_assets.settings import load_settings
 from stronglens_assets_tests.assets.test_catalog_assets import _checks_passed, _failure_message
@@ -309,3 +310,160 @@ def test_objects_tables_flag_mock_lenses() -> None:
     ]
     assert negatives["mag_r"].iloc[0] == pytest.approx(22.5 - 2.5 * np.log10(2.0))
     assert np.isnan(negatives["psfdepth_g"].iloc[0])  # absent from this pool: NaN, not made up
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    events = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
+    ]
+    assert events, asset
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def test_training_data_are_fair_on_the_mock_survey(pipeline: Pipeline) -> None:
+    """Issue 8 on the two-brick mock sky: positives pass the negatives' gates, every cutout
+    box lies in one split, losses are reported per tier in one place."""
+    from stronglens_assets.science.selection import (
+        load_negative_selection_config,
+        quality_reasons,
+        split_guard_mask,
+    )
+
+    metadata = {}
+    for cell in CELLS:
+        result = pipeline.run(["positive_cutouts", "negative_cutouts"], cell)
+        assert result.success
+        metadata[cell] = _metadata(result, "positive_cutouts")
+    result = pipeline.run(["training_manifest"])
+    assert result.success and all(pipeline.checks.values()), pipeline.checks
+    meta = _metadata(result, "training_manifest")
+    manifest = pipeline.storage.read_value("training_manifest.parquet")
+    cfg = load_negative_selection_config(
+        pipeline.project.settings.config_dir / "negatives.yaml", pipeline.project.settings.profile
+    )
+    assert cfg.split_nside == 1024  # the demo profile's finer split cells
+
+    # item 1: the crossmatch keeps the reason; every positive's source passes the gates
+    crossmatch = pipeline.storage.read_value("positives_dr10_crossmatch.parquet")
+    matched = crossmatch[crossmatch["matched"]]
+    np.testing.assert_array_equal(matched["gate_reason"], quality_reasons(matched, cfg))
+    assert {"NOBS_G", "NOBS_R", "NOBS_Z", "PSFDEPTH_R"} <= set(crossmatch.columns)
+    assert (manifest["gate_reason"] == "").all()
+    sweep = pd.concat([pipeline.storage.read_value(f"dr10_sweep/{cell}.parquet") for cell in CELLS])
+    store = pipeline.storage.object_store()
+    indexes = [read_index(store, read_shard_set(store, "cutouts/positives", c)) for c in CELLS]
+    index = pd.concat(indexes, ignore_index=True)
+    mock = index[index["source"] == "mock"]
+    deflectors = sweep.set_index(["RA", "DEC"]).loc[list(zip(mock["ra"], mock["dec"], strict=True))]
+    np.testing.assert_array_equal(mock["gate_reason"], quality_reasons(deflectors, cfg))
+
+    # item 4: splits by the demo's cells, and no cutout box reaches another split's cell
+    np.testing.assert_array_equal(
+        manifest["split"], assign_split(manifest["ra"], manifest["dec"], cfg)
+    )
+    assert not split_guard_mask(manifest["ra"], manifest["dec"], cfg).any()
+
+    # item 9: cutout rejections and gate failures, per tier, in both metadata
+    gated = index[(index["status"] == "ok") & (index["gate_reason"] != "")]
+    rejected = index[index["status"] != "ok"]
+    losses = meta["losses_by_tier"]
+    for tier in ("A", "B"):
+        gate_lost = sum(n for r, n in losses.get(tier, {}).items() if r.startswith("gate:"))
+        cut_lost = sum(n for r, n in losses.get(tier, {}).items() if r.startswith("cutout:"))
+        assert gate_lost == int((gated["tier"] == tier).sum())
+        assert cut_lost == int((rejected["tier"] == tier).sum())
+        per_cell = sum(
+            n
+            for cell in CELLS
+            for r, n in metadata[cell]["losses_by_tier"].get(tier, {}).items()
+            if r.startswith(("gate:", "cutout:"))
+        )
+        assert per_cell == gate_lost + cut_lost
+    guarded = sum(reasons.get("split_guard", 0) for reasons in losses.values())
+    positives_ok = int(((index["status"] == "ok") & (index["gate_reason"] == "")).sum())
+    assert int((manifest["label"] == 1).sum()) == positives_ok - guarded
+    assert 0.5 <= meta["r_mag_auc_positives_vs_n1"] <= 1.0
+    assert set(meta["parity_val_fraction"]) == {"positives", "negatives"}
+
+
+def test_planted_lenses_of_other_cells_are_excluded(pipeline: Pipeline) -> None:
+    """Issue 8, item 7: a negative next to a lens planted in another partition's brick goes."""
+    from stronglens_assets.resources.survey import mock_truth_lenses_path
+
+    manifest = pipeline.storage.read_value("negative_manifest.parquet")
+    victim = manifest[manifest["BRICKNAME"] == TEST_BRICKS[0]].iloc[0]  # cell 1105
+    truth_path = mock_truth_lenses_path(pipeline.root, TEST_BRICKS[1])  # cell 1126's brick
+    truth = pd.read_parquet(truth_path)
+    fake = truth.iloc[[0]].copy()
+    fake["ra"], fake["dec"] = victim["RA"] + 5.0 / 3600.0, victim["DEC"]  # 5" away (RA-ish)
+    fake["name"], fake["source"] = "MOCK-NEIGHBOUR", "mock"
+    pd.concat([truth, fake], ignore_index=True).to_parquet(truth_path, index=False)
+
+    result = pipeline.run(["negative_manifest"])
+    assert result.success and all(pipeline.checks.values()), pipeline.checks
+    after = pipeline.storage.read_value("negative_manifest.parquet")
+    keys = set(zip(after["BRICKNAME"], after["OBJID"], strict=True))
+    assert (victim["BRICKNAME"], victim["OBJID"]) not in keys
+    meta = _metadata(result, "negative_manifest")
+    assert meta["pool_rows_excluded_near_lenses_of_other_cells"] >= 1
+
+
+def test_training_manifest_switch_and_guard_on_hand_made_rows() -> None:
+    """exclude_gated / guard_of of science.training_sets.training_manifest, and the r-mag AUC."""
+    from stronglens_assets.science.training_sets import magnitude_auc, training_manifest
+
+    def index(label: int, tiers: list[str], **extra) -> pd.DataFrame:
+        n = len(tiers)
+        frame = pd.DataFrame(
+            {
+                "object_id": [f"{label}-{i}" for i in range(n)],
+                "ra": np.linspace(10.0, 11.0, n),
+                "dec": 0.0,
+                "brickname": "0100p000",
+                "label": np.int8(label),
+                "tier": tiers,
+                "source": "mock" if label else "dr10",
+                "split": "" if label else "train",
+                "status": "ok",
+                "gate_reason": "",
+                "cutout_key": "cutouts/x/hpx-nest16-1/v/shard-00000.npz",
+                "cutout_row": np.arange(n),
+                "partition": "hpx-nest16-1",
+                "type": "DEV",
+                "mag_r": 20.0,
+                "shape_r": 1.0,
+                **{f"psf{k}_{b}": 1.0 for k in ("depth", "size") for b in "grz"},
+            }
+        )
+        return frame.assign(**extra)
+
+    positives = index(1, ["A", "B", "B", "A"])
+    positives.loc[1, "gate_reason"] = "mag_z"
+    positives.loc[2, "status"] = "edge"
+    negatives = index(0, ["N1", "N2"])
+    weights = {"A": 1.0, "B": 0.5, "N1": 1.0, "N2": 1.0}
+
+    def split_of(ra, dec):
+        return np.where(ra < 10.5, "train", "val")
+
+    manifest, losses = training_manifest([positives, negatives], split_of, weights)
+    assert sorted(manifest["object_id"]) == ["0-0", "0-1", "1-0", "1-3"]
+    assert losses == {"A": {}, "B": {"cutout:edge": 1, "gate:mag_z": 1}, "N1": {}, "N2": {}}
+    assert manifest.set_index("object_id").loc["1-3", "split"] == "val"
+    assert manifest.set_index("object_id").loc["0-0", "split"] == "train"  # negatives keep theirs
+    kept, losses = training_manifest([positives, negatives], split_of, weights, exclude_gated=False)
+    assert "1-1" in set(kept["object_id"]) and "gate:mag_z" not in losses["B"]
+    guarded, losses = training_manifest(
+        [positives, negatives], split_of, weights, guard_of=lambda ra, dec: ra > 10.5
+    )
+    assert "1-3" not in set(guarded["object_id"]) and losses["A"] == {"split_guard": 1}
+
+    # r magnitude alone: identical distributions -> 0.5; fully separated -> 1 (either sign)
+    table = pd.DataFrame(
+        {"label": [1, 1, 0, 0, 0], "tier": ["A", "B", "N1", "N1", "N2"], "mag_r": [1, 2, 1, 2, 0]}
+    )
+    assert magnitude_auc(table) == pytest.approx(0.5)
+    table["mag_r"] = [3.0, 4.0, 1.0, 2.0, 9.0]
+    assert magnitude_auc(table) == pytest.approx(1.0)
+    table["mag_r"] = [1.0, 2.0, 3.0, 4.0, 0.0]
+    assert magnitude_auc(table) == pytest.approx(1.0)

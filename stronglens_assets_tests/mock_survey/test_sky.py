@@ -112,22 +112,27 @@ def test_bright_star_maskbits(demo_config: DemoSkyConfig) -> None:
 def test_deflectors_are_drawn_like_the_lrgs(
     demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame
 ) -> None:
-    """Issue 8, item 2: a deflector's magnitude and size do not tell it from an LRG.
+    """Issue 8, item 2: a deflector's magnitude and size do not tell it from an LRG of the
+    z-limited sample (the N1 negatives').
 
-    Mock lenses sit on LRGs chosen uniformly (two-sample KS test against all LRGs of the
-    bricks); lenscat deflectors (many positions in one brick) follow the LRG magnitude law
-    (KS test against its analytic CDF, dN/dm ~ 10^(slope m) on the LRG range).
+    Mock lenses sit on LRGs with z < 20 chosen uniformly (two-sample KS tests against all
+    such LRGs of five bricks); lenscat deflectors (400 positions in one brick) follow the LRG
+    magnitude law dN/dr ~ 10^(slope r) conditioned on z = r - (r - z) < 20 with
+    r - z ~ N(1.0, 0.1): density ~ 10^(slope r) P(r - z > r - 20), integrated numerically.
     """
     from scipy import stats
 
+    limit = demo_config.lenses.deflector_max_mag_z
     mags, sizes, all_mags, all_sizes = [], [], [], []
     for brick in ("0366m037", "0161m005", "0359m045", "0360m057", "0364m047"):
-        sky = draw_brick_sky(demo_config, brick, lenscat_positions)
-        objects = sky.objects
+        objects = draw_brick_sky(demo_config, brick, lenscat_positions).objects
+        mag_z = 22.5 - 2.5 * np.log10(objects["flux_z"])
         lrg = objects[(objects["cls"] == "lrg") & (objects["lens_source"] != "lenscat")]
         mock = lrg[lrg["lens_source"] == "mock"]
+        assert (mag_z[mock.index] < limit).all()
+        sample = lrg[mag_z[lrg.index] < limit]
         mags.append(mock["mag_r"]), sizes.append(mock["shape_r"])
-        all_mags.append(lrg["mag_r"]), all_sizes.append(lrg["shape_r"])
+        all_mags.append(sample["mag_r"]), all_sizes.append(sample["shape_r"])
     assert stats.ks_2samp(pd.concat(mags), pd.concat(all_mags)).pvalue > 0.01
     assert stats.ks_2samp(pd.concat(sizes), pd.concat(all_sizes)).pvalue > 0.01
 
@@ -141,15 +146,15 @@ def test_deflectors_are_drawn_like_the_lrgs(
             "grading": "probable",
         }
     )
-    sky = draw_brick_sky(demo_config, BRICK, many)
-    lenscat = sky.objects[sky.objects["lens_source"] == "lenscat"]
-    lo, hi = demo_config.lrg_magnitude_range_r
-    slope = demo_config.galaxy_count_slope
-
-    def cdf(m: np.ndarray) -> np.ndarray:
-        return (10 ** (slope * np.clip(m, lo, hi)) - 10 ** (slope * lo)) / (
-            10 ** (slope * hi) - 10 ** (slope * lo)
-        )
-
+    objects = draw_brick_sky(demo_config, BRICK, many).objects
+    lenscat = objects[objects["lens_source"] == "lenscat"]
     assert len(lenscat) == 400
-    assert stats.kstest(lenscat["mag_r"], cdf).pvalue > 0.01
+    assert (22.5 - 2.5 * np.log10(lenscat["flux_z"]) < limit).all()
+    lo, hi = demo_config.lrg_magnitude_range_r
+    grid = np.linspace(lo, hi, 20001)
+    density = 10 ** (demo_config.galaxy_count_slope * grid) * stats.norm.sf(
+        grid - limit, loc=1.0, scale=0.1
+    )
+    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
+    cumulative /= cumulative[-1]
+    assert stats.kstest(lenscat["mag_r"], lambda m: np.interp(m, grid, cumulative)).pvalue > 0.01
