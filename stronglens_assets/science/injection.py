@@ -749,7 +749,7 @@ def _convolve_into(
         ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
         conv += ring[:, None]
     conv *= flux[loc_d]
-    out[idx, :, mo : size - mo, mo : size - mo] = conv
+    out[xp.asarray(idx), :, mo : size - mo, mo : size - mo] = conv
 
 
 #: Output rows per block of the banded products (blocks skip the Toeplitz zeros).
@@ -762,7 +762,7 @@ def _banded_product(toe: Any, x: Any, lag: int, r: int, xp: ModuleType, dtype: A
     that multiply only the input rows their band touches. ``x``: ``(C, 1 or B, w, k)``."""
     c, b, wo, w = toe.shape
     span = _BAND_BLOCK + 2 * r
-    if w <= span + _BAND_BLOCK // 2:
+    if xp is not np or w <= span + _BAND_BLOCK // 2:  # blocks pay off on CPU BLAS only
         return xp.matmul(toe, x)
     y = xp.empty((c, b, wo, x.shape[-1]), dtype=dtype)
     for i0 in range(0, wo, _BAND_BLOCK):
@@ -780,7 +780,7 @@ def _banded_product_right(y: Any, toe_t: Any, lag: int, r: int, xp: ModuleType, 
     blocks of output columns (see :func:`_banded_product`)."""
     c, b, w, wo = toe_t.shape
     span = _BAND_BLOCK + 2 * r
-    if w <= span + _BAND_BLOCK // 2:
+    if xp is not np or w <= span + _BAND_BLOCK // 2:
         return xp.matmul(y, toe_t)
     z = xp.empty((c, b, y.shape[-2], wo), dtype=dtype)
     for i0 in range(0, wo, _BAND_BLOCK):
