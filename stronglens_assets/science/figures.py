@@ -364,7 +364,8 @@ def bright_arc_figure(
         axes[0].errorbar(
             rows["threshold"],
             rate,
-            yerr=[rate - low, high - rate],
+            # Wilson bounds equal the rate at k = 0 or n up to rounding: clip at 0
+            yerr=[np.clip(rate - low, 0.0, None), np.clip(high - rate, 0.0, None)],
             marker="o",
             ms=4,
             capsize=3,

@@ -165,6 +165,9 @@ def test_bright_arc_figure_rates_and_score_histogram():
     np.testing.assert_allclose(mesh.reshape(2, -1).sum(axis=1), [1.0, 1.0])
     pdf, _ = F.render_figure(fig, dpi=50)
     assert pdf_page_count(pdf) == 1
+    # none detected and all detected: Wilson bounds touch the rate (no negative error bars)
+    edge = [{"variant": "v", "threshold": t, "k": k, "n": 48} for t, k in ((0.1, 48), (0.9, 0))]
+    F.render_figure(F.bright_arc_figure(pd.DataFrame(edge), {}, title="edge"), dpi=30)
     with pytest.raises(ValueError, match="lacks column"):
         F.bright_arc_figure(pd.DataFrame(rows).drop(columns="n"), histograms, title="x")
     histograms["poisson"] = F.score_histogram(scores["poisson"], n_bins=10)
