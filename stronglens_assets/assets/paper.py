@@ -355,7 +355,12 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         embeddings = _npz(storage, PROBE_EMBEDDINGS_KEY)
         rows = T.probe_rows(probe)
         aucs = [
-            F.ProbeAUC(f"{r.comparison} ({r.hosts})", r.auc_mean, r.auc_std, r.n_folds)
+            F.ProbeAUC(
+                r.comparison if r.hosts == "--" else f"{r.comparison} ({r.hosts} hosts)",
+                r.auc_mean,
+                r.auc_std,
+                r.n_folds,
+            )
             for r in rows
         ]
         sets = {

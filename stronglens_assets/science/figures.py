@@ -175,7 +175,7 @@ def completeness_map_figure(
     width_map = np.ma.masked_invalid(grid.ci_high - grid.ci_low)
     vmax = float(np.nanmax(width_map)) if width_map.count() else 1.0
     mesh_b = axes[1].pcolormesh(
-        x_edges, y_edges, width_map, cmap="magma_r", vmin=0.0, vmax=max(vmax, 1e-3)
+        x_edges, y_edges, width_map, cmap="YlOrRd", vmin=0.0, vmax=max(vmax, 1e-3)
     )
     fig.colorbar(mesh_b, ax=axes[1], label="68.27% Wilson interval width")
     for ax in axes:
