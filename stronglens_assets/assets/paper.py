@@ -558,7 +558,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         page = G.gallery_html(
             real + injections,
             title="D06 gallery: real Tier-A lenses and injections",
-            description=caption,
+            description=(
+                f"Tier-A validation lenses (red border; the catalogue source of each is listed) "
+                f"and bright-arc injections of {', '.join(config.gallery.injection_variants)} "
+                "(blue border) with their CNN score p(lens) and parameters (theta_e, r_eff in "
+                "arcsec; source_mag in AB mag). grz colour composites with the Lupton et al. "
+                f"(2004) asinh stretch (Q = {stretch.q:g}, stretch = {stretch.stretch:g}, band "
+                f"scales g {stretch.scale_g:g}, r {stretch.scale_r:g}, z {stretch.scale_z:g}); "
+                "north up, east left."
+            ),
         )
         pending[GALLERY_KEY] = page.encode("utf-8")
         written = _write_all(storage, pending)
