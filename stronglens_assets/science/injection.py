@@ -16,8 +16,9 @@ Conventions (those of :mod:`stronglens_assets.science.profiles` and
   major axis at ``position_angle`` (radians, counter-clockwise from +x), ``(e1, e2) =
   (1-q)/(1+q) (cos 2phi, sin 2phi)``; ``b_n`` is the exact root of
   ``gamma(2n, b_n) = Gamma(2n)/2`` by default (``bn="lenstronomy"`` selects lenstronomy's
-  ``1.9992 n - 0.3271``, which differs from the exact root by up to ~2% of the peak at
-  ``n < 0.7`` and < 0.2% at ``n >= 1``);
+  ``1.9992 n - 0.3271``; the images differ by up to ~3% of the peak at ``n < 0.7``,
+  ~1% at ``n < 1`` and < 0.1% at ``n >= 2``); unlike lenstronomy the profile is not
+  truncated at ``1000 R_eff`` (outside the stamp unless ``r_eff < 0.02"``);
 * images are flux per pixel (nanomaggies / pixel for nanomaggy fluxes): the mean surface
   brightness over ``supersample x supersample`` sub-pixel centres (lenstronomy's grid)
   times ``pixel_scale**2``; ``flux`` is the total *unlensed* source flux, so the rendered

@@ -210,14 +210,16 @@ def test_float32_matches_float64() -> None:
 
 def test_exact_bn_differs_from_lenstronomy_bn_by_the_stated_amount() -> None:
     """Default b_n is the exact root; lenstronomy's linear b_n changes the profile shape
-    (the total flux to infinity is normalised in both) by a few % of the peak at n < 0.7
-    and < 0.5% at n >= 1."""
+    (the total flux to infinity is normalised in both): the relative b_n difference is 3%
+    at n = 0.5, 0.4% at n = 1 and < 0.1% at n >= 2, the peak difference follows."""
     p = _draw(40, seed=14)
     p["psf_fwhm"] = None
     exact, linear = _render(p), _render(p, bn="lenstronomy")
     diff = np.abs(exact - linear).max(axis=(2, 3))[:, 0] / linear.max(axis=(2, 3))[:, 0]
+    n = p["n_sersic"]
     assert diff.max() < 0.05
-    assert diff[p["n_sersic"] >= 1.0].max() < 0.005
+    assert diff[n >= 1.0].max() < 0.01
+    assert diff[n >= 2.0].max() < 0.002
 
 
 def test_deterministic_bytes_and_band_scaling() -> None:
