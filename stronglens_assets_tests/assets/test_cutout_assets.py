@@ -467,3 +467,34 @@ def test_training_manifest_switch_and_guard_on_hand_made_rows() -> None:
     assert magnitude_auc(table) == pytest.approx(1.0)
     table["mag_r"] = [1.0, 2.0, 3.0, 4.0, 0.0]
     assert magnitude_auc(table) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_demo_training_data_acceptance(demo_run) -> None:
+    """Issue 8's acceptance on the demo: usable splits per class, no brightness shortcut, a
+    minority of mock Tier-A, >= 5 real Tier-A lenses rendered and in the mock DESI VAC."""
+    import json
+
+    from stronglens_assets.science.crossmatch import nearest_match
+    from stronglens_assets.science.desi_vac import read_desi_vac
+
+    assert demo_run.returncode == 0, demo_run.stderr[-3000:]
+    meta = json.loads((demo_run.storage / "manifests" / "training_parity_v1.json").read_text())
+    for name in ("positives", "negatives"):
+        assert 0.25 <= meta["parity_val_fraction"][name]["val_fraction"] <= 0.35, name
+    assert meta["r_mag_auc_positives_vs_n1"] <= 0.6
+    assert 0 < meta["positives"]["mock_tier_a_fraction"] < 0.25
+    manifest = pd.read_parquet(demo_run.storage / "training_manifest.parquet")
+    assert not manifest["cutout_key"].str.contains("://").any()
+    assert (manifest["gate_reason"] == "").all()
+
+    root = demo_run.home / "mock_survey"
+    truth = pd.concat(
+        [pd.read_parquet(p) for p in sorted((root / "truth").glob("*/lenses-*.parquet"))]
+    )
+    confident = truth[(truth["source"] == "lenscat") & (truth["grading"] == "confident")]
+    vac = read_desi_vac(root / "desi_dr1" / "desi-sl-vac-v1.fits")
+    index, _ = nearest_match(
+        confident["ra"], confident["dec"], vac["TARGET_RA"], vac["TARGET_DEC"], 0.1
+    )
+    assert int((index >= 0).sum()) >= 5
