@@ -20,7 +20,7 @@ and :mod:`~.provenance`; this module only reads, calls and writes.
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,13 +208,22 @@ def _figure_tex(entries: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+_INPUT_TAG = "dagster/input_data_version/"
+
+
 def _latest_per_partition(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool, page: int = 500
-) -> list[dict[str, Any]]:
-    """Latest materialization of ``key`` (of every partition when partitioned)."""
+    instance: dg.DagsterInstance, key: dg.AssetKey, page: int = 500, max_pages: int = 40
+) -> tuple[list[dict[str, Any]], set[dg.AssetKey]]:
+    """Latest materialization of ``key``, of every partition when it is partitioned, and the
+    upstream keys those materializations recorded (``dagster/input_data_version/<key>`` tags).
+
+    Records come newest first; paging stops at the first page when the asset is unpartitioned
+    and after ``max_pages`` pages at most.
+    """
     out: dict[str | None, dict[str, Any]] = {}
+    parents: set[dg.AssetKey] = set()
     cursor = None
-    while True:
+    for _ in range(max_pages):
         result = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key), limit=page, cursor=cursor
         )
@@ -223,6 +232,11 @@ def _latest_per_partition(
             if materialization is None or materialization.partition in out:
                 continue
             tags = materialization.tags or {}
+            parents |= {
+                dg.AssetKey.from_user_string(tag[len(_INPUT_TAG) :])
+                for tag in tags
+                if tag.startswith(_INPUT_TAG)
+            }
             out[materialization.partition] = {
                 "asset": key.to_user_string(),
                 "partition": materialization.partition,
@@ -233,10 +247,31 @@ def _latest_per_partition(
                 .isoformat()
                 .replace("+00:00", "Z"),
             }
-        if not partitioned or not result.has_more:
+        if None in out or not result.has_more:
             break
         cursor = result.cursor
-    return sorted(out.values(), key=lambda item: str(item["partition"] or ""))
+    return sorted(out.values(), key=lambda item: str(item["partition"] or "")), parents
+
+
+def upstream_lineage(
+    instance: dg.DagsterInstance, parents: Iterable[dg.AssetKey]
+) -> list[dict[str, Any]]:
+    """Latest materialization of every asset (and partition) upstream of ``parents``.
+
+    Walks the lineage Dagster recorded: each materialization's input data-version tags name
+    the assets it read, so the walk follows what was actually used, to the sources. Sorted
+    by asset and partition.
+    """
+    queue, seen, rows = list(parents), set(), []
+    while queue:
+        key = queue.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        found, upstream = _latest_per_partition(instance, key)
+        rows += found
+        queue += sorted(upstream - seen, key=lambda k: k.to_user_string())
+    return sorted(rows, key=lambda r: (r["asset"], str(r["partition"] or "")))
 
 
 def _checkpoint_sha_now(storage: StorageResource, key: str) -> str | None:
@@ -636,13 +671,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 f"(sha256 {priors_now}): re-materialize injection_priors and the D06 assets"
             )
         graph = context.job_def.asset_layer.asset_graph
-        ancestors = sorted(
-            graph.get_ancestor_asset_keys(context.asset_key), key=lambda k: k.to_user_string()
-        )
-        upstream = []
-        for key in ancestors:
-            partitioned = graph.get(key).partitions_def is not None
-            upstream += _latest_per_partition(context.instance, key, partitioned)
+        upstream = upstream_lineage(context.instance, graph.get(context.asset_key).parent_keys)
         record = P.build_provenance(
             git=P.git_state(PROJECT_ROOT),
             configs=P.config_checksums(settings.config_dir, extra_configs),
