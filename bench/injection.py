@@ -26,7 +26,8 @@ benchmarked set (worst and median ``max|ours - lenstronomy| / peak`` and total
 flux error over all lenstronomy-rendered images). With CuPy and a GPU it also prints
 absolute injections/s for batches of 1k to 100k and the time for 110,000.
 
-Run: ``.venv/bin/python bench/injection.py [--n 2000] [--n-ref 40] [--repeats 5]``
+Run: ``.venv/bin/python bench/injection.py [--n 2000] [--n-ref 40] [--repeats 5]``;
+``--profile`` prints a cProfile of ``render_arcs`` alone (one thread, tuned malloc).
 """
 
 from __future__ import annotations
@@ -174,6 +175,28 @@ def child(args: argparse.Namespace) -> dict:
     }
 
 
+def profile(args: argparse.Namespace) -> None:
+    """cProfile of one render_arcs call (where the time goes), one thread."""
+    import cProfile
+    import pstats
+
+    from stronglens_assets.science.injection import render_arcs
+
+    p = draw(args.n, args.seed)
+    vals = [p[k] for k in ORDER]
+    render_arcs(*[v[:50] for v in vals])
+    prof = cProfile.Profile(time.process_time)
+    prof.runcall(render_arcs, *vals)
+    stats = pstats.Stats(prof)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"render_arcs, {args.n} grz injections: {total / args.n * 1e3:.3f} ms CPU each")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    for (path, line, name), (_, ncalls, tottime, _, _) in rows[:12]:
+        where = f"{os.path.basename(path)}:{line}({name})" if line else name
+        share = 100 * tottime / total
+        print(f"  {tottime / args.n * 1e3:7.3f} ms/inj {share:5.1f}%  {ncalls:5d} calls  {where}")
+
+
 def gpu_section(seed: int) -> None:
     try:
         import cupy
@@ -206,10 +229,18 @@ def main() -> None:
     ap.add_argument("--n-ref", type=int, default=40, help="injections rendered by lenstronomy")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--profile", action="store_true", help="cProfile render_arcs only")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
+        return
+    if args.profile:
+        if os.environ.get("OMP_NUM_THREADS") != "1":
+            env = dict(os.environ, **{var: "1" for var in THREAD_VARS}, **MALLOC_TUNED)
+            subprocess.run([sys.executable, *sys.argv], env=env, check=True)
+        else:
+            profile(args)
         return
     base = [sys.executable, __file__, "--child", f"--n={args.n}", f"--n-ref={args.n_ref}"]
     base += [f"--repeats={args.repeats}", f"--seed={args.seed}"]
