@@ -202,7 +202,11 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
 
     models = static_partitions_def([MODEL, "resnet18_baseline_v1"])
 
-    @dg.asset(partitions_def=models)
+    @dg.asset
+    def training_manifest() -> dict:
+        return {"rows": 3}
+
+    @dg.asset(partitions_def=models, deps=[training_manifest])
     def model_checkpoint(context, storage: dg.ResourceParam[LocalStorageResource]) -> dict:
         key = f"checkpoints/{context.partition_key}/best.pt"
         storage.write_bytes(key, CHECKPOINT)
@@ -224,6 +228,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
         }
 
     return [
+        training_manifest,
         grid_completeness,
         bright_arc,
         linear_probe,
@@ -273,6 +278,7 @@ class PaperGraph:
         )
 
     def materialize_upstream(self) -> None:
+        assert self.materialize(["training_manifest"]).success
         for variant in GRID_VARIANTS:
             assert self.materialize(["grid_completeness"], variant).success
         for variant in BRIGHT_ARC_VARIANTS:
@@ -388,6 +394,7 @@ def test_provenance_records_inputs_and_check_fails_on_config_drift(graph):
     assert {("grid_completeness", v) for v in GRID_VARIANTS} <= set(upstream)
     assert {("bright_arc", v) for v in BRIGHT_ARC_VARIANTS} <= set(upstream)
     assert ("model_checkpoint", MODEL) in upstream and ("injection_priors", None) in upstream
+    assert ("training_manifest", None) in upstream  # lineage followed beyond direct parents
     latest = graph.instance.get_latest_materialization_event(dg.AssetKey("linear_probe"))
     assert upstream[("linear_probe", None)]["run_id"] == latest.run_id
     assert all(u["data_version"] and u["timestamp"].endswith("Z") for u in upstream.values())
