@@ -682,7 +682,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             },
             upstream=upstream,
             packages=P.package_versions(),
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             created_at=P.utc_now(),
             extra={
                 "environment": settings.env,
