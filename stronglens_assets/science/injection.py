@@ -738,13 +738,21 @@ def _convolve_into(
     wo = size - 2 * mo
     k1 = gaussian_kernel_1d(p.psf_fwhm[idx], pixel_scale, radius=r, kind=psf_kernel)
     kz = xp.asarray(np.concatenate([k1, np.zeros((*k1.shape[:-1], 1))], axis=-1).astype(dtype))
-    d = np.arange(wo)[:, None] + mo - (np.arange(w)[None, :] + m) + r
-    d = np.where((d >= 0) & (d <= 2 * r), d, 2 * r + 1)  # index 2r+1 holds 0
-    toe = xp.take(kz, xp.asarray(d), axis=-1)  # (C, B, wo, w)
     inner = unit[loc_d, m : size - m, m : size - m]
-    toe_t = xp.take(kz, xp.asarray(np.ascontiguousarray(d.T)), axis=-1)  # (C, B, w, wo)
-    conv = _banded_product(toe, inner[:, None], m - mo, r, xp, dtype)  # rows: (C, B, wo, w)
-    conv = _banded_product_right(conv, toe_t, m - mo, r, xp, dtype)  # columns: (C, B, wo, wo)
+    lag = m - mo
+    span = _BAND_BLOCK + 2 * r
+    if xp is np and w > span + _BAND_BLOCK // 2:
+        # banded by blocks of output rows: every block is a slice of one generic block
+        # G[i, jj] = k[i - jj + 2r] (rows i of the block, input rows j = i0 - lag - r + jj)
+        ii, jj = np.arange(_BAND_BLOCK)[:, None], np.arange(span)[None, :]
+        blk = _toeplitz(kz, ii - jj + 2 * r, r, xp)  # (C, B, L, span)
+        blk_t = _toeplitz(kz, (ii - jj + 2 * r).T, r, xp)  # (C, B, span, L)
+        conv = _banded_rows(blk, inner[:, None], wo, lag, r, xp, dtype)  # (C, B, wo, w)
+        conv = _banded_cols(conv, blk_t, wo, lag, r, xp, dtype)  # (C, B, wo, wo)
+    else:
+        d = np.arange(wo)[:, None] - np.arange(w)[None, :] - lag + r
+        conv = xp.matmul(_toeplitz(kz, d, r, xp), inner[:, None])  # rows
+        conv = xp.matmul(conv, _toeplitz(kz, np.ascontiguousarray(d.T), r, xp))  # columns
     if mo < m:
         ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
         ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
@@ -757,40 +765,41 @@ def _convolve_into(
 _BAND_BLOCK: int = 32
 
 
-def _banded_product(toe: Any, x: Any, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
-    """``toe @ x`` for banded ``toe`` (``(C, B, wo, w)``, row ``i`` nonzero only for input
-    rows ``j`` with ``|i - lag - j| <= r``), by blocks of :data:`_BAND_BLOCK` output rows
-    that multiply only the input rows their band touches. ``x``: ``(C, 1 or B, w, k)``."""
-    c, b, wo, w = toe.shape
-    span = _BAND_BLOCK + 2 * r
-    if xp is not np or w <= span + _BAND_BLOCK // 2:  # blocks pay off on CPU BLAS only
-        return xp.matmul(toe, x)
-    y = xp.empty((c, b, wo, x.shape[-1]), dtype=dtype)
+def _toeplitz(kz: Any, d: np.ndarray, r: int, xp: ModuleType) -> Any:
+    """``T[..., i, j] = kz[..., d[i, j]]`` where ``0 <= d <= 2r``, else 0 (``kz[..., 2r+1]``)."""
+    d = np.where((d >= 0) & (d <= 2 * r), d, 2 * r + 1)
+    return xp.take(kz, xp.asarray(d), axis=-1)
+
+
+def _banded_rows(blk: Any, x: Any, wo: int, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
+    """``T @ x`` for the banded ``T[i, j] = k[i - j - lag + r]`` (``wo`` output rows), by
+    blocks of :data:`_BAND_BLOCK` output rows that multiply only the ``_BAND_BLOCK + 2r``
+    input rows their band touches; ``blk`` is the generic block. ``x``: ``(C, 1|B, w, k)``."""
+    w = x.shape[-2]
+    y = xp.empty((blk.shape[0], blk.shape[1], wo, x.shape[-1]), dtype=dtype)
     for i0 in range(0, wo, _BAND_BLOCK):
         i1 = min(wo, i0 + _BAND_BLOCK)
-        j0, j1 = max(0, i0 - lag - r), min(w, i1 - lag + r)
-        if j1 <= j0:
+        j0 = i0 - lag - r
+        a, b = max(0, j0), min(w, i1 - lag + r)
+        if b <= a:
             y[:, :, i0:i1] = 0.0
         else:
-            xp.matmul(toe[:, :, i0:i1, j0:j1], x[:, :, j0:j1], out=y[:, :, i0:i1])
+            xp.matmul(blk[:, :, : i1 - i0, a - j0 : b - j0], x[:, :, a:b], out=y[:, :, i0:i1])
     return y
 
 
-def _banded_product_right(y: Any, toe_t: Any, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
-    """``y @ toe_t`` for the transposed banded matrix ``toe_t`` (``(C, B, w, wo)``), by
-    blocks of output columns (see :func:`_banded_product`)."""
-    c, b, w, wo = toe_t.shape
-    span = _BAND_BLOCK + 2 * r
-    if xp is not np or w <= span + _BAND_BLOCK // 2:
-        return xp.matmul(y, toe_t)
-    z = xp.empty((c, b, y.shape[-2], wo), dtype=dtype)
+def _banded_cols(y: Any, blk_t: Any, wo: int, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
+    """``y @ T^T`` (the column pass of :func:`_banded_rows`) by blocks of output columns."""
+    w = y.shape[-1]
+    z = xp.empty((*y.shape[:-1], wo), dtype=dtype)
     for i0 in range(0, wo, _BAND_BLOCK):
         i1 = min(wo, i0 + _BAND_BLOCK)
-        j0, j1 = max(0, i0 - lag - r), min(w, i1 - lag + r)
-        if j1 <= j0:
+        j0 = i0 - lag - r
+        a, b = max(0, j0), min(w, i1 - lag + r)
+        if b <= a:
             z[..., i0:i1] = 0.0
         else:
-            xp.matmul(y[..., j0:j1], toe_t[:, :, j0:j1, i0:i1], out=z[..., i0:i1])
+            xp.matmul(y[..., a:b], blk_t[:, :, a - j0 : b - j0, : i1 - i0], out=z[..., i0:i1])
     return z
 
 
