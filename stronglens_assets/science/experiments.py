@@ -488,7 +488,10 @@ def wilson_interval(
     p = k / n
     centre = (k + z * z / 2.0) / (n + z * z)
     half = z * np.sqrt(n) / (n + z * z) * np.sqrt(p * (1.0 - p) + z * z / (4.0 * n))
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # the interval always contains p; pin it there against rounding (k = 0 gives low = 0)
+    low = np.minimum(np.clip(centre - half, 0.0, 1.0), p)
+    high = np.maximum(np.clip(centre + half, 0.0, 1.0), p)
+    return low, high
 
 
 def _threshold_key(threshold: float) -> str:
