@@ -10,7 +10,8 @@ q 0.3-1, source offsets up to 1.5 theta_E, PSF FWHM 0.9-1.8").
   counted is ``ImageModel.image`` only (the model construction a new PSF needs is
   excluded, which favours lenstronomy);
 * ours: ``render_arcs`` on the whole batch (``bn="lenstronomy"`` so that the accuracy is
-  measured on the same profile; the exact b_n costs the same).
+  measured on the same profile; the exact b_n costs the same), ``workers`` = all cores in
+  the all-cores run.
 
 Both are timed in the same process, interleaved (each of ``--repeats`` rounds times
 lenstronomy then ours; medians and the median ratio are printed), once with one thread
@@ -145,6 +146,7 @@ def child(args: argparse.Namespace) -> dict:
     jobs = lenstronomy_jobs(p, args.n_ref)
     vals = [p[k] for k in ORDER]
     render_arcs(*[v[:50] for v in vals], bn="lenstronomy")  # warm the grid cache
+    workers = 1 if os.environ.get("OMP_NUM_THREADS") == "1" else (os.cpu_count() or 1)
     # interleaved: each repeat times lenstronomy then ours, so both see the same load
     ratios, t_refs, t_ours = [], [], []
     for _ in range(args.repeats):
@@ -152,7 +154,7 @@ def child(args: argparse.Namespace) -> dict:
         ref_imgs = [m.image(kwargs_lens=kl, kwargs_source=ks) for m, kl, ks in jobs]
         t_refs.append(clock() - t0)
         t0 = clock()
-        ours = render_arcs(*vals, bn="lenstronomy")
+        ours = render_arcs(*vals, bn="lenstronomy", workers=workers)
         t_ours.append(clock() - t0)
         ratios.append((args.n / t_ours[-1]) / (args.n_ref / t_refs[-1]))
     errs, ferrs = [], []
