@@ -152,7 +152,9 @@ def _npz(storage: StorageResource, key: str) -> dict[str, np.ndarray]:
 
 
 def _grid_label(variant: str) -> str:
-    return {"no_poisson": "no Poisson noise", "poisson": "with Poisson noise"}.get(variant, variant)
+    return {"no_poisson": "without Poisson noise", "poisson": "with Poisson noise"}.get(
+        variant, variant
+    )
 
 
 def bright_arc_rates(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, tuple]]:
