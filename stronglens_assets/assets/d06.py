@@ -38,6 +38,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.training import FROZEN_CHECK, frozen_model_check
 from stronglens_assets.config import ConfigError
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
 from stronglens_assets.project import Project
@@ -251,6 +252,15 @@ def build_assets(project: Project) -> list:
         MODEL_CHECKPOINT,
         partition_mapping=dg.SpecificPartitionsPartitionMapping([model_name]),
     )
+
+    def frozen(asset: str) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(
+            FROZEN_CHECK,
+            asset=asset,
+            blocking=True,
+            description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
+        )
+
     gpu = {"pool": GPU_POOL, "op_tags": gpu_op_tags(settings.config_dir)}
     common = {"group_name": D06_GROUP, "deps": [checkpoint_dep], "kinds": {"pytorch", "numpy"}}
 
@@ -287,7 +297,10 @@ def build_assets(project: Project) -> list:
 
     @dg.asset(
         partitions_def=grid_variant_partitions,
-        check_specs=[dg.AssetCheckSpec("counts_match_cell_files", asset="grid_completeness")],
+        check_specs=[
+            dg.AssetCheckSpec("counts_match_cell_files", asset="grid_completeness"),
+            frozen("grid_completeness"),
+        ],
         **common,
         **gpu,
     )
@@ -308,63 +321,73 @@ def build_assets(project: Project) -> list:
         result, checks = run_grid(run, variant, log=context.log)
         yield dg.Output(result["value"], metadata=result["metadata"])
         yield checks
+        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(partitions_def=bright_arc_variant_partitions, **common, **gpu)
+    @dg.asset(
+        partitions_def=bright_arc_variant_partitions,
+        check_specs=[frozen("bright_arc")],
+        **common,
+        **gpu,
+    )
     def bright_arc(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
         training_manifest: pd.DataFrame,
         storage: dg.ResourceParam[StorageResource],
         compute: dg.ResourceParam[ComputeResource],
-    ) -> dg.Output[dict]:
+    ):
         """Bright-arc detection rates of one variant (seeds 4.2; variants defined in the
         priors): bright sources in restricted (arc-forming) geometry, per source-magnitude bin
         and threshold, with the score distribution and a gallery of the first injections."""
         run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
         value, metadata = run_bright_arc(run, context.partition_key, log=context.log)
-        return dg.Output(value, metadata=metadata)
+        yield dg.Output(value, metadata=metadata)
+        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(**common, **gpu)
+    @dg.asset(check_specs=[frozen("linear_probe")], **common, **gpu)
     def linear_probe(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
         training_manifest: pd.DataFrame,
         storage: dg.ResourceParam[StorageResource],
         compute: dg.ResourceParam[ComputeResource],
-    ) -> dg.Output[dict]:
+    ):
         """Linear separability of real lenses and injections in the model's embedding (seeds
         4.3): logistic-regression AUC (stratified k-fold) for Tier-A vs low-beta_frac
         injections (hosts random and Tier-A matched) and Tier-A vs Tier-B; Fréchet distances."""
         run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
         value, metadata = run_linear_probe(run, log=context.log)
-        return dg.Output(value, metadata=metadata)
+        yield dg.Output(value, metadata=metadata)
+        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(**common, **gpu)
+    @dg.asset(check_specs=[frozen("tier_a_scoring")], **common, **gpu)
     def tier_a_scoring(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
         training_manifest: pd.DataFrame,
         storage: dg.ResourceParam[StorageResource],
         compute: dg.ResourceParam[ComputeResource],
-    ) -> dg.Output[dict]:
+    ):
         """Scores of every Tier-A validation lens (seeds 4.4) by the frozen model."""
         run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
         value, metadata = run_tier_a_scoring(run, log=context.log)
-        return dg.Output(value, metadata=metadata)
+        yield dg.Output(value, metadata=metadata)
+        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(**common, **gpu)
+    @dg.asset(check_specs=[frozen("poisson_diagnostics")], **common, **gpu)
     def poisson_diagnostics(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
         training_manifest: pd.DataFrame,
         storage: dg.ResourceParam[StorageResource],
         compute: dg.ResourceParam[ComputeResource],
-    ) -> dg.Output[dict]:
+    ):
         """Noise of injected arcs per band (seeds 4.5): Poisson noise added at the priors'
         gain against its expectation (arc/gain) and against the hosts' invvar noise."""
         run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
         value, metadata = run_poisson_diagnostics(run, log=context.log)
-        return dg.Output(value, metadata=metadata)
+        yield dg.Output(value, metadata=metadata)
+        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
     return [
         injection_priors,

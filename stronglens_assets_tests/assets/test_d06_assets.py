@@ -82,6 +82,7 @@ class D06Storage:
     storage: LocalStorageResource
     project: Project
     model_name: str
+    instance: dg.DagsterInstance
 
     def resources(self) -> dict:
         return {
@@ -104,6 +105,7 @@ class D06Storage:
             resources=self.resources(),
             selection=[selection],
             partition_key=partition,
+            instance=self.instance,
             raise_on_error=False,
         )
 
@@ -131,8 +133,18 @@ def _build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) ->
     name = load_d06_config(config_dir, "demo").model_config_name
     torch.manual_seed(0)
     model = build_model(load_model_config(config_dir, name, "demo"))
-    storage.write_bytes(f"checkpoints/{name}/best.pt", state_dict_bytes(model))
-    return D06Storage(root, storage, Project.from_settings(settings), name)
+    checkpoint = state_dict_bytes(model)
+    storage.write_bytes(f"checkpoints/{name}/best.pt", checkpoint)
+    # the instance knows model_checkpoint's latest sha256, as after a real training run
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "model_checkpoint",
+            partition=name,
+            metadata={"checkpoint_sha256": hashlib.sha256(checkpoint).hexdigest()},
+        )
+    )
+    return D06Storage(root, storage, Project.from_settings(settings), name, instance)
 
 
 @pytest.fixture
@@ -159,8 +171,8 @@ def test_grid_is_reproducible_and_matches_its_cell_files(d06_storage: D06Storage
     keys = d06.grid_keys("no_poisson")
     results_bytes = s.read(keys["results_key"])
     table_bytes = s.read(keys["selection_function_key"])
-    checks = first.get_asset_check_evaluations()
-    assert [c.passed for c in checks] == [True]
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+    assert checks == {"counts_match_cell_files": True, "model_frozen": True}
 
     again = s.run("grid_completeness", "no_poisson")
     assert again.success
@@ -365,3 +377,19 @@ def test_assets_are_gpu_tagged_and_all_variants_exist(d06_storage: D06Storage) -
         tags = asset.op.tags["dagster-k8s/config"]
         tags = json.loads(tags) if isinstance(tags, str) else tags
         assert tags["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1", name
+
+
+def test_frozen_check_fails_when_the_checkpoint_is_not_the_latest(d06_storage: D06Storage) -> None:
+    s = d06_storage
+    assert s.run("injection_priors").success
+    s.instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "model_checkpoint", partition=s.model_name, metadata={"checkpoint_sha256": "0" * 64}
+        )
+    )
+    result = s.run("tier_a_scoring")
+    # a blocking ERROR check fails the step: nothing downstream runs on an unfrozen model
+    assert not result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"model_frozen": False}
+    assert "blocking asset check failed" in str(result.all_events)
