@@ -4,6 +4,7 @@ affected assets; unchanged inputs request nothing. Schedules and the sensor load
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import shutil
 from pathlib import Path
@@ -206,7 +207,7 @@ def test_code_version_is_stable_and_follows_the_source() -> None:
 def test_schedules_are_off_locally_and_on_in_production(env, status, monkeypatch) -> None:
     if env:
         monkeypatch.setenv("STRONGLENS_S3_BUCKET", "darkhaloscope")
-    settings = load_settings({**__import__("os").environ, **env})
+    settings = load_settings({**os.environ, **env})
     defs = build_definitions(settings)
     schedules = {s.name: s for s in defs.schedules}
     assert {"observe_external_inputs", "graph_refresh"} <= set(schedules)
