@@ -393,3 +393,37 @@ def test_frozen_check_fails_when_the_checkpoint_is_not_the_latest(d06_storage: D
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"model_frozen": False}
     assert "blocking asset check failed" in str(result.all_events)
+
+
+@pytest.mark.slow
+def test_demo_writes_every_d06_output(demo_run) -> None:
+    """The shared demo run: every D06 asset and partition wrote its outputs, with provenance."""
+    root = demo_run.storage
+    priors_sha = json.loads((root / "injection_priors.json").read_text())["sha256"]
+    checkpoint = (root / "checkpoints" / "paperIV_bottlenecked_resnet" / "best.pt").read_bytes()
+    checkpoint_sha = hashlib.sha256(checkpoint).hexdigest()
+    documents = []
+    for variant in ("no_poisson", "poisson"):
+        keys = d06.grid_keys(variant)
+        results = json.loads((root / keys["results_key"]).read_text())
+        table = pd.read_parquet(root / keys["selection_function_key"])
+        assert results["n"] == table["n"].sum() and results["k"] == table["k"].sum()
+        for row in table.itertuples():
+            with np.load(root / d06.cell_key(variant, row.cell)) as cell:
+                assert row.k == np.sum(cell["scores"] > results["threshold"])
+        documents.append(results)
+    for variant in BRIGHT_ARC_VARIANTS:
+        documents.append(json.loads((root / d06.ba_keys(variant)["results_key"]).read_text()))
+        assert (root / d06.ba_keys(variant)["cutouts_key"]).exists()
+    d06_root = root / "results" / "D06"
+    documents.append(json.loads((d06_root / "linear_probe/linear_probe_results.json").read_text()))
+    documents.append(
+        json.loads((d06_root / "poisson_diagnostics/poisson_diagnostics.json").read_text())
+    )
+    for document in documents:
+        assert document["priors_sha256"] == priors_sha
+        assert document["checkpoint_sha256"] == checkpoint_sha
+    scores = pd.read_parquet(d06_root / "tier_a_scoring/tier_a_scores.parquet")
+    assert len(scores) > 0 and set(scores["checkpoint_sha256"]) == {checkpoint_sha}
+    assert (d06_root / "linear_probe/embeddings.npz").exists()
+    assert (d06_root / "poisson_diagnostics/poisson_diagnostics.png").exists()
