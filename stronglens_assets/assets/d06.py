@@ -118,6 +118,13 @@ class RunContext:
             "seed": self.config.seed,
         }
 
+    def sha_arrays(self) -> dict[str, np.ndarray]:
+        """The two sha256 as (1,) string arrays (provenance inside ``.npz`` outputs)."""
+        return {
+            "checkpoint_sha256": np.asarray([self.checkpoint_sha256], dtype=np.str_),
+            "priors_sha256": np.asarray([self.priors_sha256], dtype=np.str_),
+        }
+
     def score(self, images: np.ndarray) -> np.ndarray:
         from stronglens_assets.science.scoring import score_cutouts
 
@@ -461,6 +468,7 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
             "host_object_id": _id_array(pool.table["object_id"].iloc[batch.host_index]),
             "scores": scores.astype(np.float32),
             "bands": np.asarray(run.priors.bands, dtype=np.str_),
+            **run.sha_arrays(),
         }
         if cfg.grid.store_images:
             arrays["images"] = batch.images
@@ -619,6 +627,7 @@ def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, di
         "scores": scores.astype(np.float32),
         "images": batch.images[:gallery],
         "bands": np.asarray(run.priors.bands, dtype=np.str_),
+        **run.sha_arrays(),
     }
     run.store.write_bytes(keys["cutouts_key"], encode_npz(arrays))
     run.store.write_bytes(keys["results_key"], _json_bytes(results))
@@ -732,6 +741,7 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
                 **{f"injections_{m}": e for m, e in injection_embeddings.items()},
                 "tier_a_object_id": _id_array(tier_a["object_id"]),
                 "tier_b_object_id": _id_array(tier_b["object_id"]),
+                **run.sha_arrays(),
             }
         ),
     )
@@ -791,6 +801,7 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     table = tier_a[columns].reset_index(drop=True).copy()
     table.insert(1, "score", scores.astype(np.float32))
     table["checkpoint_sha256"] = run.checkpoint_sha256
+    table["priors_sha256"] = run.priors_sha256
     key = f"{RESULTS}/tier_a_scoring/tier_a_scores.parquet"
     run.store.write_bytes(key, _parquet_bytes(table))
     rates = threshold_rates(scores, cfg.thresholds, cfg.confidence_level)

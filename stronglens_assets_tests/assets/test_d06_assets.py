@@ -207,6 +207,8 @@ def test_grid_is_reproducible_and_matches_its_cell_files(d06_storage: D06Storage
             scores = f["scores"]
             assert f["images"].shape == (row.n, 3, SIZE, SIZE)
             assert np.all(f["theta_e"] == row.theta_e)
+            assert f["priors_sha256"].item() == sha
+            assert f["checkpoint_sha256"].item() == results["checkpoint_sha256"]
         assert row.k == np.sum(scores > 0.3) and row.n == len(scores)
         assert cell["by_threshold"]["0.5"]["k"] == np.sum(scores > 0.5)
         all_scores.append(scores)
