@@ -216,9 +216,10 @@ def _desi_vac_source() -> dg.SourceAsset:
     def desi_vac_file(context) -> dg.ObserveResult:
         """The DESI DR1 VAC object on S3 read by ``desi_dr1_vac``; version = its ETag."""
         from stronglens_assets.resources.object_store import S3ObjectStore, StorageError
+        from stronglens_assets.resources.storage import s3_client_for
 
         survey = context.resources.survey
-        store = S3ObjectStore(survey.s3.get_client(), survey.bucket)
+        store = S3ObjectStore(s3_client_for(survey.s3), survey.bucket)
         head = store.head(survey.desi_vac_key)
         if head is None:
             raise StorageError(f"DESI VAC {store.uri(survey.desi_vac_key)} does not exist")
