@@ -119,3 +119,17 @@ def test_bad_pool_limit_is_a_clear_error(tmp_path) -> None:
     path.write_text("gpu: -1\n")
     with pytest.raises(ConfigError, match="pool 'gpu': the limit must be >= 0"):
         load_pool_limits(str(path))
+
+
+def test_apply_pools_command_stores_the_gpu_limit(tmp_path, monkeypatch, capsys) -> None:
+    from stronglens_assets.automation import main
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["apply-pools", str(DEPLOY / "pools.yaml")]) == 0
+    expected = load_pool_limits(str(DEPLOY / "pools.yaml"))[GPU_POOL]
+    assert f"pool gpu: {expected} slots" in capsys.readouterr().out
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count == expected
