@@ -6,8 +6,9 @@ XMM-LSS field, so real lenscat lenses fall inside it), then times
 * ``build_negative_pool`` (stronglens_assets.science.selection) on the whole partition, and
 * a reference written the obvious pandas way: ``DataFrame.apply(axis=1)`` with a Python
   function per row for the quality gates and the N1/N2 rules, astropy
-  ``SkyCoord.match_to_catalog_sky`` for the known-lens exclusion and a per-cell Python hash
-  (``Series.map``) for the split. The row-wise ``apply`` is far too slow for millions of rows,
+  ``SkyCoord.match_to_catalog_sky`` for the known-lens exclusion, a per-cell Python hash
+  (``Series.map``) for the split and a ``healpy.query_polygon`` per candidate (no neighbour
+  pre-filter) for the split guard. The row-wise ``apply`` is far too slow for millions of rows,
   so it runs on a random subsample (default 100,000 rows) and its rate is extrapolated.
 
 Both run in this process, pinned to one CPU with BLAS/OpenMP/Arrow thread pools at 1. The
@@ -91,11 +92,15 @@ def reference_pool(
     bad_bits = sum(1 << b for b in q.exclude_maskbits)
 
     def mag(flux: float, mw: float) -> float:
+        if not float(mw) > 0:
+            return math.nan
         f = float(flux) / float(mw)
         return 22.5 - 2.5 * math.log10(f) if f > 0 else math.nan
 
     def classify(row: pd.Series) -> str:
         if not (row["FLUX_G"] > 0 and row["FLUX_R"] > 0 and row["FLUX_Z"] > 0):
+            return ""
+        if not all(row[f"MW_TRANSMISSION_{b}"] > 0 for b in "GRZ"):
             return ""
         if min(row["NOBS_G"], row["NOBS_R"], row["NOBS_Z"]) < q.min_nobs:
             return ""
@@ -146,13 +151,33 @@ def reference_pool(
     src = SkyCoord(cand["RA"].to_numpy() * u.deg, cand["DEC"].to_numpy() * u.deg)
     _, sep, _ = src.match_to_catalog_sky(SkyCoord(lens_ra * u.deg, lens_dec * u.deg))
     cand = cand.loc[sep.to_value(u.arcsec) > cfg.exclusion_radius_arcsec].copy()
-    cells = hp.ang2pix(cfg.split_nside, cand["RA"], cand["DEC"], nest=True, lonlat=True)
     key = _splitmix64(cfg.split_seed)
     fr = cfg.split_fractions
 
     def split_of(cell: int) -> str:
         v = (_splitmix64(int(cell) ^ key) >> 11) * 2.0**-53
         return "train" if v < fr.train else ("val" if v < fr.train + fr.val else "test")
+
+    # split guard, with no pre-filter: every candidate's box queried
+    h = cfg.split_guard_half_width_arcsec / 3600.0
+    fact = max(4, 2**18 // cfg.split_nside)
+
+    def guarded(ra: float, dec: float) -> bool:
+        if h == 0:
+            return False
+        own = split_of(hp.ang2pix(cfg.split_nside, ra, dec, nest=True, lonlat=True))
+        dra = h / math.cos(math.radians(dec))
+        corners = hp.ang2vec(
+            [ra - dra, ra + dra, ra + dra, ra - dra],
+            [dec - h, dec - h, dec + h, dec + h],
+            lonlat=True,
+        )
+        touched = hp.query_polygon(cfg.split_nside, corners, inclusive=True, nest=True, fact=fact)
+        return any(split_of(cell) != own for cell in touched)
+
+    keep = [not guarded(ra, dec) for ra, dec in zip(cand["RA"], cand["DEC"], strict=True)]
+    cand = cand.loc[keep].copy()
+    cells = hp.ang2pix(cfg.split_nside, cand["RA"], cand["DEC"], nest=True, lonlat=True)
 
     cand["split_cell"] = cells
     cand["split"] = pd.Series(cells, index=cand.index).map(split_of)

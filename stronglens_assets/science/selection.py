@@ -100,6 +100,7 @@ POOL_EXTRA_COLUMNS: tuple[str, ...] = (
 
 _MAX_SPLIT_NSIDE = 8192
 _GUARD_TEST_NSIDE = 2**18  # resolution of the split guard's inclusive polygon test (0.8")
+_GUARD_RESOLUTION_FACTOR = 3.0  # pre-filter pixels are >= 3 box half-diagonals across
 _MAX_PREFILTER_NSIDE = 1024  # lookup table of 12 * 1024**2 booleans (12.6 MB)
 _U64 = np.uint64
 
@@ -258,12 +259,13 @@ class NegativeSelectionConfig(StrictModel):
 
     @model_validator(mode="after")
     def _guard_fits_cell(self) -> NegativeSelectionConfig:
-        limit = 0.25 * hp.nside2resol(self.split_nside, arcmin=True) * 60.0
+        resolution = hp.nside2resol(self.split_nside, arcmin=True) * 60.0
+        limit = resolution / (_GUARD_RESOLUTION_FACTOR * np.sqrt(2.0))
         if not 0 <= self.split_guard_half_width_arcsec <= limit:
             raise ValueError(
-                f"split_guard_half_width_arcsec must be in [0, {limit:.1f}] (a quarter of a "
-                f"split cell at split_nside {self.split_nside}), got "
-                f"{self.split_guard_half_width_arcsec}"
+                f"split_guard_half_width_arcsec must be in [0, {limit:.1f}] (the box's "
+                f"half-diagonal at most a third of a split cell at split_nside "
+                f"{self.split_nside}), got {self.split_guard_half_width_arcsec}"
             )
         return self
 
@@ -630,8 +632,10 @@ def split_guard_mask(
     along RA and Dec (DR10 coadds are north up, so cutouts are). Dropping these objects
     makes leakage impossible: every pixel of a kept cutout lies in cells of its own split, so
     no sky (no galaxy, no pixel) is shared by a train and a val/test cutout. Two stages:
-    vectorized, an object whose cell and 8 neighbours all have its split is safe (the box is
-    smaller than a quarter cell, so it cannot reach further); for the others
+    vectorized, at the finest NEST level whose pixels are at least 3 box half-diagonals
+    across (>= ``split_nside``), an object whose pixel and its 8 neighbours all lie in cells
+    of its split is safe (the box cannot reach beyond them: HEALPix pixels are at least
+    ~0.6 of their resolution wide); for the others (near a border between splits)
     ``healpy.query_polygon(..., inclusive=True)``, testing overlap on ~0.8" sub-pixels, lists
     every cell the box may overlap (conservative: it may list a few more, never fewer).
     """
@@ -642,10 +646,20 @@ def split_guard_mask(
     if ra_a.size == 0 or h == 0:
         return out
     nside = cfg.split_nside
-    cells = np.asarray(healpix_pixel(ra_a, dec_a, nside), dtype=np.int64).reshape(-1)
-    own = _split_codes(cells, cfg)
-    neighbours = hp.get_all_neighbours(nside, cells, nest=True)  # (8, n), -1 = none
-    other = np.where(neighbours >= 0, _split_codes(np.maximum(neighbours, 0), cfg), own)
+    fine_nside = nside
+    half_diagonal = cfg.split_guard_half_width_arcsec * np.sqrt(2.0)
+    while (
+        fine_nside < 2**29
+        and hp.nside2resol(2 * fine_nside, arcmin=True) * 60.0
+        >= _GUARD_RESOLUTION_FACTOR * half_diagonal
+    ):
+        fine_nside *= 2
+    shift = np.int64(2 * (fine_nside.bit_length() - nside.bit_length()))
+    fine = np.asarray(healpix_pixel(ra_a, dec_a, fine_nside), dtype=np.int64).reshape(-1)
+    own = _split_codes(fine >> shift, cfg)
+    neighbours = hp.get_all_neighbours(fine_nside, fine, nest=True)  # (8, n), -1 = none
+    neighbour_cells = np.where(neighbours >= 0, neighbours, fine[None, :]) >> shift
+    other = _split_codes(neighbour_cells.ravel(), cfg).reshape(neighbour_cells.shape)
     fact = max(4, _GUARD_TEST_NSIDE // nside)  # overlap tested on ~0.8" sub-pixels
     for i in np.flatnonzero((other != own).any(axis=0)):
         dra = h / max(np.cos(np.deg2rad(dec_a[i])), 1e-6)
