@@ -114,7 +114,12 @@ def test_graph_runs_on_s3(
 
     with dg.instance_for_test() as instance:
         records = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
-        assert records and all(r.success for r in records), [r.failed_steps for r in records]
+        failed = [r for r in records if not r.success]
+        for record in failed:  # the failure events of the failed run, for the report
+            for event in instance.all_logs(record.run_id):
+                if event.is_dagster_event and event.dagster_event.is_failure:
+                    print(event.dagster_event.event_specific_data)
+        assert records and not failed, [(r.asset_keys, r.partition_key) for r in failed]
         by_asset = _asset_objects(defs, instance, s3_bucket, "stronglens_calibration")
 
     keys = _bucket_keys(client, s3_bucket, "stronglens_calibration/")
