@@ -75,6 +75,9 @@ def command_demo(args: argparse.Namespace) -> int:
         f"  runs: {sum(r.success for r in records)} succeeded, "
         f"{sum(not r.success for r in records)} failed, {elapsed:.1f} s in all"
     )
+    warned = [w for r in records for w in r.warnings]
+    if warned:
+        print(f"  warnings: {len(warned)} failed WARN-severity checks ({', '.join(warned)})")
     if settings.env == "local":
         print(
             f"  outputs: {settings.storage_root} ({_human_bytes(_directory_bytes(settings.home))} "

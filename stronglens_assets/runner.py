@@ -4,6 +4,9 @@ Used by ``stronglens demo``. The graph is cut into *stages*: maximal groups of a
 share one partitions definition and whose upstream assets are already done. An
 unpartitioned stage is one run; a partitioned stage is one run per partition key. Runs go
 into the instance in ``$STRONGLENS_HOME/dagster_home``, so ``dagster dev`` shows them.
+
+A run fails when a step fails or an ERROR-severity asset check fails (Dagster's blocking
+semantics); a failed WARN-severity check is reported with the run but does not stop the graph.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class RunRecord:
     success: bool
     seconds: float
     failed_steps: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def ensure_instance_home(settings: Settings) -> Path:
@@ -116,12 +120,18 @@ def run_stages(
             )
             seconds = time.perf_counter() - started
             failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
-            failed += [
-                f"check {e.asset_check_evaluation_data.check_name}"
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                and not e.asset_check_evaluation_data.passed
-            ]
+            warnings: list[str] = []
+            for event in result.all_events:
+                if event.event_type_value != "ASSET_CHECK_EVALUATION":
+                    continue
+                evaluation = event.asset_check_evaluation_data
+                if evaluation.passed:
+                    continue
+                name = f"check {evaluation.check_name}"
+                if evaluation.severity == dg.AssetCheckSeverity.WARN:
+                    warnings.append(name)
+                else:
+                    failed.append(name)
             record = RunRecord(
                 stage.asset_keys,
                 partition_key,
@@ -129,9 +139,12 @@ def run_stages(
                 result.success and not failed,
                 seconds,
                 failed,
+                warnings,
             )
             records.append(record)
             status = "ok" if record.success else f"FAILED ({', '.join(failed) or 'see run'})"
+            if warnings:
+                status += f", WARNING ({', '.join(warnings)})"
             report(f"    {status} in {seconds:.1f} s (run {result.run_id[:8]})")
             if not record.success:
                 return records

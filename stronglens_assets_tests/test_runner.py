@@ -99,3 +99,31 @@ def test_run_stops_at_first_failure(tmp_path) -> None:
     assert len(records) == 1
     assert not records[0].success
     assert records[0].failed_steps == ["catalog"]
+
+
+def test_warn_checks_are_reported_error_checks_fail(tmp_path) -> None:
+    @dg.asset_check(asset=catalog)
+    def catalog_is_large(catalog: pd.DataFrame) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN)
+
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    resources = {"io_manager": ArtifactIOManager(storage=storage)}
+    defs = dg.Definitions(assets=[catalog], asset_checks=[catalog_is_large], resources=resources)
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        (record,) = run_stages(defs, plan_stages(defs), instance, report=lines.append)
+    assert record.success
+    assert record.warnings == ["check catalog_is_large"]
+    assert "WARNING (check catalog_is_large)" in lines[-1]
+
+    @dg.asset_check(asset=catalog, name="catalog_is_large")
+    def catalog_is_large_error(catalog: pd.DataFrame) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR)
+
+    defs = dg.Definitions(
+        assets=[catalog], asset_checks=[catalog_is_large_error], resources=resources
+    )
+    with dg.instance_for_test() as instance:
+        (record,) = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+    assert not record.success
+    assert record.failed_steps == ["check catalog_is_large"]
