@@ -56,16 +56,20 @@ def _bucket_keys(client, bucket: str, prefix: str = "") -> set[str]:
 
 
 def _asset_objects(
-    defs: dg.Definitions, instance: dg.DagsterInstance, bucket: str, prefix: str
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    bucket: str,
+    prefix: str,
+    selection: set[dg.AssetKey],
 ) -> dict[str, set[str]]:
-    """For every materializable asset, the bucket keys its materializations point at.
+    """For every selected asset, the bucket keys its materializations point at.
 
     An IO-managed value lives at ``<prefix>/<key>(/<partition>).<ext>`` (metadata ``uri``); an
     asset that writes shards itself reports their pointer object as ``uri`` too.
     """
     graph = defs.resolve_asset_graph()
     found: dict[str, set[str]] = {}
-    for key in graph.materializable_asset_keys:
+    for key in graph.materializable_asset_keys & selection:
         partitions_def = graph.get(key).partitions_def
         partitions = [None] if partitions_def is None else partitions_def.get_partition_keys()
         uris: set[str] = set()
@@ -86,6 +90,34 @@ def _asset_objects(
     return found
 
 
+#: Assets that compare with real Tier-A lenses: the 2-brick test sky holds none (its lenscat
+#: candidates are all Tier-B, and the real-DR10 path knows nothing of the mock's planted
+#: lenses), so they cannot run on it; `tier_a_scoring` is run to check it says so.
+NEEDS_TIER_A = (
+    "linear_probe",
+    "tier_a_scoring",
+    "paper_figures",
+    "paper_tables",
+    "comparison_gallery",
+    "d06_provenance",
+)
+
+
+def _config_dir_with_random_hosts(tmp_path: Path) -> Path:
+    """The project's configs, with D06 hosts drawn at random (no Tier-A deflector to match)."""
+    import shutil
+
+    from stronglens_assets.settings import PROJECT_ROOT
+
+    config_dir = tmp_path / "configs"
+    shutil.copytree(PROJECT_ROOT / "configs", config_dir)
+    d06 = config_dir / "d06.yaml"
+    text = d06.read_text()
+    assert "  matching: tier_a_matched\n" in text
+    d06.write_text(text.replace("  matching: tier_a_matched\n", "  matching: random\n"))
+    return config_dir
+
+
 @pytest.mark.slow
 def test_graph_runs_on_s3(
     built_sky: BuiltSky, tmp_path: Path, s3_server: str, s3_bucket: str, monkeypatch
@@ -96,6 +128,7 @@ def test_graph_runs_on_s3(
     footprint = tmp_path / "footprint.yaml"
     footprint.write_text(f"partition_nside: 16\nbricks: [{', '.join(TEST_BRICKS)}]\n")
     environ = {
+        "STRONGLENS_CONFIG_DIR": str(_config_dir_with_random_hosts(tmp_path)),
         "STRONGLENS_ENV": "s3",
         "STRONGLENS_PROFILE": "demo",  # the demo sizes; the code path is the production one
         "STRONGLENS_S3_BUCKET": s3_bucket,
@@ -112,15 +145,31 @@ def test_graph_runs_on_s3(
 
     from stronglens_assets.runner import plan_stages, run_stages
 
+    needs_tier_a = {dg.AssetKey(name) for name in NEEDS_TIER_A}
+    assert needs_tier_a <= graph.materializable_asset_keys
+    selection = graph.materializable_asset_keys - needs_tier_a
     with dg.instance_for_test() as instance:
-        records = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        records = run_stages(defs, plan_stages(defs, selection), instance, report=lambda _: None)
         failed = [r for r in records if not r.success]
         for record in failed:  # the failure events of the failed run, for the report
             for event in instance.all_logs(record.run_id):
                 if event.is_dagster_event and event.dagster_event.is_failure:
                     print(event.dagster_event.event_specific_data)
         assert records and not failed, [(r.asset_keys, r.partition_key) for r in failed]
-        by_asset = _asset_objects(defs, instance, s3_bucket, "stronglens_calibration")
+        by_asset = _asset_objects(defs, instance, s3_bucket, "stronglens_calibration", selection)
+        (scoring,) = run_stages(
+            defs,
+            plan_stages(defs, [dg.AssetKey("tier_a_scoring")]),
+            instance,
+            report=lambda _: None,
+        )
+        assert not scoring.success
+        errors = [
+            str(event.dagster_event.event_specific_data.error)
+            for event in instance.all_logs(scoring.run_id)
+            if event.is_dagster_event and event.dagster_event.is_step_failure
+        ]
+        assert any("no Tier-A lens in the validation split" in e for e in errors), errors
 
     keys = _bucket_keys(client, s3_bucket, "stronglens_calibration/")
     outputs = keys - inputs
