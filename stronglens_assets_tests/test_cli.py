@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import dagster as dg
 import pytest
 
 from stronglens_assets.cli import main
 from stronglens_assets.definitions import build_definitions
-from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets.settings import load_settings
 from stronglens_assets_tests.conftest import DemoRun
-
-
-def _stronglens(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stronglens_assets.cli", *args],
-        env={**os.environ, "STRONGLENS_HOME": str(home), **env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def test_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,54 +53,4 @@ def test_demo_materializes_into_persistent_instance(demo_run: DemoRun) -> None:
                 status = instance.get_status_by_partition(key, keys, partitions_def)
                 assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, key
     assert (demo_run.storage / "survey_footprint.parquet").is_file()
-    shown = _materializations_in_ui(demo_run.dagster_home)
-    assert shown == {k.to_user_string() for k in graph.materializable_asset_keys}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _materializations_in_ui(dagster_home: Path) -> set[str]:
-    """Start the Dagster webserver on the demo's instance; asset keys it shows as materialized."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-webserver"),
-            "-w",
-            str(PROJECT_ROOT / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    query = json.dumps(
-        {"query": "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId } } }"}
-    ).encode()
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql",
-                    data=query,
-                    headers={"Content-Type": "application/json"},
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    nodes = json.load(response)["data"]["assetNodes"]
-                return {
-                    "/".join(n["assetKey"]["path"]) for n in nodes if n["assetMaterializations"]
-                }
-            except (OSError, KeyError, TypeError):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(1)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    # what the webserver shows of this instance: production/test_webserver_ui.py
