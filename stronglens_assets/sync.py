@@ -94,7 +94,10 @@ def plan_uploads(source: Path, settings: Settings) -> tuple[list[Planned], list[
             key = f"{prefix}/data/positives/{match['name']}".lstrip("/")
             planned.append(Planned(path, relative, "lenscat_csv", bucket, key))
         elif match := _CHECKPOINT.match(relative):
-            key = f"{prefix}/checkpoints/{match['config']}/{match['file']}".lstrip("/")
+            # published weights, under pretrained/: never the keys model_checkpoint writes
+            # (checkpoints/<config>/{best,last}.pt); a model config imports them with
+            # `pretrained: s3://<bucket>/<prefix>/pretrained/<config>/<file>`
+            key = f"{prefix}/pretrained/{match['config']}/{match['file']}".lstrip("/")
             planned.append(Planned(path, relative, "checkpoint", bucket, key))
         else:
             unknown.append(relative)
@@ -102,16 +105,11 @@ def plan_uploads(source: Path, settings: Settings) -> tuple[list[Planned], list[
 
 
 def _verify_checkpoint(path: Path) -> None:
-    import torch
+    """The checkpoint loads with ``weights_only=True`` into a state dict, bare or wrapped, as
+    ``model_checkpoint``'s ``pretrained:`` import reads it."""
+    from stronglens_assets.science.models import read_state_dict
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state:
-        raise ValueError("not a state dict (expected a mapping of parameter names to tensors)")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ValueError(f"entries that are not tensors: {', '.join(map(str, bad[:5]))}")
+    read_state_dict(path.read_bytes(), path.name)
 
 
 def verify_file(item: Planned) -> None:

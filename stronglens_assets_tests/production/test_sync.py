@@ -41,6 +41,9 @@ def _inputs(root: Path) -> Path:
     checkpoints.mkdir(parents=True)
     torch.save(torch.nn.Linear(4, 1).state_dict(), checkpoints / "best.pt")
     torch.save({"weight": _Pickled()}, checkpoints / "last.pt")
+    # wrapped as training scripts save it: accepted, as model_checkpoint's pretrained import does
+    wrapped = {"epoch": 3, "model_state_dict": torch.nn.Linear(4, 1).state_dict()}
+    torch.save(wrapped, checkpoints / "wrapped.pt")
     (root / "notes.txt").write_text("not an input")
     return root
 
@@ -62,15 +65,17 @@ def test_sync_verifies_uploads_and_skips_unchanged(
 
     assert main(["sync", "--from", str(source)]) == 1  # two files fail verification
     out = capsys.readouterr().out
-    assert "[" + "#" * 30 + "] 6/6" in out  # the progress bar reaches the end
-    assert "uploaded 4 file(s)" in out and "rejected 2" in out and "not recognised 1" in out
+    assert "[" + "#" * 30 + "] 7/7" in out  # the progress bar reaches the end
+    assert "uploaded 5 file(s)" in out and "rejected 2" in out and "not recognised 1" in out
     assert f"rejected coadd_cache/{BRICK}/legacysurvey-{BRICK}-image-r.fits.fz" in out
-    assert "rejected checkpoints/resnet18_baseline/last.pt: UnpicklingError" in out
+    assert "rejected checkpoints/resnet18_baseline/last.pt: CheckpointError" in out
+    assert "weights_only=True" in out
     expected = {
         "stronglens_calibration/data/external/desi_dr1/desi-sl-vac-v1.fits",
         "stronglens_calibration/data/positives/desi_candidates.csv",
         f"dr10/coadd_cache/{BRICK}/{COADD}",
-        "stronglens_calibration/checkpoints/resnet18_baseline/best.pt",
+        "stronglens_calibration/pretrained/resnet18_baseline/best.pt",
+        "stronglens_calibration/pretrained/resnet18_baseline/wrapped.pt",
     }
     first = _objects(client, s3_bucket)
     assert set(first) == expected
@@ -81,16 +86,16 @@ def test_sync_verifies_uploads_and_skips_unchanged(
     (source / "checkpoints/resnet18_baseline/last.pt").unlink()
     assert main(["sync", "--from", str(source)]) == 0
     out = capsys.readouterr().out
-    assert "uploaded 0 file(s)" in out and "unchanged 4" in out and "rejected 0" in out
+    assert "uploaded 0 file(s)" in out and "unchanged 5" in out and "rejected 0" in out
     assert _objects(client, s3_bucket) == first
 
     torch.save(torch.nn.Linear(4, 2).state_dict(), source / "checkpoints/resnet18_baseline/best.pt")
     assert main(["sync", "--from", str(source)]) == 0
     out = capsys.readouterr().out
-    assert "uploaded 1 file(s)" in out and "unchanged 3" in out
+    assert "uploaded 1 file(s)" in out and "unchanged 4" in out
     after = _objects(client, s3_bucket)
     changed = {k for k in after if after[k] != first[k]}
-    assert changed == {"stronglens_calibration/checkpoints/resnet18_baseline/best.pt"}
+    assert changed == {"stronglens_calibration/pretrained/resnet18_baseline/best.pt"}
 
 
 def test_sync_needs_the_s3_environment(tmp_path: Path, capsys) -> None:
