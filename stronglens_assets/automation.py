@@ -16,10 +16,14 @@ Every asset gets, unless it sets them itself:
 
 * ``code_version`` (:func:`code_version_of`): the first 16 hex digits of the SHA-256 of the
   asset function's source text plus the source of every ``stronglens_assets`` module that the
-  function names directly (e.g. ``science.crossmatch`` for ``crossmatch_positives``). Editing
-  an asset's body or a science module it calls changes its version; nothing else does. The
-  version is stable across processes and machines (source text only). Set
-  ``code_version=`` on an asset to pin it by hand.
+  function names directly (e.g. ``science.crossmatch`` for ``crossmatch_positives``, or
+  ``assets.d06`` for ``grid_completeness``, whose body calls ``run_grid`` there), plus every
+  ``science``/``mock_survey`` module those modules import, transitively, at module level or
+  inside functions (:func:`code_modules`): editing ``science/injection.py`` changes the
+  versions of the D06 assets that render arcs through ``assets/d06.py``. Editing an asset's
+  body, its wiring module or the science it runs changes its version; settings, resources and
+  unrelated modules do not. The version is stable across processes and machines (source text
+  only). Set ``code_version=`` on an asset to pin it by hand.
 * ``automation_condition`` (:data:`AUTOMATION_CONDITION`): ``(eager | code_version_changed)
   & all_deps_blocking_checks_passed``: an asset is requested when an upstream asset was
   updated (a materialization, or an observation with a new data version) or its own code
@@ -36,6 +40,7 @@ default (``local``) and running in production (``s3``), as configured.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import types
@@ -171,19 +176,79 @@ def _referenced_project_modules(fn: Any) -> list[str]:
     return sorted(modules)
 
 
+#: Packages whose modules count transitively in a code version: the computation itself.
+_SCIENCE_PACKAGES = ("stronglens_assets.science", "stronglens_assets.mock_survey")
+
+
+@functools.cache
+def _imported_science_modules(module_name: str) -> frozenset[str]:
+    """``science``/``mock_survey`` modules that the module's source imports (anywhere in it)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(_module_source(module_name))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import sub` may name submodules: keep those that are modules
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith(_SCIENCE_PACKAGES) and _is_module(name):
+                found.add(name)
+    return frozenset(found)
+
+
+@functools.cache
+def _module_source(module_name: str) -> str:
+    """The text of the module's source file ("" for a namespace package).
+
+    Cached per process: a code location builds its definitions once, from the files it
+    imported."""
+    import importlib
+    from pathlib import Path
+
+    path = getattr(importlib.import_module(module_name), "__file__", None)
+    return Path(path).read_text() if path else ""
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module (not, e.g., a function imported from one)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent is a module, not a package: ``name`` is an attribute
+        return False
+
+
+def code_modules(assets_def: dg.AssetsDefinition) -> list[str]:
+    """The ``stronglens_assets`` modules whose source enters the asset's code version (sorted):
+    those its function names directly, plus the science modules they import, transitively."""
+    fn = assets_def.op.compute_fn
+    fn = getattr(fn, "decorated_fn", fn)
+    pending = list(_referenced_project_modules(fn))
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending.extend(sorted(_imported_science_modules(name) - seen))
+    return sorted(seen)
+
+
 def code_version_of(assets_def: dg.AssetsDefinition) -> str:
     """Deterministic code version of an asset: see the module docstring."""
-    import sys
 
     fn = assets_def.op.compute_fn
     fn = getattr(fn, "decorated_fn", fn)
     digest = hashlib.sha256()
     digest.update(inspect.getsource(fn).encode())
-    for module_name in _referenced_project_modules(fn):
-        module = sys.modules.get(module_name)
-        if module is not None:
-            digest.update(module_name.encode())
-            digest.update(inspect.getsource(module).encode())
+    for module_name in code_modules(assets_def):
+        digest.update(module_name.encode())
+        digest.update(_module_source(module_name).encode())
     return digest.hexdigest()[:16]
 
 

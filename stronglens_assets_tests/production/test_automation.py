@@ -20,6 +20,7 @@ from stronglens_assets.automation import (
     DESI_VAC_FILE,
     LENSCAT_CSV,
     automated_definitions,
+    code_modules,
     code_version_of,
     root_assets,
 )
@@ -198,6 +199,25 @@ def test_code_version_is_stable_and_follows_the_source() -> None:
         return 2
 
     assert code_version_of(other) != first[dg.AssetKey("survey_footprint")]
+
+
+def test_code_version_follows_the_science_an_asset_runs_transitively() -> None:
+    """grid_completeness's body calls assets/d06.py, which renders arcs through science modules:
+    those enter its version; lenscat_catalog's does not depend on the injection engine."""
+    defs = build_definitions(load_settings())
+    grid = code_modules(defs.resolve_assets_def("grid_completeness"))
+    for module in (
+        "stronglens_assets.assets.d06",
+        "stronglens_assets.science.experiments",
+        "stronglens_assets.science.injection",  # imported by experiments, not by assets/d06.py
+        "stronglens_assets.science.profiles",  # imported by injection
+        "stronglens_assets.science.scoring",  # imported inside a method of assets/d06.py
+    ):
+        assert module in grid, module
+    lenscat = code_modules(defs.resolve_assets_def("lenscat_catalog"))
+    assert "stronglens_assets.science.lenscat" in lenscat
+    assert "stronglens_assets.science.injection" not in lenscat
+    assert not any(m.startswith("stronglens_assets.settings") for m in grid + lenscat)
 
 
 @pytest.mark.parametrize(
