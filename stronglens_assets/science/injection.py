@@ -98,6 +98,8 @@ ArrayLike = Any
 
 #: AB zero point of nanomaggies: ``m = 22.5 - 2.5 log10(flux / nanomaggy)``.
 NANOMAGGY_ZERO_POINT: float = 22.5
+#: Sersic indices the engine renders (its b_n root and the profile tables are checked there).
+N_SERSIC_RANGE: tuple[float, float] = (0.2, 10.0)
 #: Gaussian PSF truncation radius in sigma (lenstronomy's ``PSF(truncation=5)``).
 PSF_TRUNCATION: float = 5.0
 #: Target number of elements of the largest per-chunk temporary (float32: 4 MB).
@@ -207,7 +209,11 @@ def _validate(
     re = _vector("r_eff", r_eff, n_inj)
     _check("r_eff", re > 0, "> 0 arcsec")
     ns = _vector("n_sersic", n_sersic, n_inj)
-    _check("n_sersic", (ns >= 0.2) & (ns <= 10), "in [0.2, 10]")
+    _check(
+        "n_sersic",
+        (ns >= N_SERSIC_RANGE[0]) & (ns <= N_SERSIC_RANGE[1]),
+        f"in [{N_SERSIC_RANGE[0]}, {N_SERSIC_RANGE[1]}]",
+    )
     q = _vector("axis_ratio", axis_ratio, n_inj)
     _check("axis_ratio", (q > 0) & (q <= 1), "in (0, 1]")
     pa = _vector("position_angle", position_angle, n_inj)

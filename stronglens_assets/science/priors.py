@@ -45,6 +45,7 @@ from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
+from stronglens_assets.science.injection import N_SERSIC_RANGE
 
 PRIORS_CONFIG_FILENAME = "injection_priors.yaml"
 AB_ZERO_POINT = 22.5
@@ -62,7 +63,9 @@ PARAMETERS: tuple[str, ...] = (
 #: Physical domain of each parameter: (low, high, low_inclusive, high_inclusive).
 DOMAINS: dict[str, tuple[float, float, bool, bool]] = {
     "theta_e": (0.0, math.inf, False, False),
-    "n_sersic": (0.0, 20.0, False, True),
+    # what the injection engine renders (science.injection.N_SERSIC_RANGE): a prior outside
+    # it fails at load, not in the middle of a grid
+    "n_sersic": (*N_SERSIC_RANGE, True, True),
     "r_eff": (0.0, math.inf, False, False),
     "axis_ratio": (0.0, 1.0, False, True),
     "source_mag": (0.0, 40.0, True, True),

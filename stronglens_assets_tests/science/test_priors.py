@@ -75,6 +75,15 @@ def test_shipped_priors_full_and_demo() -> None:
             "increasing",
         ),
         (lambda d: d["grid"].update(axis_ratio=[0.5, 1.2]), "grid", "axis_ratio"),
+        # the engine renders 0.2 <= n <= 10: a prior beyond fails at load, not mid-grid
+        (lambda d: d["grid"].update(n_sersic=[1.0, 12.0]), "grid", "n_sersic"),
+        (
+            lambda d: d["distributions"].update(
+                n_sersic={"dist": "uniform", "low": 0.1, "high": 4}
+            ),
+            "distributions",
+            "n_sersic",
+        ),
         (lambda d: d["poisson_gain"].update(r=-5.0), "poisson_gain", "> 0"),
         (
             lambda d: d["bright_arc"]["variants"]["baseline"].update(gain=10.0),
