@@ -697,7 +697,14 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         emb = run.embed(batch.images)
         injection_embeddings[mode] = emb
         by_mode[mode] = {
-            "tier_a_vs_injections": linear_probe_auc(emb_a, emb, **kwargs),
+            # folds never split a host's injections (nor a lens): no score from known hosts
+            "tier_a_vs_injections": linear_probe_auc(
+                emb_a,
+                emb,
+                positive_groups=tier_a["object_id"].to_numpy(),
+                negative_groups=pool.table["object_id"].to_numpy()[batch.host_index],
+                **kwargs,
+            ),
             "frechet_tier_a_vs_injections": frechet_distance(
                 emb_a, emb, regularisation=probe.frechet_regularisation
             ),

@@ -75,3 +75,33 @@ def test_linear_probe_small_classes() -> None:
         linear_probe_auc(rng.normal(size=(1, 4)), rng.normal(size=(30, 4)))
     with pytest.raises(ValueError, match="dimension"):
         linear_probe_auc(rng.normal(size=(5, 4)), rng.normal(size=(5, 3)))
+
+
+def test_grouped_folds_do_not_reward_recognising_hosts() -> None:
+    """Both sets come from one distribution, but the negatives are 6 hosts x 10 near-copies:
+    ungrouped folds put copies of a host on both sides and the probe 'separates' them; grouped
+    folds (the host is the group) leave nothing to learn, so the AUC falls to chance."""
+    rng = np.random.default_rng(7)
+    dim = 40
+    positives = rng.normal(size=(60, dim))
+    hosts = rng.normal(size=(6, dim))
+    negatives = np.repeat(hosts, 10, axis=0) + 0.01 * rng.normal(size=(60, dim))
+    host_of = np.repeat(np.arange(6), 10)
+    plain = linear_probe_auc(positives, negatives, n_folds=3, seed=1)
+    grouped = linear_probe_auc(
+        positives,
+        negatives,
+        n_folds=3,
+        seed=1,
+        positive_groups=np.arange(60),
+        negative_groups=host_of,
+    )
+    assert not plain["grouped"] and grouped["grouped"]
+    assert plain["auc_mean"] > 0.9
+    assert grouped["auc_mean"] < 0.75
+    with pytest.raises(ValueError, match="groups for both sets or for neither"):
+        linear_probe_auc(positives, negatives, positive_groups=np.arange(60))
+    with pytest.raises(ValueError, match=">= 2 groups per class"):
+        linear_probe_auc(
+            positives, negatives, positive_groups=np.arange(60), negative_groups=np.zeros(60)
+        )
