@@ -81,16 +81,22 @@ def load_parity_manifest(storage: StorageResource, key: str) -> pd.DataFrame:
 
 def fetch_pretrained(location: str, config_dir: Path, s3_endpoint_url: str | None = None) -> bytes:
     """Bytes of a ``pretrained:`` checkpoint: a local path (relative to ``config_dir``),
-    ``s3://bucket/key`` (standard AWS credential chain) or ``https://`` URL."""
-    if location.startswith("s3://"):
-        import boto3
+    ``s3://bucket/key`` (standard AWS credential chain, botocore retries as every S3 client
+    here) or ``https://`` URL. Any failure is a :class:`ConfigError` naming the location."""
+    try:
+        if location.startswith("s3://"):
+            from stronglens_assets.resources.object_store import make_s3_client
 
-        bucket, _, key = location.removeprefix("s3://").partition("/")
-        client = boto3.client("s3", endpoint_url=s3_endpoint_url)
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    if location.startswith("https://"):
-        with urllib.request.urlopen(location, timeout=120) as response:
-            return response.read()
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            client = make_s3_client(endpoint_url=s3_endpoint_url)
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        if location.startswith("https://"):
+            with urllib.request.urlopen(location, timeout=120) as response:
+                return response.read()
+    except Exception as exc:
+        raise ConfigError(
+            f"pretrained checkpoint {location} cannot be fetched: {type(exc).__name__}: {exc}"
+        ) from exc
     path = Path(location).expanduser()
     if not path.is_absolute():
         path = config_dir / path

@@ -277,3 +277,6 @@ def test_pretrained_locations_s3_and_relative_path(tmp_path, s3_server, s3_bucke
     assert training.fetch_pretrained("weights/best.pt", tmp_path) == payload
     with pytest.raises(ConfigError, match="cannot be read"):
         training.fetch_pretrained("weights/missing.pt", tmp_path)
+    missing = f"s3://{s3_bucket}/pretrained/m/none.pt"
+    with pytest.raises(ConfigError, match=f"pretrained checkpoint {missing} cannot be fetched"):
+        training.fetch_pretrained(missing, tmp_path, s3_server)
