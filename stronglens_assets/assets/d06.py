@@ -27,7 +27,6 @@ untouched). A grid run writes its cell files first and ``grid_results.json`` (wh
 each cell file's sha256) last.
 """
 
-import base64
 import io
 import json
 import time
@@ -67,6 +66,7 @@ from stronglens_assets.science.experiments import (
     validation_lenses,
     validation_negatives,
 )
+from stronglens_assets.science.metrics import png_data_uri_markdown
 from stronglens_assets.science.priors import (
     PARAMETERS,
     InjectionPriors,
@@ -226,10 +226,6 @@ def _parquet_bytes(table: pd.DataFrame) -> bytes:
     data, extension = encode(table)
     assert extension == "parquet"
     return data
-
-
-def _png_markdown(png: bytes, title: str) -> str:
-    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def _id_array(values: pd.Series) -> np.ndarray:
@@ -873,7 +869,7 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     metadata: dict[str, Any] = {
         "checkpoint_sha256": run.checkpoint_sha256,
         "priors_sha256": run.priors_sha256,
-        "plot": dg.MetadataValue.md(_png_markdown(png, "Poisson diagnostics")),
+        "plot": dg.MetadataValue.md(png_data_uri_markdown(png, "Poisson diagnostics")),
     }
     for band, entry in diagnostics["bands"].items():
         for name in ("chi2_per_pixel", "poisson_to_sky_variance_median"):

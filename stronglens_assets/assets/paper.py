@@ -17,7 +17,6 @@ Science is in :mod:`~stronglens_assets.science.figures`, :mod:`~.gallery`, :mod:
 and :mod:`~.provenance`; this module only reads, calls and writes.
 """
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -40,6 +39,7 @@ from stronglens_assets.science import gallery as G
 from stronglens_assets.science import provenance as P
 from stronglens_assets.science import tables as T
 from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.science.metrics import png_data_uri_markdown
 from stronglens_assets.science.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT
 
@@ -170,8 +170,7 @@ def bright_arc_rates(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, 
 
 
 def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
-    encoded = base64.b64encode(png).decode("ascii")
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+    return dg.MetadataValue.md(png_data_uri_markdown(png, alt))
 
 
 def _write_all(storage: StorageResource, pending: Mapping[str, bytes]) -> dict[str, str]:
