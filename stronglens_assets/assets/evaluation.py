@@ -104,21 +104,24 @@ def calibration_by_stratum(
     """Calibration summaries per stratum family (tier, pool class, TYPE, PSF, depth)."""
     scores = table["score"].to_numpy()
     labels = table["label"].to_numpy()
-    families: dict[str, np.ndarray] = {
-        "tier": table["tier"].astype(str).to_numpy(),
-        "pool_class": table["pool_class"].astype(str).to_numpy(),
-        "type": table["type"].fillna("").astype(str).replace("", "unknown").to_numpy(),
-    }
+    # (labels per row, strata in reporting order): categories sorted by name, quantile bins
+    # by their edges (then "unknown"), not as strings ("[1.25e+03, ...]" before "[797, ...]")
+    families: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for family, column in (("tier", "tier"), ("pool_class", "pool_class"), ("type", "type")):
+        values = table[column].fillna("").astype(str).replace("", "unknown").to_numpy()
+        families[family] = (values, sorted(set(values.tolist())))
     for band in STRATUM_BANDS:
-        families[f"psfsize_{band}"] = quantile_bins(table[f"psfsize_{band}"], quantile_bins_n)[0]
-        families[f"psfdepth_{band}"] = quantile_bins(table[f"psfdepth_{band}"], quantile_bins_n)[0]
+        for family in (f"psfsize_{band}", f"psfdepth_{band}"):
+            values, names = quantile_bins(table[family], quantile_bins_n)
+            families[family] = (values, [*names, "unknown"])
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for family, values in families.items():
+    for family, (values, order) in families.items():
         out[family] = {
             str(value): stratum_summary(
                 scores[values == value], labels[values == value], n_bins, threshold
             )
-            for value in sorted(set(values.tolist()))
+            for value in order
+            if (values == value).any()
         }
     return out
 

@@ -128,3 +128,31 @@ def test_quantile_bins_cover_values_and_unknowns():
     labels, names = quantile_bins(np.array([1.0, 2.0, 3.0, 4.0, np.nan, 5.0, 6.0]), 3)
     assert labels[4] == "unknown"
     assert set(labels) - {"unknown"} <= set(names) and len(names) == 3
+
+
+def test_calibration_strata_are_ordered_by_bin_edges() -> None:
+    from stronglens_assets.assets.evaluation import STRATUM_BANDS, calibration_by_stratum
+
+    n = 40
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(
+        {
+            "score": rng.uniform(size=n),
+            "label": np.tile([0, 1], n // 2),
+            "tier": np.tile(["N1", "A", "B", "N2"], n // 4),
+            "pool_class": np.tile(["N1", "lens"], n // 2),
+            "type": [None] * 4 + ["DEV", "REX"] * ((n - 4) // 2),
+        }
+    )
+    for band in STRATUM_BANDS:
+        # depths spanning 797 .. 1250: string order would put "[1.25e+03" first
+        table[f"psfsize_{band}"] = np.linspace(1.0, 2.0, n)
+        table[f"psfdepth_{band}"] = np.r_[np.linspace(797.0, 1250.0, n - 1), np.nan]
+    strata = calibration_by_stratum(table, n_bins=5, threshold=0.5, quantile_bins_n=4)
+    depth = list(strata["psfdepth_r"])
+    lows = [float(name.strip("[").split(",")[0]) for name in depth[:-1]]
+    assert lows == sorted(lows) and lows[0] == 797.0
+    assert depth[-1] == "unknown" and strata["psfdepth_r"]["unknown"]["n"] == 1
+    assert sum(s["n"] for s in strata["psfdepth_r"].values()) == n
+    assert list(strata["tier"]) == ["A", "B", "N1", "N2"]
+    assert "unknown" in strata["type"] and strata["type"]["unknown"]["n"] == 4
