@@ -81,6 +81,10 @@ def _frozen_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
+#: Cutouts loaded at once by :func:`score_validation` (~0.5 GB of raw grz cutouts).
+SCORING_CHUNK_CUTOUTS = 4096
+
+
 def score_validation(
     model: Any, manifest: pd.DataFrame, storage: StorageResource, device: Any, batch_size: int
 ) -> pd.DataFrame:
@@ -90,8 +94,20 @@ def score_validation(
     if missing:
         raise ValueError(f"parity manifest has no column(s) {missing}")
     val = manifest[manifest["split"] == "val"].reset_index(drop=True)
-    cutouts = load_cutouts(storage.object_store().read_bytes, val, source="parity manifest")
-    scores = score_cutouts(model, cutouts, batch_size=batch_size, device=device)
+    read_bytes = storage.object_store().read_bytes
+    # shard by shard, a few thousand cutouts at a time: memory stays bounded at survey scale
+    # (~150k val cutouts would be ~18 GB at once); each shard is still read once
+    scores = np.empty(len(val), dtype=np.float32)
+    keys = val["cutout_key"].astype(str).to_numpy()
+    group: list[np.ndarray] = []
+    for key in [*sorted(set(keys)), None]:
+        if key is not None:
+            group.append(np.flatnonzero(keys == key))
+        if group and (key is None or sum(len(g) for g in group) >= SCORING_CHUNK_CUTOUTS):
+            rows = np.concatenate(group)
+            cutouts = load_cutouts(read_bytes, val.iloc[rows], source="parity manifest")
+            scores[rows] = score_cutouts(model, cutouts, batch_size=batch_size, device=device)
+            group = []
     table = val[list(SCORE_COLUMNS)].copy()
     table.insert(3, "score", scores.astype(np.float64))
     table.insert(6, "pool_class", np.where(val["label"] == 0, val["tier"], "lens"))

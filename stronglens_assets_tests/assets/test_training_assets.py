@@ -280,3 +280,24 @@ def test_pretrained_locations_s3_and_relative_path(tmp_path, s3_server, s3_bucke
     missing = f"s3://{s3_bucket}/pretrained/m/none.pt"
     with pytest.raises(ConfigError, match=f"pretrained checkpoint {missing} cannot be fetched"):
         training.fetch_pretrained(missing, tmp_path, s3_server)
+
+
+def test_validation_scores_stream_shard_groups_in_manifest_order(tmp_path, monkeypatch) -> None:
+    """Scored a few shards at a time (bounded memory), each row gets its own cutout's score:
+    the same as scoring every val cutout in one call."""
+    from stronglens_assets.science.datasets import load_cutouts
+    from stronglens_assets.science.scoring import score_cutouts
+
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    manifest = synthetic_manifest(storage.object_store(), n=80, shard_size=8)
+    manifest = manifest.sample(frac=1.0, random_state=1).reset_index(drop=True)  # shards mixed
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="m", architecture="resnet18", width=4)).eval()
+    val = manifest[manifest["split"] == "val"].reset_index(drop=True)
+    everything = score_cutouts(
+        model, load_cutouts(storage.object_store().read_bytes, val), batch_size=16
+    )
+    monkeypatch.setattr(evaluation, "SCORING_CHUNK_CUTOUTS", 5)  # ~1 shard per chunk
+    table = evaluation.score_validation(model, manifest, storage, torch.device("cpu"), 16)
+    assert list(table["object_id"]) == list(val["object_id"])
+    assert table["score"].to_numpy() == pytest.approx(everything.astype(float), abs=1e-6)
