@@ -37,7 +37,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.assets.training import FROZEN_CHECK, frozen_model_check
+from stronglens_assets.assets.training import frozen_check_spec, frozen_model_check
 from stronglens_assets.config import ConfigError
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
 from stronglens_assets.project import Project
@@ -256,14 +256,6 @@ def build_assets(project: Project) -> list:
         partition_mapping=dg.SpecificPartitionsPartitionMapping([model_name]),
     )
 
-    def frozen(asset: str) -> dg.AssetCheckSpec:
-        return dg.AssetCheckSpec(
-            FROZEN_CHECK,
-            asset=asset,
-            blocking=True,
-            description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
-        )
-
     gpu = {"pool": GPU_POOL, "op_tags": gpu_op_tags(settings.config_dir)}
     common = {"group_name": D06_GROUP, "deps": [checkpoint_dep], "kinds": {"pytorch", "numpy"}}
 
@@ -302,7 +294,7 @@ def build_assets(project: Project) -> list:
         partitions_def=grid_variant_partitions,
         check_specs=[
             dg.AssetCheckSpec("counts_match_cell_files", asset="grid_completeness"),
-            frozen("grid_completeness"),
+            frozen_check_spec("grid_completeness"),
         ],
         **common,
         **gpu,
@@ -328,7 +320,7 @@ def build_assets(project: Project) -> list:
 
     @dg.asset(
         partitions_def=bright_arc_variant_partitions,
-        check_specs=[frozen("bright_arc")],
+        check_specs=[frozen_check_spec("bright_arc")],
         **common,
         **gpu,
     )
@@ -347,7 +339,7 @@ def build_assets(project: Project) -> list:
         yield dg.Output(value, metadata=metadata)
         yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(check_specs=[frozen("linear_probe")], **common, **gpu)
+    @dg.asset(check_specs=[frozen_check_spec("linear_probe")], **common, **gpu)
     def linear_probe(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
@@ -363,7 +355,7 @@ def build_assets(project: Project) -> list:
         yield dg.Output(value, metadata=metadata)
         yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(check_specs=[frozen("tier_a_scoring")], **common, **gpu)
+    @dg.asset(check_specs=[frozen_check_spec("tier_a_scoring")], **common, **gpu)
     def tier_a_scoring(
         context: dg.AssetExecutionContext,
         injection_priors: dict,
@@ -377,7 +369,7 @@ def build_assets(project: Project) -> list:
         yield dg.Output(value, metadata=metadata)
         yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 
-    @dg.asset(check_specs=[frozen("poisson_diagnostics")], **common, **gpu)
+    @dg.asset(check_specs=[frozen_check_spec("poisson_diagnostics")], **common, **gpu)
     def poisson_diagnostics(
         context: dg.AssetExecutionContext,
         injection_priors: dict,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.assets.training import (
-    FROZEN_CHECK,
+    frozen_check_spec,
     frozen_model_check,
     json_safe,
     load_parity_manifest,
@@ -70,15 +70,6 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "cutout_row",
 )
 STRATUM_BANDS = ("g", "r", "z")
-
-
-def _frozen_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        FROZEN_CHECK,
-        asset=asset,
-        blocking=True,
-        description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
-    )
 
 
 #: Cutouts loaded at once by :func:`score_validation` (~0.5 GB of raw grz cutouts).
@@ -154,7 +145,7 @@ def build_assets(project: Project) -> list:
         group_name=EVALUATION_GROUP,
         partitions_def=partitions,
         kinds={"pytorch", "parquet"},
-        check_specs=[_frozen_spec("validation_scores")],
+        check_specs=[frozen_check_spec("validation_scores")],
     )
     def validation_scores(
         context: dg.AssetExecutionContext,
@@ -189,7 +180,7 @@ def build_assets(project: Project) -> list:
         group_name=EVALUATION_GROUP,
         partitions_def=partitions,
         kinds={"json"},
-        check_specs=[_frozen_spec("calibration_report")],
+        check_specs=[frozen_check_spec("calibration_report")],
     )
     def calibration_report(context: dg.AssetExecutionContext, validation_scores: pd.DataFrame):
         """ECE/MCE (torchmetrics binary convention: p(lens) vs label, equal-width bins),
@@ -237,7 +228,7 @@ def build_assets(project: Project) -> list:
         group_name=EVALUATION_GROUP,
         partitions_def=partitions,
         kinds={"json"},
-        check_specs=[_frozen_spec("spectroscopic_validation")],
+        check_specs=[frozen_check_spec("spectroscopic_validation")],
     )
     def spectroscopic_validation(
         context: dg.AssetExecutionContext,
@@ -287,7 +278,7 @@ def build_assets(project: Project) -> list:
         kinds={"pytorch", "json"},
         pool=GPU_POOL,
         op_tags=gpu_op_tags(settings.config_dir),
-        check_specs=[_frozen_spec("annulus_core_ablation")],
+        check_specs=[frozen_check_spec("annulus_core_ablation")],
     )
     def annulus_core_ablation(
         context: dg.AssetExecutionContext,

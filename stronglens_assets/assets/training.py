@@ -155,6 +155,16 @@ def latest_checkpoint_sha(instance: dg.DagsterInstance, model_config: str) -> st
     return None if value is None else str(value.value)
 
 
+def frozen_check_spec(asset: str) -> dg.AssetCheckSpec:
+    """The blocking spec of :func:`frozen_model_check` on a consumer ``asset``."""
+    return dg.AssetCheckSpec(
+        FROZEN_CHECK,
+        asset=asset,
+        blocking=True,
+        description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
+    )
+
+
 def frozen_model_check(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     model_config: str,
@@ -165,7 +175,7 @@ def frozen_model_check(
     """Seeds' check 4.9 (freeze the model): the checkpoint a consumer used must be
     ``model_checkpoint``'s latest. ERROR severity, so a blocking spec stops downstream steps.
 
-    Use in a consumer asset with ``dg.AssetCheckSpec(FROZEN_CHECK, asset=..., blocking=True)``.
+    Use in a consumer asset declared with ``check_specs=[frozen_check_spec(asset)]``.
     """
     latest = latest_checkpoint_sha(context.instance, model_config)
     return dg.AssetCheckResult(
@@ -287,6 +297,7 @@ __all__ = [
     "FROZEN_CHECK",
     "MODEL_CHECKPOINT",
     "fetch_pretrained",
+    "frozen_check_spec",
     "frozen_model_check",
     "latest_checkpoint_sha",
     "model_config_partitions",
