@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM_FLAGS = (
+#: Headless Chromium with no traffic of its own (no updates, sync, first-run pages).
+CHROMIUM_OFFLINE_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -25,9 +26,9 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--enable-logging=stderr",
-    "--v=0",
 )
+#: ... plus the console on stderr, which :func:`load_in_chromium` scans for errors.
+CHROMIUM_FLAGS = (*CHROMIUM_OFFLINE_FLAGS, "--enable-logging=stderr", "--v=0")
 _CONSOLE = re.compile(r":CONSOLE[^\]]*\]\s*(.*)")
 
 

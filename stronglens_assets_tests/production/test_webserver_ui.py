@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets_tests.conftest import DemoRun
+from stronglens_assets_tests.paper_tools import CHROMIUM_OFFLINE_FLAGS, require_tool
 
 QUERY = """
 { assetNodes {
@@ -32,13 +32,7 @@ QUERY = """
 
 #: Chromium without any traffic of its own (no updates, sync, metrics, first-run pages).
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *CHROMIUM_OFFLINE_FLAGS,
     "--disable-default-apps",
     "--disable-extensions",
     "--metrics-recording-only",
@@ -132,22 +126,11 @@ def test_graphql_shows_every_asset_with_its_latest_materialization(
             assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
 @pytest.mark.slow
 def test_headless_chromium_screenshot_of_the_asset_graph(
     webserver: int, demo_run: DemoRun, tmp_path: Path
 ) -> None:
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium not found (CI is set: .ci/run installs it)")
-        pytest.skip("chromium not found; apt-get install chromium")
+    browser = require_tool("chromium", "the UI screenshot needs Debian's chromium")
     # dismiss the first-visit "join the community" dialog as a user's "Skip" does
     assert _graphql(webserver, "mutation { setNuxSeen }")["setNuxSeen"] is True
     location = "__repository__@stronglens_assets"
