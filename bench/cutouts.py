@@ -35,13 +35,13 @@ from astropy.io import fits
 from astropy.nddata import Cutout2D
 
 from stronglens_assets.resources.coadds import LocalCoaddSource, dr10_coadd_path
-from stronglens_assets.science.bricks import (
+from stronglens_assets.science.catalogs.bricks import (
     BRICK_NPIX,
     brick_name,
     brick_wcs,
     brick_wcs_header,
 )
-from stronglens_assets.science.cutouts import (
+from stronglens_assets.science.imaging.cutouts import (
     BANDS,
     CUTOUT_SIZE,
     PRODUCTS,

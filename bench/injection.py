@@ -50,7 +50,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 def draw(n: int, seed: int) -> dict:
     import numpy as np
 
-    from stronglens_assets.science.injection import flux_from_magnitude
+    from stronglens_assets.science.lensing.injection import flux_from_magnitude
 
     rng = np.random.default_rng(seed)
     te = rng.uniform(0.5, 3.0, n)
@@ -140,7 +140,7 @@ def lenstronomy_jobs(p: dict, n_ref: int) -> list:
 def child(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from stronglens_assets.science.injection import render_arcs
+    from stronglens_assets.science.lensing.injection import render_arcs
 
     p = draw(args.n, args.seed)
     jobs = lenstronomy_jobs(p, args.n_ref)
@@ -182,7 +182,7 @@ def profile(args: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    from stronglens_assets.science.injection import render_arcs
+    from stronglens_assets.science.lensing.injection import render_arcs
 
     p = draw(args.n, args.seed)
     vals = [p[k] for k in ORDER]
@@ -209,7 +209,7 @@ def gpu_section(seed: int) -> None:
     except Exception as exc:
         print(f"GPU: not measured (CuPy/GPU unavailable: {type(exc).__name__})")
         return
-    from stronglens_assets.science.injection import render_arcs
+    from stronglens_assets.science.lensing.injection import render_arcs
 
     p = draw(110_000, seed)
     vals = [cupy.asarray(p[k]) for k in ORDER]

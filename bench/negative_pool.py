@@ -3,7 +3,7 @@
 Generates a seeded synthetic sweep partition (default 2,000,000 rows, a ~13 deg^2 box in the
 XMM-LSS field, so real lenscat lenses fall inside it), then times
 
-* ``build_negative_pool`` (stronglens_assets.science.selection) on the whole partition, and
+* ``build_negative_pool`` (stronglens_assets.science.samples.selection) on the whole partition, and
 * a reference written the obvious pandas way: ``DataFrame.apply(axis=1)`` with a Python
   function per row for the quality gates and the N1/N2 rules, astropy
   ``SkyCoord.match_to_catalog_sky`` for the known-lens exclusion, a per-cell Python hash
@@ -43,18 +43,18 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from astropy.coordinates import SkyCoord  # noqa: E402
 
-from stronglens_assets.science.lenscat import (  # noqa: E402
+from stronglens_assets.science.catalogs.lenscat import (  # noqa: E402
     all_known_lens_positions,
     lenscat_csv_path,
     read_lenscat_csv,
 )
-from stronglens_assets.science.selection import (  # noqa: E402
+from stronglens_assets.science.catalogs.sweeps import synthetic_sweep  # noqa: E402
+from stronglens_assets.science.samples.selection import (  # noqa: E402
     NEGATIVES_CONFIG_FILENAME,
     NegativeSelectionConfig,
     build_negative_pool,
     load_negative_selection_config,
 )
-from stronglens_assets.science.sweeps import synthetic_sweep  # noqa: E402
 from stronglens_assets.settings import PROJECT_ROOT  # noqa: E402
 
 _MASK64 = (1 << 64) - 1

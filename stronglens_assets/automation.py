@@ -16,10 +16,10 @@ Every asset gets, unless it sets them itself:
 
 * ``code_version`` (:func:`code_version_of`): the first 16 hex digits of the SHA-256 of the
   asset function's source text plus the source of every ``stronglens_assets`` module that the
-  function names directly (e.g. ``science.crossmatch`` for ``crossmatch_positives``, or
+  function names directly (e.g. ``science.catalogs.crossmatch`` for ``crossmatch_positives``, or
   ``assets.d06`` for ``grid_completeness``, whose body calls ``run_grid`` there), plus every
   ``science``/``mock_survey`` module those modules import, transitively, at module level or
-  inside functions (:func:`code_modules`): editing ``science/injection.py`` changes the
+  inside functions (:func:`code_modules`): editing ``science/lensing/injection.py`` changes the
   versions of the D06 assets that render arcs through ``assets/d06.py``. Editing an asset's
   body, its wiring module or the science it runs changes its version; settings, resources and
   unrelated modules do not. The version is stable across processes and machines (source text
@@ -257,7 +257,7 @@ def code_version_of(assets_def: dg.AssetsDefinition) -> str:
 # --------------------------------------------------------------------------------------------
 def _lenscat_csv_source(project: Project) -> dg.SourceAsset:
     from stronglens_assets.assets.catalogs import load_catalogs_config
-    from stronglens_assets.science import lenscat
+    from stronglens_assets.science.catalogs import lenscat
 
     csv_override = load_catalogs_config(project).lenscat_csv
 

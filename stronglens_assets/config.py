@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from stronglens_assets.science.bricks import BrickNameError, parse_brick_name
-from stronglens_assets.science.healpix import MAX_PARTITION_NSIDE
+from stronglens_assets.science.catalogs.bricks import BrickNameError, parse_brick_name
+from stronglens_assets.science.catalogs.healpix import MAX_PARTITION_NSIDE
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -16,8 +16,8 @@ from stronglens_assets.partitions import (
     healpix_partitions_def,
     parse_healpix_partition_key,
 )
-from stronglens_assets.science.bricks import brick_name, bricks_table
-from stronglens_assets.science.healpix import healpix_pixel
+from stronglens_assets.science.catalogs.bricks import brick_name, bricks_table
+from stronglens_assets.science.catalogs.healpix import healpix_pixel
 from stronglens_assets.settings import Settings
 
 

@@ -107,7 +107,7 @@ def plan_uploads(source: Path, settings: Settings) -> tuple[list[Planned], list[
 def _verify_checkpoint(path: Path) -> None:
     """The checkpoint loads with ``weights_only=True`` into a state dict, bare or wrapped, as
     ``model_checkpoint``'s ``pretrained:`` import reads it."""
-    from stronglens_assets.science.models import read_state_dict
+    from stronglens_assets.science.learning.models import read_state_dict
 
     read_state_dict(path.read_bytes(), path.name)
 
@@ -115,15 +115,15 @@ def _verify_checkpoint(path: Path) -> None:
 def verify_file(item: Planned) -> None:
     """Raise with the reason when ``item`` is not a valid file of its kind."""
     if item.kind == "vac":
-        from stronglens_assets.science.desi_vac import read_desi_vac
+        from stronglens_assets.science.catalogs.desi_vac import read_desi_vac
 
         read_desi_vac(item.path)
     elif item.kind == "coadd":
-        from stronglens_assets.science.cutouts import validate_fits
+        from stronglens_assets.science.imaging.cutouts import validate_fits
 
         validate_fits(item.path)
     elif item.kind == "lenscat_csv":
-        from stronglens_assets.science.lenscat import read_lenscat_csv
+        from stronglens_assets.science.catalogs.lenscat import read_lenscat_csv
 
         read_lenscat_csv(item.path)
     elif item.kind == "checkpoint":

@@ -12,7 +12,11 @@ import pandas as pd
 import pytest
 
 from stronglens_assets.mock_survey import BrickResult, DemoSkyConfig, build_survey, load_demo_sky
-from stronglens_assets.science.lenscat import desi_candidates, lenscat_csv_path, read_lenscat_csv
+from stronglens_assets.science.catalogs.lenscat import (
+    desi_candidates,
+    lenscat_csv_path,
+    read_lenscat_csv,
+)
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -17,13 +17,13 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from stronglens_assets.resources.coadds import coadd_filename, dr10_coadd_path
-from stronglens_assets.science.bricks import (
+from stronglens_assets.science.catalogs.bricks import (
     BRICK_NPIX,
     brick_wcs,
     brick_wcs_header,
     parse_brick_name,
 )
-from stronglens_assets.science.cutouts import BANDS, PRODUCTS
+from stronglens_assets.science.imaging.cutouts import BANDS, PRODUCTS
 
 TEST_BRICK = "1126p222"
 

@@ -10,15 +10,15 @@ from pydantic import Field
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
-from stronglens_assets.science import lenscat
-from stronglens_assets.science.crossmatch import crossmatch_positives, match_counts_by_tier
-from stronglens_assets.science.desi_vac import DESI_VAC_COLUMNS, read_desi_vac
-from stronglens_assets.science.selection import (
+from stronglens_assets.science.catalogs import lenscat
+from stronglens_assets.science.catalogs.crossmatch import crossmatch_positives, match_counts_by_tier
+from stronglens_assets.science.catalogs.desi_vac import DESI_VAC_COLUMNS, read_desi_vac
+from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
+from stronglens_assets.science.samples.selection import (
     NEGATIVES_CONFIG_FILENAME,
     load_negative_selection_config,
     quality_reasons,
 )
-from stronglens_assets.science.sweeps import SWEEP_COLUMNS
 
 CATALOGS_GROUP = "catalogs"
 

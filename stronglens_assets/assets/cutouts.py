@@ -26,14 +26,18 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.resources.survey import SurveyResource
-from stronglens_assets.science.cutouts import REJECT_REASONS, extract_brick_cutouts, pack_shard
-from stronglens_assets.science.selection import (
+from stronglens_assets.science.imaging.cutouts import (
+    REJECT_REASONS,
+    extract_brick_cutouts,
+    pack_shard,
+)
+from stronglens_assets.science.samples.selection import (
     NEGATIVES_CONFIG_FILENAME,
     assign_split,
     load_negative_selection_config,
     split_guard_mask,
 )
-from stronglens_assets.science.training_sets import (
+from stronglens_assets.science.samples.training_sets import (
     magnitude_auc,
     negative_objects,
     parity_manifest,

@@ -66,8 +66,7 @@ from stronglens_assets.science.experiments import (
     validation_lenses,
     validation_negatives,
 )
-from stronglens_assets.science.metrics import png_data_uri_markdown
-from stronglens_assets.science.priors import (
+from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     InjectionPriors,
     bright_arc_distributions,
@@ -79,6 +78,7 @@ from stronglens_assets.science.priors import (
     sample_parameters,
 )
 from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
+from stronglens_assets.science.stats.metrics import png_data_uri_markdown
 
 D06_GROUP = "d06"
 RESULTS = "results/D06"
@@ -126,14 +126,14 @@ class RunContext:
         }
 
     def score(self, images: np.ndarray) -> np.ndarray:
-        from stronglens_assets.science.scoring import score_cutouts
+        from stronglens_assets.science.learning.scoring import score_cutouts
 
         return score_cutouts(
             self.model, images, batch_size=self.config.batch_size, device=self.device
         )
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        from stronglens_assets.science.scoring import embed_cutouts
+        from stronglens_assets.science.learning.scoring import embed_cutouts
 
         return embed_cutouts(
             self.model, images, batch_size=self.config.batch_size, device=self.device
@@ -176,7 +176,7 @@ def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
 
 def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
     """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none)."""
-    from stronglens_assets.science.scoring import CHECKPOINT_KEY, load_frozen_model
+    from stronglens_assets.science.learning.scoring import CHECKPOINT_KEY, load_frozen_model
 
     settings = project.settings
     key = CHECKPOINT_KEY.format(name=name)
@@ -820,7 +820,7 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
 
 def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     """Poisson noise of bright injected arcs against arc/gain and against the host invvar."""
-    from stronglens_assets.science.injection import inject
+    from stronglens_assets.science.lensing.injection import inject
 
     cfg = run.config
     pool = run.pool(cfg.hosts.matching)

@@ -31,8 +31,11 @@ from stronglens_assets.assets.training import (
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
-from stronglens_assets.science.datasets import build_image_cache, load_cutouts
-from stronglens_assets.science.metrics import (
+from stronglens_assets.science.learning.datasets import build_image_cache, load_cutouts
+from stronglens_assets.science.learning.models import build_model, sha256_hex, state_dict_bytes
+from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
+from stronglens_assets.science.learning.training import InputMask, load_model_config, predict_logits
+from stronglens_assets.science.stats.metrics import (
     CALIBRATION_CONVENTION,
     bootstrap_auc,
     calibration_errors,
@@ -43,9 +46,6 @@ from stronglens_assets.science.metrics import (
     spectroscopic_recall,
     stratum_summary,
 )
-from stronglens_assets.science.models import build_model, sha256_hex, state_dict_bytes
-from stronglens_assets.science.scoring import load_frozen_model, score_cutouts
-from stronglens_assets.science.training import InputMask, load_model_config, predict_logits
 
 EVALUATION_GROUP = "evaluation"
 #: Manifest columns copied into ``validation_scores`` (contract item 1).
@@ -80,7 +80,7 @@ def score_validation(
     model: Any, manifest: pd.DataFrame, storage: StorageResource, device: Any, batch_size: int
 ) -> pd.DataFrame:
     """``validation_scores`` table of the val rows of ``manifest`` (raw cutouts ->
-    :func:`~stronglens_assets.science.scoring.score_cutouts`, the D06 path)."""
+    :func:`~stronglens_assets.science.learning.scoring.score_cutouts`, the D06 path)."""
     missing = sorted(set(SCORE_COLUMNS) - set(manifest.columns))
     if missing:
         raise ValueError(f"parity manifest has no column(s) {missing}")

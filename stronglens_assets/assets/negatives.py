@@ -6,8 +6,8 @@ import pandas as pd
 
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
-from stronglens_assets.science import lenscat
-from stronglens_assets.science.selection import (
+from stronglens_assets.science.catalogs import lenscat
+from stronglens_assets.science.samples.selection import (
     NEGATIVES_CONFIG_FILENAME,
     build_negative_pool,
     known_lens_exclusion_mask,

@@ -35,12 +35,12 @@ from stronglens_assets.resources.object_store import ObjectNotFoundError
 from stronglens_assets.resources.serialization import decode_npz
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
-from stronglens_assets.science import gallery as G
-from stronglens_assets.science import provenance as P
 from stronglens_assets.science import tables as T
 from stronglens_assets.science.experiments import load_d06_config
-from stronglens_assets.science.metrics import png_data_uri_markdown
-from stronglens_assets.science.priors import load_priors, priors_sha256
+from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
+from stronglens_assets.science.reporting import gallery as G
+from stronglens_assets.science.reporting import provenance as P
+from stronglens_assets.science.stats.metrics import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
 
 PAPER_GROUP = "paper"

@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from stronglens_assets.project import Project
-from stronglens_assets.science.bricks import brick_area_deg2, bricks_table
-from stronglens_assets.science.healpix import pixel_area_deg2
+from stronglens_assets.science.catalogs.bricks import brick_area_deg2, bricks_table
+from stronglens_assets.science.catalogs.healpix import pixel_area_deg2
 
 SURVEY_GROUP = "survey"
 

@@ -30,17 +30,20 @@ from stronglens_assets.config import ConfigError, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
-from stronglens_assets.science.datasets import build_image_cache
-from stronglens_assets.science.metrics import png_data_uri_markdown, training_curve_png
-from stronglens_assets.science.models import (
+from stronglens_assets.science.learning.datasets import build_image_cache
+from stronglens_assets.science.learning.models import (
     build_model,
     load_checked_state_dict,
     read_state_dict,
     sha256_hex,
     state_dict_bytes,
 )
-from stronglens_assets.science.scoring import CHECKPOINT_KEY, HISTORY_KEY, LAST_CHECKPOINT_KEY
-from stronglens_assets.science.training import (
+from stronglens_assets.science.learning.scoring import (
+    CHECKPOINT_KEY,
+    HISTORY_KEY,
+    LAST_CHECKPOINT_KEY,
+)
+from stronglens_assets.science.learning.training import (
     ModelConfig,
     TrainingResult,
     load_model_config,
@@ -48,6 +51,7 @@ from stronglens_assets.science.training import (
     sample_weights,
     train_model,
 )
+from stronglens_assets.science.stats.metrics import png_data_uri_markdown, training_curve_png
 
 TRAINING_GROUP = "training"
 MODEL_CHECKPOINT = "model_checkpoint"

@@ -32,8 +32,8 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from stronglens_assets.config import StrictModel, load_config, validate_brick_names
-from stronglens_assets.science.bricks import brick_center, brick_name
-from stronglens_assets.science.healpix import healpix_pixel
+from stronglens_assets.science.catalogs.bricks import brick_center, brick_name
+from stronglens_assets.science.catalogs.healpix import healpix_pixel
 from stronglens_assets.settings import PROJECT_ROOT
 
 __all__ = [

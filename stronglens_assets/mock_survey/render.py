@@ -2,7 +2,7 @@
 
 Pixels are in nanomaggies (AB zero point 22.5), arrays ``[row, col]`` = ``[y, x]`` of the
 brick's TAN WCS (3600 x 3600, 0.262"/px, north up, east left); stamp frames follow
-:mod:`stronglens_assets.science.profiles` (+x = +column = west, +y = +row = north, arcsec).
+:mod:`stronglens_assets.science.lensing.profiles` (+x = +column = west, +y = +row = north, arcsec).
 
 Model
 -----
@@ -21,8 +21,8 @@ Model
   beyond the truncation is folded back into the stamp).
   Stars are Moffat stamps evaluated at their sub-pixel position.
 * Lensed arcs: for each lens a 65 x 65 px stamp around the deflector is rendered with
-  :func:`stronglens_assets.science.lensing.render_lensed_sources` (SIE + SHEAR, main Sersic
-  source + clumps, supersampling 4), convolved with the band PSF and added to the image.
+  :func:`~stronglens_assets.science.lensing.ray_tracing.render_lensed_sources` (SIE + SHEAR,
+  main Sersic source + clumps, supersampling 4), convolved with the band PSF and added to the image.
   Arcs are not sweep objects (as when Tractor absorbs a faint arc into the deflector model).
 * Noise: Gaussian, per-pixel ``sigma = 1 / sqrt(invvar)``. From the brick's drawn 5-sigma
   point-source depth ``m5``: ``sigma_ps = 10^(-0.4 (m5 - 22.5)) / 5`` nanomaggies for a
@@ -69,15 +69,15 @@ from stronglens_assets.mock_survey.sky import (
     flux_to_mag,
     rng_streams,
 )
-from stronglens_assets.science.bricks import BRICK_NPIX, PIXEL_SCALE_ARCSEC
-from stronglens_assets.science.lensing import render_lensed_sources
-from stronglens_assets.science.profiles import (
+from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, PIXEL_SCALE_ARCSEC
+from stronglens_assets.science.lensing.profiles import (
     bin_supersampled,
     convolve_fft,
     moffat_psf_kernel,
     pixel_grid,
     render_sersic_image,
 )
+from stronglens_assets.science.lensing.ray_tracing import render_lensed_sources
 
 __all__ = [
     "ARC_SNR_VISIBLE",
@@ -250,7 +250,7 @@ def _object_supersample(objects: pd.DataFrame) -> np.ndarray:
 class _StampConvolver:
     """Batched same-size PSF convolution of odd stamps with cached kernel transforms.
 
-    Gives the same result as :func:`~stronglens_assets.science.profiles.convolve_fft`
+    Gives the same result as :func:`~stronglens_assets.science.lensing.profiles.convolve_fft`
     (zero-padded linear convolution, centred output) with a smaller transform: a circular
     convolution of size ``N >= S + K // 2`` only wraps light into rows/columns that are
     cropped away.

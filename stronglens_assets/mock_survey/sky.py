@@ -7,13 +7,13 @@ stream per population, so e.g. adding a lenscat position does not move the field
 Frames and units
 ----------------
 * Positions: RA/Dec (deg, ICRS) and 0-based pixel ``x`` (column) / ``y`` (row) of the brick's
-  TAN WCS (:func:`stronglens_assets.science.bricks.brick_wcs`); north up, east left.
+  TAN WCS (:func:`stronglens_assets.science.catalogs.bricks.brick_wcs`); north up, east left.
 * Fluxes in nanomaggies (AB zero point 22.5: ``m = 22.5 - 2.5 log10 f``), W1 included (AB).
 * Catalog shapes (``shape_r``, ``shape_e1``, ``shape_e2``) follow Tractor/DR10: ``shape_r`` is
   the half-light radius along the **major axis** (arcsec), the major axis has position angle
   ``atan2(e2, e1) / 2`` east of north, ``|e| = (1 - q) / (1 + q)``.
 * Render parameters (``c1_*``, ``c2_*``, lens ``e1/e2``, ``gamma1/2``, ``src_*``) use the
-  lenstronomy stamp frame of :mod:`stronglens_assets.science.profiles`: +x = +column = west,
+  lenstronomy stamp frame of :mod:`stronglens_assets.science.lensing.profiles`: +x = +column = west,
   +y = +row = north, ``R_sersic`` circularised. Hence a catalog shape maps to
   ``r_sersic = shape_r * sqrt(q)`` and ``(e1, e2)_stamp = -(shape_e1, shape_e2)``.
 
@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.mock_survey.config import DemoSkyConfig
-from stronglens_assets.science.bricks import (
+from stronglens_assets.science.catalogs.bricks import (
     BRICK_NPIX,
     PIXEL_SCALE_ARCSEC,
     BrickInfo,

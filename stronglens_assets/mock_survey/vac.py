@@ -2,7 +2,8 @@
 
 The real VAC holds DESI spectroscopy of lens candidates. The demo's VAC has one row per
 *lenscat* candidate that the demo sky renders (never the extra ``source = "mock"`` lenses),
-written with the real schema (:func:`~stronglens_assets.science.desi_vac.write_mock_desi_vac`).
+written with the real schema
+(:func:`~stronglens_assets.science.catalogs.desi_vac.write_mock_desi_vac`).
 Lens redshifts: the lenscat ``zlens`` where it is numeric, else a draw from U(0.2, 0.9) (the
 range of DESI LRG deflectors) seeded by the sky seed.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.science.desi_vac import write_mock_desi_vac
+from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
 
 VAC_RELATIVE_PATH = "desi_dr1/desi-sl-vac-v1.fits"
 Z_RANGE = (0.2, 0.9)

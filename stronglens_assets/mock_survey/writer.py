@@ -68,7 +68,7 @@ from stronglens_assets.mock_survey.sky import (
     draw_brick_sky,
     lenscat_in_brick,
 )
-from stronglens_assets.science.bricks import brick_name, brick_wcs_header, parse_brick_name
+from stronglens_assets.science.catalogs.bricks import brick_name, brick_wcs_header, parse_brick_name
 
 __all__ = [
     "COMPLETE_MARKER",

@@ -1,7 +1,7 @@
 """DR10 coadd access: one interface, three sources (local directory, S3 coadd cache, HTTP).
 
 Every source answers ``open(brick, product, band) -> local Path`` so the cutout code
-(:func:`stronglens_assets.science.cutouts.extract_brick_cutouts`) reads any source the same
+(:func:`stronglens_assets.science.imaging.cutouts.extract_brick_cutouts`) reads any source the same
 way. File names are ``legacysurvey-<brick>-<product>-<band>.fits.fz``; layouts:
 
 * :class:`LocalCoaddSource`: the public DR10 layout ``<root>/coadd/<RRR>/<brick>/<file>``
@@ -13,7 +13,7 @@ way. File names are ``legacysurvey-<brick>-<product>-<band>.fits.fz``; layouts:
 
 Remote files are downloaded into a local cache (same relative layout) atomically: streamed
 into a temporary file in the target directory, size-checked against the advertised length,
-checked with :func:`~stronglens_assets.science.cutouts.validate_fits` and renamed into
+checked with :func:`~stronglens_assets.science.imaging.cutouts.validate_fits` and renamed into
 place, so the cache never holds a partial or corrupt file. Transient failures (throttling,
 5xx, connection errors, timeouts, short reads) are retried with exponential backoff;
 permanent ones raise at once: :class:`CoaddNotFoundError` (404 / 403 / absent) naming the
@@ -39,8 +39,8 @@ from typing import IO, Any, Literal
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from stronglens_assets.science.bricks import parse_brick_name
-from stronglens_assets.science.cutouts import (
+from stronglens_assets.science.catalogs.bricks import parse_brick_name
+from stronglens_assets.science.imaging.cutouts import (
     BANDS,
     PRODUCTS,
     CoaddError,
@@ -203,7 +203,8 @@ class CoaddSource(ABC):
         """Whether the source holds coadds of ``brick``."""
 
     def opener(self, brick: str) -> Callable[[str, str], Path]:
-        """``open_file(product, band)`` for :func:`~.science.cutouts.extract_brick_cutouts`."""
+        """``open_file(product, band)`` for
+        :func:`~.science.imaging.cutouts.extract_brick_cutouts`."""
 
         def open_file(product: str, band: str) -> Path:
             return self.open(brick, product, band)

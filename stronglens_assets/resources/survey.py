@@ -10,8 +10,9 @@ Two sources, one interface (:class:`SurveySource`):
   (5 x 5 deg boxes, BRICK_PRIMARY rows) fetched once into a local cache, and the DESI DR1
   strong-lensing VAC at ``<desi_vac_key>``.
 
-The same readers (:func:`~stronglens_assets.science.sweeps.read_sweep`,
-:func:`~stronglens_assets.science.desi_vac.read_desi_vac`) parse both: the mock only writes files.
+The same readers (:func:`~stronglens_assets.science.catalogs.sweeps.read_sweep`,
+:func:`~stronglens_assets.science.catalogs.desi_vac.read_desi_vac`) parse both: the mock only
+writes files.
 """
 
 import math
@@ -25,8 +26,8 @@ import pandas as pd
 from dagster_aws.s3 import S3Resource
 
 from stronglens_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
-from stronglens_assets.science.bricks import parse_brick_name
-from stronglens_assets.science.sweeps import read_sweep
+from stronglens_assets.science.catalogs.bricks import parse_brick_name
+from stronglens_assets.science.catalogs.sweeps import read_sweep
 
 SWEEP_BOX_DEG = 5
 DESI_VAC_FILENAME = "desi-sl-vac-v1.fits"

@@ -8,7 +8,7 @@ Pure NumPy / pandas (no Dagster). ``assets/d06.py`` wires these to storage and t
   ``tier_a_matched`` draws a Tier-A deflector uniformly, then one of its ``k_nearest``
   non-lenses in standardised ``(mag_r, shape_r)`` (each axis divided by its standard deviation
   over the eligible non-lenses), so host brightness and size follow the real lenses'.
-* **Injections** (:func:`inject_cutouts`): the injection engine (``science/injection.py``:
+* **Injections** (:func:`inject_cutouts`): the injection engine (``science/lensing/injection.py``:
   ``render_arcs`` then ``inject``) in chunks; arrays stay float32 nanomaggies.
 * **Determinism**: every random stream is ``default_rng(SeedSequence([seed, *tags]))`` with
   fixed tags (:func:`derived_rng`): the parameters and hosts of grid cell ``c`` depend only on
@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from scipy.special import ndtri
 
 from stronglens_assets.config import StrictModel, load_profiled_config
-from stronglens_assets.science.priors import (
+from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     InjectionParameters,
     InjectionPriors,
@@ -345,7 +345,7 @@ def read_cutouts(
 
 
 def _engine() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    from stronglens_assets.science.injection import inject, render_arcs
+    from stronglens_assets.science.lensing.injection import inject, render_arcs
 
     return render_arcs, inject
 

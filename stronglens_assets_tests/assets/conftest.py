@@ -22,10 +22,14 @@ from stronglens_assets.resources.survey import (
     mock_sweep_path,
     mock_truth_lenses_path,
 )
-from stronglens_assets.science.bricks import parse_brick_name
-from stronglens_assets.science.desi_vac import write_mock_desi_vac
-from stronglens_assets.science.lenscat import desi_candidates, lenscat_csv_path, read_lenscat_csv
-from stronglens_assets.science.sweeps import synthetic_sweep
+from stronglens_assets.science.catalogs.bricks import parse_brick_name
+from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
+from stronglens_assets.science.catalogs.lenscat import (
+    desi_candidates,
+    lenscat_csv_path,
+    read_lenscat_csv,
+)
+from stronglens_assets.science.catalogs.sweeps import synthetic_sweep
 from stronglens_assets.settings import load_settings
 
 TEST_BRICKS = ("0366m037", "0161m005")

@@ -26,8 +26,8 @@ from stronglens_assets.resources.shards import (
     read_shard,
     read_shard_set,
 )
-from stronglens_assets.science.selection import assign_split
-from stronglens_assets.science.training_sets import MANIFEST_COLUMNS
+from stronglens_assets.science.samples.selection import assign_split
+from stronglens_assets.science.samples.training_sets import MANIFEST_COLUMNS
 from stronglens_assets.settings import load_settings
 from stronglens_assets_tests.assets.test_catalog_assets import _checks_passed, _failure_message
 from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
@@ -237,8 +237,8 @@ def _sweep_rows(**columns) -> pd.DataFrame:
 
 
 def test_objects_tables_flag_mock_lenses() -> None:
-    from stronglens_assets.science.selection import NegativeSelectionConfig
-    from stronglens_assets.science.training_sets import negative_objects, positive_objects
+    from stronglens_assets.science.samples.selection import NegativeSelectionConfig
+    from stronglens_assets.science.samples.training_sets import negative_objects, positive_objects
 
     gates = NegativeSelectionConfig(selection_version="test")
     crossmatch = pd.concat(
@@ -323,7 +323,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_training_data_are_fair_on_the_mock_survey(pipeline: Pipeline) -> None:
     """Issue 8 on the two-brick mock sky: positives pass the negatives' gates, every cutout
     box lies in one split, losses are reported per tier in one place."""
-    from stronglens_assets.science.selection import (
+    from stronglens_assets.science.samples.selection import (
         load_negative_selection_config,
         quality_reasons,
         split_guard_mask,
@@ -409,8 +409,9 @@ def test_planted_lenses_of_other_cells_are_excluded(pipeline: Pipeline) -> None:
 
 
 def test_training_manifest_switch_and_guard_on_hand_made_rows() -> None:
-    """exclude_gated / guard_of of science.training_sets.training_manifest, and the r-mag AUC."""
-    from stronglens_assets.science.training_sets import magnitude_auc, training_manifest
+    """exclude_gated / guard_of of science.samples.training_sets.training_manifest, and the
+    r-mag AUC."""
+    from stronglens_assets.science.samples.training_sets import magnitude_auc, training_manifest
 
     def index(label: int, tiers: list[str], **extra) -> pd.DataFrame:
         n = len(tiers)
@@ -475,8 +476,8 @@ def test_demo_training_data_acceptance(demo_run) -> None:
     minority of mock Tier-A, >= 5 real Tier-A lenses rendered and in the mock DESI VAC."""
     import json
 
-    from stronglens_assets.science.crossmatch import nearest_match
-    from stronglens_assets.science.desi_vac import read_desi_vac
+    from stronglens_assets.science.catalogs.crossmatch import nearest_match
+    from stronglens_assets.science.catalogs.desi_vac import read_desi_vac
 
     assert demo_run.returncode == 0, demo_run.stderr[-3000:]
     meta = json.loads((demo_run.storage / "manifests" / "training_parity_v1.json").read_text())

@@ -23,8 +23,8 @@ from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
-from stronglens_assets.science.models import build_model, read_state_dict, state_dict_bytes
-from stronglens_assets.science.training import ModelConfig, load_model_config
+from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
+from stronglens_assets.science.learning.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets_tests.science.synthetic import synthetic_manifest
 
@@ -285,8 +285,8 @@ def test_pretrained_locations_s3_and_relative_path(tmp_path, s3_server, s3_bucke
 def test_validation_scores_stream_shard_groups_in_manifest_order(tmp_path, monkeypatch) -> None:
     """Scored a few shards at a time (bounded memory), each row gets its own cutout's score:
     the same as scoring every val cutout in one call."""
-    from stronglens_assets.science.datasets import load_cutouts
-    from stronglens_assets.science.scoring import score_cutouts
+    from stronglens_assets.science.learning.datasets import load_cutouts
+    from stronglens_assets.science.learning.scoring import score_cutouts
 
     storage = LocalStorageResource(root=str(tmp_path / "storage"))
     manifest = synthetic_manifest(storage.object_store(), n=80, shard_size=8)

@@ -88,7 +88,7 @@ def test_demo_bricks_follow_the_densest_candidate_rule(lenscat_positions) -> Non
 
 def test_demo_bricks_hold_five_tier_a_candidates(lenscat_positions) -> None:
     """Spectroscopic validation needs real confident lenses in the demo sky (issue 8, item 5)."""
-    from stronglens_assets.science.bricks import brick_name
+    from stronglens_assets.science.catalogs.bricks import brick_name
 
     tier_a = lenscat_positions[lenscat_positions["tier"] == "A"]
     names = brick_name(tier_a["ra"].to_numpy(), tier_a["dec"].to_numpy())
@@ -98,7 +98,7 @@ def test_demo_bricks_hold_five_tier_a_candidates(lenscat_positions) -> None:
 def test_brick_rule_adds_fewest_tier_a_bricks() -> None:
     """Hand-made candidates: two dense cells without Tier-A; Tier-A bricks elsewhere."""
     from stronglens_assets.mock_survey.config import densest_candidate_bricks
-    from stronglens_assets.science.bricks import brick_center
+    from stronglens_assets.science.catalogs.bricks import brick_center
 
     def at(brick_ra: float, brick_dec: float, tier: str, n: int = 1) -> pd.DataFrame:
         ra, dec = brick_center(np.array([brick_ra]), np.array([brick_dec]))

@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 from stronglens_assets.mock_survey import brick_paths
 from stronglens_assets.mock_survey.render import LENS_STAMP_NPIX
 from stronglens_assets.mock_survey.sky import lenscat_in_brick
-from stronglens_assets.science.bricks import BRICK_NPIX, brick_wcs, parse_brick_name
+from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, brick_wcs, parse_brick_name
 
 from .conftest import TEST_BRICKS, BuiltSky
 

@@ -12,7 +12,7 @@ from stronglens_assets.mock_survey.render import (
     sigma_pix_from_depth,
 )
 from stronglens_assets.mock_survey.sky import BandConditions
-from stronglens_assets.science.profiles import convolve_fft
+from stronglens_assets.science.lensing.profiles import convolve_fft
 
 
 @pytest.mark.parametrize("size", [15, 45, 127])

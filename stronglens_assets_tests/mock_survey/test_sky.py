@@ -12,7 +12,11 @@ from stronglens_assets.mock_survey.sky import (
     bright_star_mask_radius_arcsec,
     lenscat_in_brick,
 )
-from stronglens_assets.science.bricks import PIXEL_SCALE_ARCSEC, brick_wcs, parse_brick_name
+from stronglens_assets.science.catalogs.bricks import (
+    PIXEL_SCALE_ARCSEC,
+    brick_wcs,
+    parse_brick_name,
+)
 
 BRICK = "0366m037"
 

@@ -28,8 +28,8 @@ from stronglens_assets.config import ConfigError
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
-from stronglens_assets.science.desi_vac import write_mock_desi_vac
-from stronglens_assets.science.lenscat import lenscat_csv_path
+from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
+from stronglens_assets.science.catalogs.lenscat import lenscat_csv_path
 from stronglens_assets.settings import Settings, load_settings
 from stronglens_assets_tests.conftest import TEST_BRICKS
 
@@ -209,14 +209,15 @@ def test_code_version_follows_the_science_an_asset_runs_transitively() -> None:
     for module in (
         "stronglens_assets.assets.d06",
         "stronglens_assets.science.experiments",
-        "stronglens_assets.science.injection",  # imported by experiments, not by assets/d06.py
-        "stronglens_assets.science.profiles",  # imported by injection
-        "stronglens_assets.science.scoring",  # imported inside a method of assets/d06.py
+        # imported by experiments, not by assets/d06.py
+        "stronglens_assets.science.lensing.injection",
+        "stronglens_assets.science.lensing.profiles",  # imported by injection
+        "stronglens_assets.science.learning.scoring",  # imported inside a method of assets/d06.py
     ):
         assert module in grid, module
     lenscat = code_modules(defs.resolve_assets_def("lenscat_catalog"))
-    assert "stronglens_assets.science.lenscat" in lenscat
-    assert "stronglens_assets.science.injection" not in lenscat
+    assert "stronglens_assets.science.catalogs.lenscat" in lenscat
+    assert "stronglens_assets.science.lensing.injection" not in lenscat
     assert not any(m.startswith("stronglens_assets.settings") for m in grid + lenscat)
 
 

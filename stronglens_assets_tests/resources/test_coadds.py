@@ -31,7 +31,7 @@ from stronglens_assets.resources.coadds import (
     coadd_filename,
     dr10_coadd_path,
 )
-from stronglens_assets.science.cutouts import extract_brick_cutouts
+from stronglens_assets.science.imaging.cutouts import extract_brick_cutouts
 from stronglens_assets_tests.fixtures_coadds import (
     TEST_BRICK,
     brick_grid_wcs,

@@ -26,8 +26,8 @@ from stronglens_assets.science.experiments import (
     validation_negatives,
     wilson_interval,
 )
-from stronglens_assets.science.injection import inject
-from stronglens_assets.science.priors import PARAMETERS, grid_cells, load_priors
+from stronglens_assets.science.lensing.injection import inject
+from stronglens_assets.science.lensing.priors import PARAMETERS, grid_cells, load_priors
 from stronglens_assets.settings import PROJECT_ROOT
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -229,7 +229,7 @@ def test_make_injections_is_seeded_and_noise_only_changes_noise() -> None:
 
 def test_inject_cutouts_rejects_a_nan_host() -> None:
     priors = load_priors(CONFIG_DIR, "demo")
-    from stronglens_assets.science.priors import sample_parameters
+    from stronglens_assets.science.lensing.priors import sample_parameters
 
     params = sample_parameters(priors, 2, np.random.default_rng(0))
     hosts = np.zeros((2, 3, 101, 101), np.float32)

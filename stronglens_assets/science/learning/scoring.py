@@ -1,0 +1,116 @@
+"""Scoring raw cutouts with a trained model: p(lens) and embeddings; the frozen model.
+
+Used by the evaluation assets and by the D06 experiments (injection-recovery grids, bright
+arcs, linear probe, Tier-A scoring). Both functions take raw DR10 cutouts
+``(N, 3, 101, 101)`` float nanomaggies (NumPy or CuPy) and call
+:func:`~.preprocess.preprocess` batch by batch, so injections are seen exactly as training
+cutouts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.learning.models import model_from_checkpoint, sha256_hex
+
+CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
+LAST_CHECKPOINT_KEY = "checkpoints/{name}/last.pt"
+HISTORY_KEY = "checkpoints/{name}/history.json"
+
+
+def _device(model: torch.nn.Module, device: Any) -> torch.device:
+    if device is None:
+        return next(model.parameters()).device
+    return torch.device(device)
+
+
+def _batches(cutouts: Any, model: torch.nn.Module, batch_size: int, device: torch.device):
+    if cutouts.ndim != 4:
+        raise ValueError(f"expected (N, 3, H, W) cutouts, got shape {tuple(cutouts.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    crop = int(getattr(model, "crop", 64))
+    for start in range(0, len(cutouts), batch_size):
+        images = preprocess(cutouts[start : start + batch_size], crop)
+        if isinstance(images, np.ndarray):
+            yield torch.from_numpy(images).to(device)
+        else:  # CuPy: hand the device buffer to torch without a host copy
+            yield torch.as_tensor(images, device=device)
+
+
+def _run(model, cutouts, batch_size, device, fn) -> np.ndarray:
+    device = _device(model, device)
+    model = model.to(device)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for x in _batches(cutouts, model, batch_size, device):
+                with torch.autocast(device.type, enabled=device.type == "cuda"):
+                    out.append(fn(model, x).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def score_cutouts(
+    model: torch.nn.Module, cutouts: Any, *, batch_size: int = 256, device: Any = None
+) -> np.ndarray:
+    """p(lens) = sigmoid(logit) of raw cutouts, ``(N,)`` float32 in [0, 1].
+
+    ``device``: torch device (default: the model's). The model is used in eval mode and
+    restored to its previous mode.
+    """
+    scores = _run(model, cutouts, batch_size, device, lambda m, x: torch.sigmoid(m(x).float()))
+    return scores.astype(np.float32).reshape(-1)
+
+
+def embed_cutouts(
+    model: torch.nn.Module, cutouts: Any, *, batch_size: int = 256, device: Any = None
+) -> np.ndarray:
+    """``model.embed`` features of raw cutouts, ``(N, D)`` float32."""
+    features = _run(model, cutouts, batch_size, device, lambda m, x: m.embed(x))
+    if features.ndim == 1:  # no cutouts
+        return features.reshape(0, 0)
+    return features.astype(np.float32)
+
+
+def load_frozen_model(
+    storage_store: Any,
+    model_config_name: str,
+    config_dir: str | os.PathLike[str],
+    *,
+    profile: str | None = None,
+) -> tuple[torch.nn.Module, str]:
+    """The trained (frozen) model of a config and the sha256 of its ``best.pt`` bytes.
+
+    Args:
+        storage_store: an :class:`~stronglens_assets.resources.object_store.ObjectStore` or a
+            storage resource (anything with ``read_bytes``, or ``object_store()``).
+        model_config_name: a file stem of ``<config_dir>/models/``.
+        profile: size profile of the config (default: the current settings').
+
+    Returns:
+        ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
+        made with the model: the freeze check compares it with ``model_checkpoint``'s.
+    """
+    from stronglens_assets.science.learning.training import load_model_config
+
+    if profile is None:
+        from stronglens_assets.settings import load_settings
+
+        profile = load_settings().profile
+    store = (
+        storage_store.object_store() if hasattr(storage_store, "object_store") else storage_store
+    )
+    config = load_model_config(config_dir, model_config_name, profile)
+    key = CHECKPOINT_KEY.format(name=model_config_name)
+    data = store.read_bytes(key)
+    model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
+    return model, sha256_hex(data)
