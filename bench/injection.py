@@ -1,23 +1,25 @@
 """Injection-engine throughput: ``render_arcs`` (batched) vs lenstronomy, same run.
 
-One grz injection = one SIS-lensed elliptical Sersic source rendered in g, r and z on a
-101x101 stamp at 0.262"/pixel, supersampling 4, Gaussian PSF (per-band FWHM). Parameters
-are drawn over the prior ranges of issue 10 (theta_E 0.5-3", n 0.5-4, R_eff 0.05-1",
-q 0.3-1, source offsets up to 1.5 theta_E, PSF FWHM 0.9-1.8").
+One grz injection = one elliptical Sersic source lensed by an SIE + external shear (lens
+centre jittered off the stamp centre) rendered in g, r and z on a 101x101 stamp at
+0.262"/pixel, supersampling 4, Gaussian PSF (r-band FWHM U(0.9, 1.8)" scaled by 1.05 / 1 /
+0.94 for g / r / z). Parameters are drawn from the paper's priors
+(``stronglens_assets.testing.lensing.random_arc_parameters``: theta_E 0.5-3", n 0.5-2,
+R_e 0.15-0.5", q 0.3-1, beta/theta_E 0.1-0.4, q_lens 0.5-1, gamma N(0, 0.05)).
 
-* reference: lenstronomy ``ImageModel`` (SIS + SERSIC_ELLIPSE, ``PSF("GAUSSIAN")``,
-  ``supersampling_factor=4``), one image per call, 3 calls per grz injection; the time
-  counted is ``ImageModel.image`` only (the model construction a new PSF needs is
-  excluded, which favours lenstronomy);
+* reference: lenstronomy ``ImageModel`` (``SIE`` + ``SHEAR`` + ``SERSIC_ELLIPSE``,
+  ``PSF("GAUSSIAN")``, ``supersampling_factor=4``), one image per call, 3 calls per grz
+  injection; the time counted is ``ImageModel.image`` only (the model construction a new
+  PSF needs is excluded, which favours lenstronomy);
 * ours: ``render_arcs`` on the whole batch (``bn="lenstronomy"`` so that the accuracy is
-  measured on the same profile; the exact b_n costs the same), ``workers`` = all cores in
-  the all-cores run.
+  measured on the same profile; the exact b_n costs the same), default backend (the fused
+  numba kernel on a CPU), ``workers`` = all cores in the all-cores run.
 
 Both are timed in the same process, interleaved (each of ``--repeats`` rounds times
-lenstronomy then ours; medians and the median ratio are printed), once with one thread
+lenstronomy then ours; medians and the median ratio are printed), with one thread
 (``OMP_NUM_THREADS=1`` etc., set before NumPy is imported: a child process; timed in
-process CPU time, so that other load on a shared machine does not count) and once with
-all cores (wall-clock time). The single-thread run is repeated with glibc's heap trimming
+process CPU time, so that other load on a shared machine does not count) and with all
+cores (wall-clock time). The single-thread run is repeated with glibc's heap trimming
 and mmap thresholds raised (``MALLOC_TUNED``): in its default state lenstronomy returns
 its large temporaries to the OS and page-faults them back on every render (~3x slower);
 the tuned run is lenstronomy at its best and the fair reference for the ratio.
@@ -28,7 +30,8 @@ flux error over all lenstronomy-rendered images). With CuPy and a GPU it also pr
 absolute injections/s for batches of 1k to 100k and the time for 110,000.
 
 Run: ``.venv/bin/python bench/injection.py [--n 2000] [--n-ref 40] [--repeats 5]``;
-``--profile`` prints a cProfile of ``render_arcs`` alone (one thread, tuned malloc).
+``--profile`` prints a cProfile of ``render_arcs`` alone (one thread, tuned malloc);
+``--backend xp`` times the NumPy array path instead of the numba kernel.
 """
 
 from __future__ import annotations
@@ -47,41 +50,6 @@ MALLOC_TUNED = {"MALLOC_TRIM_THRESHOLD_": "536870912", "MALLOC_MMAP_THRESHOLD_":
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def draw(n: int, seed: int) -> dict:
-    import numpy as np
-
-    from stronglens_assets.science.lensing.injection import flux_from_magnitude
-
-    rng = np.random.default_rng(seed)
-    te = rng.uniform(0.5, 3.0, n)
-    off = rng.uniform(0.0, 1.5, n) * te
-    ang = rng.uniform(0.0, 2 * np.pi, n)
-    return {
-        "theta_e": te,
-        "source_x": off * np.cos(ang),
-        "source_y": off * np.sin(ang),
-        "r_eff": rng.uniform(0.05, 1.0, n),
-        "n_sersic": rng.uniform(0.5, 4.0, n),
-        "axis_ratio": rng.uniform(0.3, 1.0, n),
-        "position_angle": rng.uniform(0.0, np.pi, n),
-        "flux": flux_from_magnitude(rng.uniform(19.0, 24.0, (n, 3))),
-        "psf_fwhm": rng.uniform(0.9, 1.8, (n, 3)),
-    }
-
-
-ORDER = (
-    "theta_e",
-    "source_x",
-    "source_y",
-    "r_eff",
-    "n_sersic",
-    "axis_ratio",
-    "position_angle",
-    "flux",
-    "psf_fwhm",
-)
-
-
 def clock() -> float:
     """CPU time of this process with one thread (immune to other load on a shared
     machine); wall-clock time with all cores."""
@@ -92,60 +60,26 @@ def clock() -> float:
 
 def lenstronomy_jobs(p: dict, n_ref: int) -> list:
     """One (ImageModel, kwargs_lens, kwargs_source) per band image of n_ref injections."""
-    import numpy as np
-    from lenstronomy.Data.imaging_data import ImageData
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LensModel.lens_model import LensModel
-    from lenstronomy.LightModel.light_model import LightModel
-    from lenstronomy.Util import param_util, util
+    from stronglens_assets.testing.lensing import LenstronomyReference
 
-    _, _, ra0, dec0, _, _, pix2coord, _ = util.make_grid_with_coordtransform(
-        101, 0.262, inverse=False
-    )
-    data = ImageData(
-        image_data=np.zeros((101, 101)),
-        ra_at_xy_0=ra0,
-        dec_at_xy_0=dec0,
-        transform_pix2angle=pix2coord,
-    )
-    lens, light = LensModel(["SIS"]), LightModel(["SERSIC_ELLIPSE"])
+    ref = LenstronomyReference()
     jobs = []
     for i in range(n_ref):
-        e1, e2 = param_util.phi_q2_ellipticity(p["position_angle"][i], p["axis_ratio"][i])
-        kw = {
-            "amp": 1.0,
-            "R_sersic": p["r_eff"][i],
-            "n_sersic": p["n_sersic"][i],
-            "e1": e1,
-            "e2": e2,
-            "center_x": p["source_x"][i],
-            "center_y": p["source_y"][i],
-        }
-        unit = light.total_flux([kw])[0]
         for b in range(3):
-            model = ImageModel(
-                data,
-                PSF("GAUSSIAN", fwhm=float(p["psf_fwhm"][i, b])),
-                lens_model_class=lens,
-                source_model_class=light,
-                kwargs_numerics={"supersampling_factor": 4, "supersampling_convolution": False},
-            )
-            kws = dict(kw, amp=p["flux"][i, b] / unit)
-            kwl = [{"theta_E": p["theta_e"][i], "center_x": 0.0, "center_y": 0.0}]
-            jobs.append((model, kwl, [kws]))
+            lens, source = ref.kwargs(p, i, b)
+            jobs.append((ref.model(float(p["psf_fwhm"][i, b])), lens, source))
     return jobs
 
 
 def child(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from stronglens_assets.science.lensing.injection import render_arcs
+    from stronglens_assets.testing.lensing import random_arc_parameters, render_arc_set
 
-    p = draw(args.n, args.seed)
+    p = random_arc_parameters(args.n, args.seed)
     jobs = lenstronomy_jobs(p, args.n_ref)
-    vals = [p[k] for k in ORDER]
-    render_arcs(*[v[:50] for v in vals], bn="lenstronomy")  # warm the grid cache
+    first = {k: v[:50] for k, v in p.items()}
+    render_arc_set(first, bn="lenstronomy", backend=args.backend)  # compile / load the kernel
     workers = 1 if os.environ.get("OMP_NUM_THREADS") == "1" else (os.cpu_count() or 1)
     # interleaved: each repeat times lenstronomy then ours, so both see the same load
     ratios, t_refs, t_ours = [], [], []
@@ -154,7 +88,7 @@ def child(args: argparse.Namespace) -> dict:
         ref_imgs = [m.image(kwargs_lens=kl, kwargs_source=ks) for m, kl, ks in jobs]
         t_refs.append(clock() - t0)
         t0 = clock()
-        ours = render_arcs(*vals, bn="lenstronomy", workers=workers)
+        ours = render_arc_set(p, bn="lenstronomy", workers=workers, backend=args.backend)
         t_ours.append(clock() - t0)
         ratios.append((args.n / t_ours[-1]) / (args.n_ref / t_refs[-1]))
     errs, ferrs = [], []
@@ -182,13 +116,12 @@ def profile(args: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    from stronglens_assets.science.lensing.injection import render_arcs
+    from stronglens_assets.testing.lensing import random_arc_parameters, render_arc_set
 
-    p = draw(args.n, args.seed)
-    vals = [p[k] for k in ORDER]
-    render_arcs(*[v[:50] for v in vals])
+    p = random_arc_parameters(args.n, args.seed)
+    render_arc_set({k: v[:50] for k, v in p.items()}, backend=args.backend)
     prof = cProfile.Profile(time.process_time)
-    prof.runcall(render_arcs, *vals)
+    prof.runcall(render_arc_set, p, backend=args.backend)
     stats = pstats.Stats(prof)
     total = stats.total_tt  # type: ignore[attr-defined]
     print(f"render_arcs, {args.n} grz injections: {total / args.n * 1e3:.3f} ms CPU each")
@@ -209,15 +142,14 @@ def gpu_section(seed: int) -> None:
     except Exception as exc:
         print(f"GPU: not measured (CuPy/GPU unavailable: {type(exc).__name__})")
         return
-    from stronglens_assets.science.lensing.injection import render_arcs
+    from stronglens_assets.testing.lensing import random_arc_parameters, render_arc_set
 
-    p = draw(110_000, seed)
-    vals = [cupy.asarray(p[k]) for k in ORDER]
-    render_arcs(*[v[:1000] for v in vals], xp=cupy)
+    p = {k: cupy.asarray(v) for k, v in random_arc_parameters(110_000, seed).items()}
+    render_arc_set({k: v[:1000] for k, v in p.items()}, xp=cupy)
     cupy.cuda.Device().synchronize()
     for n in (1_000, 10_000, 100_000, 110_000):
         t0 = time.perf_counter()
-        out = render_arcs(*[v[:n] for v in vals], xp=cupy)
+        out = render_arc_set({k: v[:n] for k, v in p.items()}, xp=cupy)
         cupy.cuda.Device().synchronize()
         dt = time.perf_counter() - t0
         print(f"GPU batch {n:>7}: {n / dt:12.0f} grz injections/s ({dt:.2f} s)")
@@ -232,6 +164,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--profile", action="store_true", help="cProfile render_arcs only")
+    ap.add_argument("--backend", default="auto", choices=("auto", "numba", "xp"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -245,10 +178,11 @@ def main() -> None:
             profile(args)
         return
     base = [sys.executable, __file__, "--child", f"--n={args.n}", f"--n-ref={args.n_ref}"]
-    base += [f"--repeats={args.repeats}", f"--seed={args.seed}"]
+    base += [f"--repeats={args.repeats}", f"--seed={args.seed}", f"--backend={args.backend}"]
     print(
-        'grz injections (101x101, 0.262"/pix, supersampling 4, Gaussian PSF), '
-        f"ours n={args.n}, lenstronomy n={args.n_ref} (3 renders each)"
+        'grz injections, SIE + shear + Sersic (101x101, 0.262"/pix, supersampling 4, Gaussian '
+        f"PSF), ours n={args.n} (backend {args.backend}), lenstronomy SIE + SHEAR + "
+        f"SERSIC_ELLIPSE n={args.n_ref} (3 renders each)"
     )
     configs = [
         ("1 thread", True, False),
@@ -270,7 +204,8 @@ def main() -> None:
         res = json.loads(subprocess.run(base, env=env, check=True, capture_output=True).stdout)
         print(
             f"{label}: lenstronomy {res['lenstronomy_grz_per_s']:8.1f}/s  "
-            f"render_arcs {res['ours_grz_per_s']:9.1f}/s  ratio {res['ratio']:6.1f}x "
+            f"render_arcs {res['ours_grz_per_s']:9.1f}/s  ratio {res['ratio']:6.1f}x per "
+            f"{'core' if single else 'machine'} "
             f"(repeats {res['ratio_min']:.0f}-{res['ratio_max']:.0f}x)  "
             f"accuracy: max|diff|/peak worst {res['peak_err_max']:.2e} "
             f"median {res['peak_err_median']:.2e}, flux worst {res['flux_err_max']:.2e}"

@@ -362,8 +362,10 @@ def render_injection_arcs(
     pixel_scale: float = 0.262,
     xp: Any = np,
 ) -> Any:
-    """Lensed arcs ``(N, B, size, size)`` float32 nanomaggies of ``params`` (engine call)."""
+    """Lensed arcs ``(N, B, size, size)`` float32 nanomaggies of ``params`` (engine call; the
+    lens and clump fields of ``params`` that are set are passed on)."""
     render_arcs, _ = _engine()
+    extra = {name: xp.asarray(value) for name, value in params.render_kwargs().items()}
     return render_arcs(
         xp.asarray(params.theta_e),
         xp.asarray(params.source_x),
@@ -377,6 +379,7 @@ def render_injection_arcs(
         size=size,
         pixel_scale=pixel_scale,
         xp=xp,
+        **extra,
     )
 
 

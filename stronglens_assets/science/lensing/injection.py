@@ -1,80 +1,87 @@
-"""Batched lensed-arc rendering and injection into host cutouts (NumPy or CuPy via ``xp``).
+"""Batched lensed-arc rendering and injection into host cutouts (the paper's injection model).
 
-The injection engine of D06: an elliptical Sersic source lensed by a singular isothermal
-sphere (SIS) at the stamp centre, rendered in every band at once, convolved with a
-per-band Gaussian PSF, and added to real host cutouts (optionally with Poisson noise of
-the added flux and a bright-arc magnitude clip).
+The injection engine of D06: an elliptical Sersic source (optionally with Gaussian clumps)
+lensed by a singular isothermal ellipsoid (SIE) plus external shear, anywhere in the stamp,
+rendered in every band at once, convolved with a per-band Gaussian PSF and added to real
+host cutouts (optionally with the paper's Poisson noise of the added flux and a bright-arc
+magnitude clip). :func:`arc_truth` gives the per-injection truth D06 records.
 
-Conventions (those of :mod:`stronglens_assets.science.lensing.profiles` and
-:mod:`~stronglens_assets.science.lensing.ray_tracing`, i.e. lenstronomy v1.14):
+Model and conventions (lenstronomy v1.14, as :mod:`~stronglens_assets.science.lensing.
+profiles` and :mod:`~stronglens_assets.science.lensing.ray_tracing`):
 
 * stamp frame: pixel ``[row, col]`` is centred at ``x = (col - (size-1)/2) * pixel_scale``,
-  ``y = (row - (size-1)/2) * pixel_scale`` (arcsec; +x = +column, +y = +row); the SIS sits
-  at ``(0, 0)``; the lens equation is ``beta = theta - theta_E theta / |theta|``;
-* the source is lenstronomy's ``SERSIC_ELLIPSE``: ``r_eff`` is the circularised half-light
-  radius (``R_sersic``), elliptical radius ``sqrt(q x'^2 + y'^2 / q)`` with ``x'`` along the
-  major axis at ``position_angle`` (radians, counter-clockwise from +x), ``(e1, e2) =
-  (1-q)/(1+q) (cos 2phi, sin 2phi)``; ``b_n`` is the exact root of
-  ``gamma(2n, b_n) = Gamma(2n)/2`` by default (``bn="lenstronomy"`` selects lenstronomy's
-  ``1.9992 n - 0.3271``; the images differ by up to ~3% of the peak at ``n < 0.7``,
-  ~1% at ``n < 1`` and < 0.1% at ``n >= 2``); unlike lenstronomy the profile is not
-  truncated at ``1000 R_eff`` (outside the stamp unless ``r_eff < 0.02"``);
-* images are flux per pixel (nanomaggies / pixel for nanomaggy fluxes): the mean surface
-  brightness over ``supersample x supersample`` sub-pixel centres (lenstronomy's grid)
-  times ``pixel_scale**2``; ``flux`` is the total *unlensed* source flux, so the rendered
-  arc holds ``magnification x flux`` (minus light outside the stamp);
-* PSF: a circular Gaussian of FWHM ``psf_fwhm`` **sampled at pixel centres** and truncated
-  at ``PSF_TRUNCATION = 5`` sigma (radius ``int(5 sigma / pixel_scale + 0.5)`` pixels,
-  normalised to 1), applied at the native pixel scale after binning: exactly
-  lenstronomy's ``PSF("GAUSSIAN", fwhm=...)`` (``scipy.ndimage.gaussian_filter``) except
-  at the stamp border, which is zero-padded here (lenstronomy repeats the edge pixel).
-  ``psf_kernel="integrated"`` uses the pixel-integrated Gaussian instead.
+  ``y = (row - (size-1)/2) * pixel_scale`` (arcsec; +x = +column, +y = +row). Every
+  position (lens centre, source centre, clump offsets) is in arcsec in this frame; angles
+  are radians counter-clockwise from +x;
+* lens: lenstronomy's ``SIE`` (``theta_E``, ``(e1, e2)`` from ``(lens_position_angle,
+  lens_axis_ratio)``) centred on ``(lens_center_x, lens_center_y)``, plus ``SHEAR``
+  (``gamma1``, ``gamma2``) about the lens centre (``ra_0, dec_0`` = the lens centre): in the
+  lens frame ``alpha_x' = theta_E sqrt(q)/f arctan(f x'/w)``, ``alpha_y' = theta_E
+  sqrt(q)/f artanh(f y'/w)``, ``f = sqrt(1 - q^2)``, ``w = sqrt(q^2 x'^2 + y'^2)``
+  (:func:`~stronglens_assets.science.lensing.ray_tracing.make_sie_deflection`, the same
+  formula the mock survey uses). ``q -> 1``: ``f`` is floored at ``SIE_MIN_SQ = 1e-4``,
+  which changes the deflection by < 4e-9 relative, so ``q = 1`` is the SIS with no
+  singularity. Leaving the lens keywords out is ``q = 1``, no shear, lens at ``(0, 0)``:
+  the SIS at the stamp centre;
+* source: lenstronomy's ``SERSIC_ELLIPSE``: ``r_eff`` is the **circularised** half-light
+  radius (``R_sersic``; a semi-major-axis radius ``R_e`` is ``r_eff = R_e sqrt(q)``, see
+  :mod:`~stronglens_assets.science.lensing.priors`), elliptical radius ``sqrt(q x'^2 + y'^2
+  / q)``, ``b_n`` the exact root of ``gamma(2n, b_n) = Gamma(2n)/2`` by default
+  (``bn="lenstronomy"``: lenstronomy's ``1.9992 n - 0.3271``; the images differ by up to
+  ~3% of the peak at ``n < 0.7``, ~1% at ``n < 1``, < 0.1% at ``n >= 2``), normalised to
+  the analytic total flux; not truncated at ``1000 R_eff`` (lenstronomy is);
+* clumps (optional, off unless given): circular Gaussians in the source plane at offsets
+  ``(clump_x, clump_y)`` from the source centre, widths ``clump_sigma``, each holding
+  ``clump_flux_fraction`` of the source flux (the Sersic holds the rest), same colours;
+* images are flux per pixel (nanomaggies / pixel): the mean surface brightness over the
+  ``supersample x supersample`` sub-pixel centres times ``pixel_scale**2``; ``flux`` is
+  the total *unlensed* source flux, so an arc holds ``magnification x flux`` (minus light
+  outside the stamp);
+* PSF: a circular Gaussian of FWHM ``psf_fwhm`` **sampled at pixel centres**, truncated at
+  ``PSF_TRUNCATION = 5`` sigma, normalised to 1, applied at the native pixel scale after
+  binning: lenstronomy's ``PSF("GAUSSIAN")`` except at the stamp border (zero padded here,
+  lenstronomy repeats the edge pixel). ``psf_kernel="integrated"`` integrates it over pixels.
 
-Speed (the work is the Sersic profile on supersampled pixels); the approximations and
-the tolerances that bound them are keyword arguments of :func:`render_arcs`:
+Algorithm (approximations bounded by keyword arguments of :func:`render_arcs`): one
+unit-flux image per injection, shared by all bands (they differ by flux and PSF), then a
+separable convolution per band. Only a window around the lens is evaluated: the pixels
+whose sub-pixel centres can map (deflection at most ``max |alpha_SIE| + |gamma| |theta|``)
+within ``R_cut`` of the source, ``R_cut`` enclosing ``1 - flux_tol`` of its flux. Each
+pixel centre is evaluated once; its ``supersample**2`` sub-pixels only where (a) the
+surface brightness may change by more than ``exp(ss_log_step)`` across the pixel (a bound
+from the Jacobian norm ``max(1, theta_E / (sqrt(q) rho) - 1) + |gamma|`` of the lens map,
+the source's elliptical map and the profile's log-slope) and (b) the pixel could exceed
+``ss_tol`` x the injection's brightest pixel centre. The PSF is applied to the bounding box
+of the pixels above ``conv_tol`` x the brightest pixel; fainter pixels outside it are added
+unconvolved (flux is conserved). ``adaptive=False`` supersamples and convolves every pixel
+of the stamp (lenstronomy's computation up to float32 rounding). With the defaults the worst
+pixel differs from ``adaptive=False`` by ~0.3% of the peak and the flux by ~0.1% (tested).
 
-* the source profile is evaluated once per injection (unit flux) and shared by all
-  bands, which differ only by flux and PSF;
-* profile evaluation in ``float32`` (``dtype``), all constants computed in float64;
-* only a centred window is evaluated: the one containing every image-plane point whose
-  source-plane elliptical radius is below ``R_cut``, the radius enclosing
-  ``1 - flux_tol`` of the source flux (``flux_tol``; pixels outside hold less than
-  ``flux_tol`` of the unlensed flux, times their magnification, which is ~1 there);
-* pixels are supersampled only where it matters: each pixel centre is evaluated once,
-  and the ``supersample**2`` sub-pixels are evaluated only where (a) the profile may
-  vary by more than a factor ``exp(ss_log_step)`` between the pixel centre and its
-  sub-pixel centres (a bound from the source-plane distance, the SIS Jacobian and the
-  Sersic log-slope) and (b) the pixel could hold more than ``ss_tol`` times the
-  injection's brightest pixel. Pixels failing (a) are smooth on the pixel scale (the
-  centre value differs from the sub-pixel mean by ``~ss_log_step^2 / 6``); pixels
-  failing (b) are faint;
-* the PSF convolution is separable: two batched matrix products with banded (Toeplitz)
-  kernels (by blocks that skip the zeros of the band), restricted to the centred window
-  holding every pixel above ``conv_tol`` x the brightest one, grown by the kernel radius;
-  the fainter pixels outside it are added unconvolved (flux is conserved, the error is at
-  most their value);
-* injections are sorted by window size and processed in chunks whose temporaries stay
-  around ``CHUNK_ELEMENTS`` elements (4 MB in float32), well below glibc's 32 MB mmap
-  threshold; there is no per-injection Python loop.
-
-``adaptive=False`` turns the window and the adaptive supersampling off (every pixel of
-the stamp supersampled), which is lenstronomy's computation up to float32 rounding.
-With the defaults, the worst pixel differs from ``adaptive=False`` by ~0.3% of the peak
-and the total flux by ~0.1% over the prior ranges (tested on random sets and the corners
-of the prior box; ``bench/injection.py`` prints the accuracy against lenstronomy).
+Backends: the formulas are written once with the primitives of
+:mod:`~stronglens_assets.science.lensing.elementwise` and run either on whole arrays (NumPy
+or CuPy, ``backend="xp"``: the reference and the GPU path, in chunks of about
+``CHUNK_ELEMENTS`` elements) or in a fused numba kernel (``backend="numba"``, the default
+for NumPy float32 on a CPU: :mod:`~stronglens_assets.science.lensing.cpu_kernel`). Both
+execute the same float32 operations, so their unconvolved images are identical bit for bit
+and their convolved images differ only by the summation order of the convolution (float32
+rounding). Each injection's result does not depend on the others in the batch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 import scipy.special
 
+from stronglens_assets.science.core.arrays import array_module, to_host
+from stronglens_assets.science.core.units import AB_ZERO_POINT, mag_to_nanomaggies
+from stronglens_assets.science.lensing.elementwise import Ops, xp_ops
 from stronglens_assets.science.lensing.profiles import (
     SERSIC_SMOOTHING_ARCSEC,
     ellipticity_from_phi_q,
@@ -82,147 +89,301 @@ from stronglens_assets.science.lensing.profiles import (
     sersic_bn,
     sersic_bn_lenstronomy,
 )
+from stronglens_assets.science.lensing.ray_tracing import (
+    SIE_MIN_SQ,
+    make_sie_deflection,
+    shear_alpha,
+)
 
 __all__ = [
+    "ARC_ANNULUS_HALF_WIDTH",
     "CHUNK_ELEMENTS",
-    "NANOMAGGY_ZERO_POINT",
+    "MAX_CLUMPS",
+    "N_SERSIC_RANGE",
     "PSF_TRUNCATION",
+    "ArcTruth",
+    "arc_truth",
     "clip_arcs_to_magnitude",
-    "flux_from_magnitude",
     "gaussian_kernel_1d",
     "inject",
+    "make_arc_model",
     "render_arcs",
+    "sie_max_deflection",
 ]
 
 ArrayLike = Any
 
-#: AB zero point of nanomaggies: ``m = 22.5 - 2.5 log10(flux / nanomaggy)``.
-NANOMAGGY_ZERO_POINT: float = 22.5
 #: Sersic indices the engine renders (its b_n root and the profile tables are checked there).
 N_SERSIC_RANGE: tuple[float, float] = (0.2, 10.0)
 #: Gaussian PSF truncation radius in sigma (lenstronomy's ``PSF(truncation=5)``).
 PSF_TRUNCATION: float = 5.0
-#: Target number of elements of the largest per-chunk temporary (float32: 4 MB).
+#: Target number of elements of the largest per-chunk temporary of the array path.
 CHUNK_ELEMENTS: int = 1 << 20
+#: Most clumps per injection.
+MAX_CLUMPS: int = 8
+#: Half width (arcsec) of the annulus ``|r - theta_E| <= w`` of :func:`arc_truth`'s S/N.
+ARC_ANNULUS_HALF_WIDTH: float = 0.75
 #: Largest Poisson mean numpy's generator accepts safely (int64 counts).
 _POISSON_LAM_MAX: float = 1e18
 
+#: Per-injection constants of the model, in the order of the numba kernel's table.
+COLUMNS: tuple[str, ...] = (
+    # lens: centre, major-axis angle, q^2, sqrt(1 - q^2) (floored), b / sqrt(1 - q^2), shear
+    "lx",
+    "ly",
+    "cos_p",
+    "sin_p",
+    "q2",
+    "sq",
+    "b_sq",
+    "g1",
+    "g2",
+    # Sersic: centre, elliptical map, 1/(2n), -ln(r_eff)/n, b_n, ln(amp pixel^2 (1-F)) + b_n
+    "sx",
+    "sy",
+    "a11",
+    "a12",
+    "a22",
+    "c",
+    "d",
+    "b",
+    "lnA",
+    # supersampling bound: theta_E/sqrt(q_lens), |gamma|, sub-pixel half-diagonal (arcsec),
+    # the same / sqrt(q_source), 1.5/n, smallest distance to the lens centre (arcsec)
+    "te_sq",
+    "gam",
+    "hd",
+    "hdq",
+    "n15",
+    "rho_min",
+)
+#: Per-clump constants: offset from the source centre, ln(fraction pixel^2 / (2 pi s^2)),
+#: 1/(2 s^2), 1/s^2.
+CLUMP_COLUMNS: tuple[str, ...] = ("cx", "cy", "lnw", "inv2s2", "invs2")
 
-def flux_from_magnitude(mag: ArrayLike) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (zero point 22.5)."""
-    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - NANOMAGGY_ZERO_POINT))
-
-
-def _is_cupy(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "cupy"
-
-
-def _array_module(a: Any) -> ModuleType:
-    """``cupy`` for CuPy arrays, else ``numpy`` (CuPy is imported only if ``a`` is one)."""
-    if _is_cupy(a):
-        import cupy  # optional GPU dependency, never imported on CPU
-
-        return cupy
-    return np
-
-
-def _host(a: Any) -> np.ndarray:
-    if _is_cupy(a):
-        return np.asarray(a.get())
-    return np.asarray(a)
+_F32 = np.float32
+_ZERO, _HALF, _ONE, _TWO = _F32(0.0), _F32(0.5), _F32(1.0), _F32(2.0)
+_SIXTY = _F32(60.0)
+_TINY = _F32(1e-30)
+_R2_MIN = _F32(SERSIC_SMOOTHING_ARCSEC**2)
 
 
 # --------------------------------------------------------------------------------------
-# Validation
+# The model, written once (arrays: NumPy / CuPy; scalars: the numba kernel)
 # --------------------------------------------------------------------------------------
+
+
+def make_arc_model(ops: Ops, jit: Callable[[Any], Any] | None = None) -> SimpleNamespace:
+    """The per-point formulas of the engine built from ``ops`` (see the module docstring).
+
+    Every function takes scalars (numba) or broadcastable arrays (NumPy / CuPy) and uses
+    only the primitives of ``ops`` and ``+ - * /``, so each backend runs the same IEEE
+    operations. ``jit`` (e.g. ``numba.njit``) compiles each function. Returns a namespace
+    with ``source_plane``, ``sersic``, ``clump``, ``stretch``, ``sersic_variation``,
+    ``clump_variation`` and ``needs_supersampling``.
+    """
+    wrap = (lambda f: f) if jit is None else jit
+    sqrt, exp, log, fmax, fmin = ops.sqrt, ops.exp, ops.log, ops.fmax, ops.fmin
+    sie_alpha = make_sie_deflection(ops, jit)
+    shear = wrap(shear_alpha)
+
+    def source_plane(x, y, lx, ly, cos_p, sin_p, q2, sq, b_sq, g1, g2):
+        """Source-plane position of image-plane ``(x, y)``; also the offsets from the lens."""
+        dx = x - lx
+        dy = y - ly
+        ax, ay = sie_alpha(dx, dy, cos_p, sin_p, q2, _ZERO, _ZERO, _ZERO, sq, b_sq)
+        gx, gy = shear(dx, dy, g1, g2)
+        return (x - ax) - gx, (y - ay) - gy, dx, dy
+
+    def sersic(bx, by, sx, sy, a11, a12, a22, c, d, b, ln_a):
+        """Sersic flux per pixel at source-plane ``(bx, by)``: ``(f, R^2, (R/R_eff)^(1/n),
+        offset from the source centre)``."""
+        ux = bx - sx
+        uy = by - sy
+        xe = a11 * ux + a12 * uy
+        ye = a12 * ux + a22 * uy
+        r2 = fmax(xe * xe + ye * ye, _R2_MIN)
+        t = exp(c * log(r2) + d)
+        return exp(ln_a - b * t), r2, t, ux, uy
+
+    def clump(ux, uy, cx, cy, lnw, inv2s2):
+        """Gaussian clump flux per pixel at offset ``(ux, uy)`` from the source centre."""
+        ex = ux - cx
+        ey = uy - cy
+        d2 = ex * ex + ey * ey
+        return exp(lnw - d2 * inv2s2), d2
+
+    def stretch(dx, dy, te_sq, gam, hd, rho_min):
+        """Bound of the lens map's Jacobian norm over the pixel: ``max(1, 2 kappa_max - 1)
+        + |gamma|`` with ``2 kappa <= theta_E / (sqrt(q) rho)`` (isothermal: the Hessian's
+        eigenvalues are 0 and 2 kappa), ``rho`` the smallest distance to the lens."""
+        rho = fmax(sqrt(dx * dx + dy * dy) - hd, rho_min)
+        return fmax(te_sq / rho - _ONE, _ONE) + gam
+
+    def sersic_variation(r2, t, st, hdq, b, n15):
+        """Bound of ``|ln I(sub) - ln I(centre)|`` over the pixel and whether the pixel is
+        too close to the profile's centre for the bound (``2 delta >= R``)."""
+        delta = st * hdq
+        r = sqrt(r2)
+        near = delta * _TWO >= r
+        g = b * t * delta / fmax(r - delta, _TINY) * n15
+        return g, near
+
+    def clump_variation(d2, st, hd, invs2):
+        """Bound of ``|ln G(sub) - ln G(centre)|`` for a Gaussian clump."""
+        dc = st * hd
+        return (sqrt(d2) * dc + _HALF * dc * dc) * invs2
+
+    def needs_supersampling(f, g, near, peak_tol, log_step):
+        """(a) may vary by more than ``exp(log_step)`` and (b) may exceed ``peak_tol``."""
+        varies = near | (g > log_step)
+        bright = near | (exp(fmin(g, _SIXTY)) * f > peak_tol)
+        return varies & bright
+
+    return SimpleNamespace(
+        source_plane=wrap(source_plane),
+        sersic=wrap(sersic),
+        clump=wrap(clump),
+        stretch=wrap(stretch),
+        sersic_variation=wrap(sersic_variation),
+        clump_variation=wrap(clump_variation),
+        needs_supersampling=wrap(needs_supersampling),
+    )
+
+
+_MODELS: dict[tuple[str, str], SimpleNamespace] = {}
+
+
+def _xp_model(xp: ModuleType, dtype: Any) -> SimpleNamespace:
+    key = (xp.__name__, np.dtype(dtype).str)
+    if key not in _MODELS:
+        _MODELS[key] = make_arc_model(xp_ops(xp, dtype))
+    return _MODELS[key]
+
+
+# --------------------------------------------------------------------------------------
+# Validation and per-injection constants (host, float64)
+# --------------------------------------------------------------------------------------
+
+
+def _first(bad: np.ndarray) -> int:
+    return int(np.flatnonzero(np.asarray(bad).reshape(-1))[0])
 
 
 def _vector(name: str, value: ArrayLike, n: int | None) -> np.ndarray:
-    arr = _host(value).astype(np.float64)
+    arr = to_host(value).astype(np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of length N, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} has length {arr.shape[0]}, expected N = {n} (theta_e's)")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values (index {_first_bad(arr)})")
+        raise ValueError(
+            f"{name} contains NaN or infinite values (index {_first(~np.isfinite(arr))})"
+        )
     return arr
 
 
-def _first_bad(mask_or_arr: np.ndarray) -> int:
-    bad = ~np.isfinite(mask_or_arr) if mask_or_arr.dtype != bool else mask_or_arr
-    return int(np.flatnonzero(bad.reshape(-1))[0])
+def _optional(name: str, value: ArrayLike | None, n: int, default: float) -> np.ndarray:
+    return np.full(n, default) if value is None else _vector(name, value, n)
 
 
 def _check(name: str, ok: np.ndarray, rule: str) -> None:
     if not np.all(ok):
-        idx = int(np.flatnonzero(~ok.reshape(-1))[0])
-        raise ValueError(f"{name} must be {rule} (first bad element at flat index {idx})")
+        raise ValueError(f"{name} must be {rule} (first bad element at index {_first(~ok)})")
 
 
-def _per_band(name: str, value: ArrayLike, n: int, bands: int | None) -> np.ndarray:
-    arr = _host(value).astype(np.float64)
-    if arr.ndim != 2 or arr.shape[0] != n or (bands is not None and arr.shape[1] != bands):
-        want = f"({n}, {bands if bands is not None else 'B'})"
-        raise ValueError(f"{name} must have shape {want} (N, B), got {arr.shape}")
+def _table(name: str, value: ArrayLike, n: int, width: int | None) -> np.ndarray:
+    arr = to_host(value).astype(np.float64)
+    if arr.ndim != 2 or arr.shape[0] != n or (width is not None and arr.shape[1] != width):
+        want = f"({n}, {width if width is not None else 'B'})"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values (flat index {_first_bad(arr)})")
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains NaN or infinite values (index {tuple(bad.tolist())})")
     return arr
+
+
+def sie_max_deflection(theta_e: ArrayLike, q: ArrayLike) -> np.ndarray:
+    """Largest SIE deflection ``max |alpha|`` (arcsec) over all directions (host, float64).
+
+    With ``u = cos t / q``, ``v = sin t`` on the unit ``w``-ellipse, ``|alpha|^2 = (b/f)^2
+    (arctan^2(f u) + artanh^2(f v))``; maximised over 257 angles in [0, pi/2] and enlarged
+    by 0.1% (the samples miss the maximum by < 1e-4 relative). ``theta_E`` for ``q = 1``.
+    """
+    te = np.asarray(theta_e, dtype=np.float64)[..., None]
+    qq = np.asarray(q, dtype=np.float64)[..., None]
+    f = np.maximum(np.sqrt(1.0 - qq * qq), SIE_MIN_SQ)
+    t = np.linspace(0.0, 0.5 * np.pi, 257)
+    mag = np.hypot(np.arctan(f * np.cos(t) / qq), np.arctanh(f * np.sin(t)))
+    return (te * np.sqrt(qq) / f * mag).max(axis=-1) * 1.001
 
 
 @dataclass(frozen=True)
 class _Params:
-    """Validated host-side (float64) parameters and per-injection constants."""
+    """Validated parameters (host float64) and per-injection constants."""
 
-    theta_e: np.ndarray
-    source_x: np.ndarray
-    source_y: np.ndarray
-    r_eff: np.ndarray
-    n: np.ndarray
-    q: np.ndarray
     flux: np.ndarray  # (N, B)
     psf_fwhm: np.ndarray | None  # (N, B)
-    bn: np.ndarray
-    a11: np.ndarray
-    a12: np.ndarray
-    a22: np.ndarray
-    ln_amp: np.ndarray  # ln(amp * pixel_area) + b_n for unit flux
+    table: np.ndarray  # (N, len(COLUMNS))
+    clumps: np.ndarray  # (N, K, len(CLUMP_COLUMNS)); K = 0 without clumps
+    n_clumps: np.ndarray  # (N,) active clumps (packed first)
+    reach: np.ndarray  # (N,) window radius around the lens centre, pixels
+    lens_rc: np.ndarray  # (N, 2) lens centre in pixel coordinates (row, col)
+
+    @property
+    def n(self) -> int:
+        return self.flux.shape[0]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.table[:, COLUMNS.index(name)]
 
 
 def _validate(
-    theta_e: ArrayLike,
-    source_x: ArrayLike,
-    source_y: ArrayLike,
-    r_eff: ArrayLike,
-    n_sersic: ArrayLike,
-    axis_ratio: ArrayLike,
-    position_angle: ArrayLike,
-    flux: ArrayLike,
-    psf_fwhm: ArrayLike | None,
+    args: dict[str, ArrayLike | None],
+    *,
+    size: int,
     pixel_scale: float,
+    supersample: int,
     bn: str,
+    flux_tol: float,
 ) -> _Params:
-    te = _vector("theta_e", theta_e, None)
+    te = _vector("theta_e", args["theta_e"], None)
     n_inj = te.shape[0]
     _check("theta_e", te >= 0, ">= 0 arcsec")
-    sx = _vector("source_x", source_x, n_inj)
-    sy = _vector("source_y", source_y, n_inj)
-    re = _vector("r_eff", r_eff, n_inj)
+    sx = _vector("source_x", args["source_x"], n_inj)
+    sy = _vector("source_y", args["source_y"], n_inj)
+    re = _vector("r_eff", args["r_eff"], n_inj)
     _check("r_eff", re > 0, "> 0 arcsec")
-    ns = _vector("n_sersic", n_sersic, n_inj)
-    _check(
-        "n_sersic",
-        (ns >= N_SERSIC_RANGE[0]) & (ns <= N_SERSIC_RANGE[1]),
-        f"in [{N_SERSIC_RANGE[0]}, {N_SERSIC_RANGE[1]}]",
-    )
-    q = _vector("axis_ratio", axis_ratio, n_inj)
+    ns = _vector("n_sersic", args["n_sersic"], n_inj)
+    lo, hi = N_SERSIC_RANGE
+    _check("n_sersic", (ns >= lo) & (ns <= hi), f"in [{lo}, {hi}]")
+    q = _vector("axis_ratio", args["axis_ratio"], n_inj)
     _check("axis_ratio", (q > 0) & (q <= 1), "in (0, 1]")
-    pa = _vector("position_angle", position_angle, n_inj)
-    fl = _per_band("flux", flux, n_inj, None)
-    _check("flux", fl >= 0, ">= 0 nanomaggies")
+    pa = _vector("position_angle", args["position_angle"], n_inj)
+    fl = _table("flux", args["flux"], n_inj, None)
+    if not np.all(fl >= 0):
+        bad = tuple(np.argwhere(~(fl >= 0))[0].tolist())
+        raise ValueError(f"flux must be >= 0 nanomaggies (first bad element at index {bad})")
     fw = None
-    if psf_fwhm is not None:
-        fw = _per_band("psf_fwhm", psf_fwhm, n_inj, fl.shape[1])
-        _check("psf_fwhm", fw > 0, "> 0 arcsec")
+    if args["psf_fwhm"] is not None:
+        fw = _table("psf_fwhm", args["psf_fwhm"], n_inj, fl.shape[1])
+        if not np.all(fw > 0):
+            bad = tuple(np.argwhere(~(fw > 0))[0].tolist())
+            raise ValueError(f"psf_fwhm must be > 0 arcsec (first bad element at index {bad})")
+    ql = _optional("lens_axis_ratio", args["lens_axis_ratio"], n_inj, 1.0)
+    _check("lens_axis_ratio", (ql > 0) & (ql <= 1), "in (0, 1]")
+    pl = _optional("lens_position_angle", args["lens_position_angle"], n_inj, 0.0)
+    g1 = _optional("shear_gamma1", args["shear_gamma1"], n_inj, 0.0)
+    g2 = _optional("shear_gamma2", args["shear_gamma2"], n_inj, 0.0)
+    gam = np.hypot(g1, g2)
+    _check("shear_gamma1/shear_gamma2", gam < 1, "a shear with |gamma| < 1")
+    lx = _optional("lens_center_x", args["lens_center_x"], n_inj, 0.0)
+    ly = _optional("lens_center_y", args["lens_center_y"], n_inj, 0.0)
+    half = 0.5 * size * pixel_scale
+    _check("lens_center_x", np.abs(lx) <= half, f"inside the stamp (|x| <= {half:g} arcsec)")
+    _check("lens_center_y", np.abs(ly) <= half, f"inside the stamp (|y| <= {half:g} arcsec)")
+    clumps, n_clumps, clump_reach, frac_total = _validate_clumps(args, n_inj, pixel_scale, flux_tol)
+
     if bn == "exact":
         b = np.asarray(sersic_bn(ns), dtype=np.float64)
     elif bn == "lenstronomy":
@@ -233,78 +394,124 @@ def _validate(
     norm = np.sqrt(np.maximum(np.abs(1.0 - e1 * e1 - e2 * e2), 1e-6))
     re_f = np.maximum(re, SERSIC_SMOOTHING_ARCSEC)
     amp = np.asarray(sersic_amp_for_flux(np.ones(n_inj), re_f, ns, bn=b), dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        ln_sersic_weight = np.log1p(-frac_total)
+    sq = np.maximum(np.sqrt(1.0 - ql * ql), SIE_MIN_SQ)
+    hd = pixel_scale * math.sqrt(0.5) * (supersample - 1) / supersample
+    values = {
+        "lx": lx,
+        "ly": ly,
+        "cos_p": np.cos(pl),
+        "sin_p": np.sin(pl),
+        "q2": ql * ql,
+        "sq": sq,
+        "b_sq": te * np.sqrt(ql) / sq,
+        "g1": g1,
+        "g2": g2,
+        "sx": sx,
+        "sy": sy,
+        "a11": (1.0 - e1) / norm,
+        "a12": -e2 / norm,
+        "a22": (1.0 + e1) / norm,
+        "c": 0.5 / ns,
+        "d": -np.log(re_f) / ns,
+        "b": b,
+        "lnA": np.log(amp * pixel_scale**2) + b + ln_sersic_weight,
+        "te_sq": te / np.sqrt(ql),
+        "gam": gam,
+        "hd": np.full(n_inj, hd),
+        "hdq": hd / np.sqrt(q),
+        "n15": 1.5 / ns,
+        "rho_min": np.full(n_inj, 1e-3 * pixel_scale),
+    }
+    table = np.stack([values[name] for name in COLUMNS], axis=1)
+
+    # window: pixels that can map within R_cut (1 - flux_tol of the flux) of the source
+    x_cut = scipy.special.gammaincinv(2.0 * ns, 1.0 - flux_tol)
+    r_src = np.maximum(re_f * (x_cut / b) ** ns / np.sqrt(q), clump_reach)
+    extent = (sie_max_deflection(te, ql) + np.hypot(sx - lx, sy - ly) + r_src) / (1.0 - gam)
+    centre = (size - 1) / 2.0
     return _Params(
-        theta_e=te,
-        source_x=sx,
-        source_y=sy,
-        r_eff=re_f,
-        n=ns,
-        q=q,
         flux=fl,
         psf_fwhm=fw,
-        bn=b,
-        a11=(1.0 - e1) / norm,
-        a12=-e2 / norm,
-        a22=(1.0 + e1) / norm,
-        ln_amp=np.log(amp * pixel_scale**2) + b,
+        table=table,
+        clumps=clumps,
+        n_clumps=n_clumps,
+        reach=extent / pixel_scale + 1.0,
+        lens_rc=np.stack([ly / pixel_scale + centre, lx / pixel_scale + centre], axis=1),
     )
 
 
-# --------------------------------------------------------------------------------------
-# Pixel grids (cached per stamp geometry and array module)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Grid:
-    x: Any  # (size, size) pixel centres, arcsec
-    y: Any
-    ux: Any  # unit vectors theta / |theta| (0 at the origin)
-    uy: Any
-    rho_min: Any  # smallest |theta| over the pixel's sub-pixel centres (floored)
-    ox: Any  # (s*s, 1) sub-pixel offsets from the pixel centre, arcsec
-    oy: Any
-
-
-_GRID_CACHE: dict[tuple[int, float, int, str, str], _Grid] = {}
-
-
-def _unit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r = np.hypot(x, y)
-    safe = np.where(r > 0, r, 1.0)
-    return np.where(r > 0, x / safe, 0.0), np.where(r > 0, y / safe, 0.0)
-
-
-def _grid(size: int, pixel_scale: float, s: int, dtype: Any, xp: ModuleType) -> _Grid:
-    key = (size, float(pixel_scale), s, np.dtype(dtype).str, xp.__name__)
-    if key in _GRID_CACHE:
-        return _GRID_CACHE[key]
-    c = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_scale
-    x, y = np.meshgrid(c, c)  # x varies along columns
-    ux, uy = _unit(x, y)
-    half_diag = pixel_scale * math.sqrt(0.5) * (s - 1) / s
-    rho_min = np.maximum(np.hypot(x, y) - half_diag, 1e-3 * pixel_scale)
-    sub = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
-    ox, oy = np.meshgrid(sub, sub)
-
-    def dev(a: np.ndarray) -> Any:
-        if a.ndim == 3:
-            a = a.reshape(a.shape[0], -1)
-        return xp.asarray(np.ascontiguousarray(a, dtype=dtype))
-
-    grid = _Grid(
-        x=dev(x),
-        y=dev(y),
-        ux=dev(ux),
-        uy=dev(uy),
-        rho_min=dev(rho_min),
-        ox=dev(ox.reshape(-1, 1)),
-        oy=dev(oy.reshape(-1, 1)),
+def _validate_clumps(
+    args: dict[str, ArrayLike | None], n_inj: int, pixel_scale: float, flux_tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    names = ("clump_x", "clump_y", "clump_sigma", "clump_flux_fraction")
+    given = [args[name] is not None for name in names]
+    if not any(given):
+        z = np.zeros(n_inj)
+        return np.zeros((n_inj, 0, len(CLUMP_COLUMNS))), z.astype(np.int64), z, z
+    if not all(given):
+        missing = [name for name, ok in zip(names, given, strict=True) if not ok]
+        raise ValueError(f"clumps need all of {list(names)}; missing {missing}")
+    cx = _table("clump_x", args["clump_x"], n_inj, None)
+    k = cx.shape[1]
+    if k > MAX_CLUMPS:
+        raise ValueError(f"clump_x has {k} clumps per injection; at most {MAX_CLUMPS}")
+    cy = _table("clump_y", args["clump_y"], n_inj, k)
+    sig = _table("clump_sigma", args["clump_sigma"], n_inj, k)
+    frac = _table("clump_flux_fraction", args["clump_flux_fraction"], n_inj, k)
+    if not np.all(frac >= 0):
+        bad = tuple(np.argwhere(~(frac >= 0))[0].tolist())
+        raise ValueError(f"clump_flux_fraction must be >= 0 (first bad element at index {bad})")
+    active = frac > 0
+    if not np.all(sig[active] > 0):
+        bad = tuple(np.argwhere(active & ~(sig > 0))[0].tolist())
+        raise ValueError(f"clump_sigma must be > 0 arcsec (first bad element at index {bad})")
+    total = frac.sum(axis=1)
+    _check("clump_flux_fraction", total <= 1.0, "summing to <= 1 per injection")
+    order = np.argsort(~active, axis=1, kind="stable")  # active clumps first
+    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
+    cx, cy, sig, frac, active = take(cx), take(cy), take(sig), take(frac), take(active)
+    safe = np.where(active, sig, 1.0)
+    with np.errstate(divide="ignore"):
+        lnw = np.where(active, np.log(frac * pixel_scale**2 / (2.0 * np.pi * safe**2)), -np.inf)
+    table = np.stack(
+        [
+            np.where(active, cx, 0.0),
+            np.where(active, cy, 0.0),
+            lnw,
+            np.where(active, 0.5 / safe**2, 0.0),
+            np.where(active, 1.0 / safe**2, 0.0),
+        ],
+        axis=-1,
     )
-    if len(_GRID_CACHE) > 16:
-        _GRID_CACHE.clear()
-    _GRID_CACHE[key] = grid
-    return grid
+    reach = np.where(active, np.hypot(cx, cy) + safe * math.sqrt(-2.0 * math.log(flux_tol)), 0.0)
+    return table, active.sum(axis=1).astype(np.int64), reach.max(axis=1, initial=0.0), total
+
+
+def _render_windows(p: _Params, size: int, adaptive: bool) -> np.ndarray:
+    """``(N, 4)`` int64 ``[r0, r1, c0, c1]`` (end exclusive) of the evaluated pixels."""
+    if not adaptive:
+        return np.tile(np.array([0, size, 0, size], dtype=np.int64), (p.n, 1))
+    reach = p.reach[:, None]
+    lo = np.floor(p.lens_rc - reach)
+    hi = np.ceil(p.lens_rc + reach) + 1
+    lo = np.clip(lo, 0, size).astype(np.int64)
+    hi = np.clip(hi, 0, size).astype(np.int64)
+    return np.stack([lo[:, 0], hi[:, 0], lo[:, 1], hi[:, 1]], axis=1)
+
+
+def _bbox_from_mask(rows_any: np.ndarray, cols_any: np.ndarray) -> np.ndarray:
+    """``[r0, r1, c0, c1]`` (end exclusive) of the True entries; ``[0, 0, 0, 0]`` if none."""
+    size = rows_any.shape[1]
+    has = rows_any.any(axis=1)
+    r0 = np.argmax(rows_any, axis=1)
+    r1 = size - np.argmax(rows_any[:, ::-1], axis=1)
+    c0 = np.argmax(cols_any, axis=1)
+    c1 = size - np.argmax(cols_any[:, ::-1], axis=1)
+    box = np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
+    box[~has] = 0
+    return box
 
 
 # --------------------------------------------------------------------------------------
@@ -356,132 +563,39 @@ def gaussian_kernel_1d(
     return k / k.sum(axis=-1, keepdims=True)
 
 
+def _kernel_radius(psf_fwhm: np.ndarray, pixel_scale: float) -> np.ndarray:
+    sigma_pix = psf_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
+    return np.floor(PSF_TRUNCATION * sigma_pix + 0.5).astype(np.int64).max(axis=1)
+
+
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
 
 
-def _window_margins(p: _Params, size: int, pixel_scale: float, flux_tol: float) -> np.ndarray:
-    """Pixels that may be skipped on each side of the stamp, per injection.
+@dataclass(frozen=True)
+class _Setup:
+    """Everything a backend needs besides the parameters."""
 
-    The window contains every pixel whose sub-pixel centres can map (SIS: ``|beta| >=
-    |theta| - theta_E``) to a source-plane elliptical radius below ``R_cut``, the radius
-    enclosing ``1 - flux_tol`` of the Sersic flux: ``P(2n, b_n (R_cut/R_eff)^(1/n)) =
-    1 - flux_tol``. The Euclidean source-plane radius is at most ``R_cut / sqrt(q)``.
-    """
-    x_cut = scipy.special.gammaincinv(2.0 * p.n, 1.0 - flux_tol)
-    r_cut = p.r_eff * (x_cut / p.bn) ** p.n / np.sqrt(p.q)
-    extent = p.theta_e + np.hypot(p.source_x, p.source_y) + r_cut  # arcsec from the lens
-    half = (size - 1) / 2.0
-    reach = extent / pixel_scale + 1.0  # pixels from the stamp centre, incl. sub-pixels
-    return np.clip(np.floor(half - reach), 0, size // 2).astype(np.int64)
-
-
-def _dev_params(p: _Params, idx: np.ndarray, xp: ModuleType, dtype: Any) -> dict[str, Any]:
-    """Per-injection constants of ``idx`` as ``(C, 1, 1)`` device arrays."""
-
-    def col(a: np.ndarray) -> Any:
-        return xp.asarray(a[idx].reshape(-1, 1, 1).astype(dtype))
-
-    inv_n = 1.0 / p.n
-    return {
-        "te": col(p.theta_e),
-        "sx": col(p.source_x),
-        "sy": col(p.source_y),
-        "a11": col(p.a11),
-        "a12": col(p.a12),
-        "a22": col(p.a22),
-        "c": col(0.5 * inv_n),
-        "d": col(-np.log(p.r_eff) * inv_n),
-        "b": col(p.bn),
-        "lnA": col(p.ln_amp),
-    }
+    size: int
+    s: int
+    pixel_scale: float
+    dtype: Any
+    adaptive: bool
+    ss_tol: float
+    ss_log_step: float
+    conv_tol: float
+    psf_kernel: str
+    coord: np.ndarray  # (size,) pixel-centre coordinates, float64
+    sub: np.ndarray  # (s*s, 2) sub-pixel offsets (x, y), float64
 
 
-def _sersic_pixel_flux(
-    x: Any, y: Any, ux: Any, uy: Any, k: dict[str, Any], xp: ModuleType
-) -> tuple[Any, Any, Any]:
-    """Lensed unit-flux Sersic flux per pixel at points ``(x, y)``.
-
-    Returns ``(flux, r2, t)``: the flux a pixel would hold if the surface brightness were
-    the value at the point, the squared elliptical radius ``R^2`` (floored) and
-    ``t = (R / R_eff)^(1/n)``.
-    """
-    if ux is None:  # sub-pixels: SIS deflection from the coordinates, x (1 - theta_E/rho)
-        shrink = x * x
-        shrink += y * y
-        xp.sqrt(shrink, out=shrink)
-        xp.maximum(shrink, 1e-12, out=shrink)
-        xp.divide(k["te"], shrink, out=shrink)
-        xp.subtract(1.0, shrink, out=shrink)
-        dx = x * shrink
-        dy = y * shrink
-        del shrink
-    else:
-        dx = x - k["te"] * ux
-        dy = y - k["te"] * uy
-    dx -= k["sx"]
-    dy -= k["sy"]
-    xe = k["a11"] * dx
-    xe += k["a12"] * dy
-    ye = k["a12"] * dx
-    ye += k["a22"] * dy
-    del dx, dy
-    xe *= xe
-    ye *= ye
-    xe += ye
-    del ye
-    r2 = xp.maximum(xe, SERSIC_SMOOTHING_ARCSEC**2, out=xe)
-    t = xp.log(r2)
-    t *= k["c"]
-    t += k["d"]
-    xp.exp(t, out=t)
-    f = k["b"] * t
-    xp.subtract(k["lnA"], f, out=f)
-    xp.exp(f, out=f)
-    return f, r2, t
-
-
-def _supersample_mask(
-    f: Any,
-    r2: Any,
-    t: Any,
-    rho_min: Any,
-    k: dict[str, Any],
-    half_diag_over_sqrtq: Any,
-    n: Any,
-    ss_tol: float,
-    ss_log_step: float,
-    xp: ModuleType,
-) -> Any:
-    """Pixels whose sub-pixels must be evaluated (see the module docstring).
-
-    ``delta`` bounds the source-plane elliptical-radius change between a pixel centre and
-    its sub-pixel centres: half-diagonal x SIS Jacobian norm ``max(1, theta_E/rho - 1)``
-    x ``1/sqrt(q)`` (the norm of the elliptical map). With ``r`` the centre's elliptical
-    radius and ``r > 2 delta``, ``|ln I(sub) - ln I(centre)| <= 1.5 b_n t delta / (n (r -
-    delta))``; pixels with ``r <= 2 delta`` are always candidates.
-    """
-    stretch = k["te"] / rho_min
-    stretch -= 1.0
-    xp.maximum(stretch, 1.0, out=stretch)
-    stretch *= half_diag_over_sqrtq  # delta
-    r = xp.sqrt(r2)
-    near = stretch * 2.0 >= r
-    r -= stretch
-    xp.maximum(r, 1e-30, out=r)
-    g = k["b"] * t
-    g *= stretch
-    g /= r
-    g *= 1.5 / n
-    del r, stretch
-    varies = near | (g > ss_log_step)
-    xp.minimum(g, 60.0, out=g)
-    xp.exp(g, out=g)
-    g *= f  # upper bound of the pixel's sub-pixel values where not near
-    peak = f.reshape(f.shape[0], -1).max(axis=1).reshape(-1, 1, 1)
-    bright = near | (g > ss_tol * peak)
-    return varies & bright
+def _setup(size: int, s: int, pixel_scale: float, **kw: Any) -> _Setup:
+    coord = (np.arange(size, dtype=np.float64) - (size - 1) / 2.0) * pixel_scale
+    off = ((np.arange(s) + 0.5) / s - 0.5) * pixel_scale
+    ox, oy = np.meshgrid(off, off)  # k = iy * s + ix
+    sub = np.stack([ox.reshape(-1), oy.reshape(-1)], axis=1)
+    return _Setup(size=size, s=s, pixel_scale=pixel_scale, coord=coord, sub=sub, **kw)
 
 
 def render_arcs(
@@ -495,10 +609,21 @@ def render_arcs(
     flux: ArrayLike,
     psf_fwhm: ArrayLike | None,
     *,
+    lens_axis_ratio: ArrayLike | None = None,
+    lens_position_angle: ArrayLike | None = None,
+    shear_gamma1: ArrayLike | None = None,
+    shear_gamma2: ArrayLike | None = None,
+    lens_center_x: ArrayLike | None = None,
+    lens_center_y: ArrayLike | None = None,
+    clump_x: ArrayLike | None = None,
+    clump_y: ArrayLike | None = None,
+    clump_sigma: ArrayLike | None = None,
+    clump_flux_fraction: ArrayLike | None = None,
     size: int = 101,
     pixel_scale: float = 0.262,
     supersample: int = 4,
     xp: ModuleType = np,
+    backend: Literal["auto", "numba", "xp"] = "auto",
     bn: Literal["exact", "lenstronomy"] = "exact",
     psf_kernel: Literal["sampled", "integrated"] = "sampled",
     dtype: Any = np.float32,
@@ -509,111 +634,132 @@ def render_arcs(
     conv_tol: float = 3e-4,
     workers: int = 1,
 ) -> Any:
-    """Render SIS-lensed elliptical Sersic arcs in every band, batched over injections.
+    """Render lensed arcs (SIE + shear, Sersic source) in every band, batched.
 
     Args:
-        theta_e: ``(N,)`` SIS Einstein radius (arcsec, >= 0); the lens is at the stamp
-            centre (pixel ``((size-1)/2, (size-1)/2)``).
-        source_x, source_y: ``(N,)`` source centre in the source plane relative to the
-            lens (arcsec; +x = +column, +y = +row as :func:`profiles.pixel_grid`).
-        r_eff: ``(N,)`` circularised half-light radius (arcsec, > 0; lenstronomy's
-            ``R_sersic``).
+        theta_e: ``(N,)`` Einstein radius (arcsec, >= 0; lenstronomy's ``theta_E``).
+        source_x, source_y: ``(N,)`` source centre in the source plane (arcsec, stamp frame:
+            offsets from the stamp centre, +x = +column, +y = +row).
+        r_eff: ``(N,)`` circularised half-light radius (arcsec, > 0; ``R_sersic``).
         n_sersic: ``(N,)`` Sersic index (in [0.2, 10]).
-        axis_ratio: ``(N,)`` q = b/a in (0, 1].
-        position_angle: ``(N,)`` major-axis angle (radians, counter-clockwise from +x;
-            lenstronomy's phi).
-        flux: ``(N, B)`` total unlensed source flux per band (nanomaggies, >= 0; see
-            :func:`flux_from_magnitude`).
-        psf_fwhm: ``(N, B)`` Gaussian PSF FWHM per band (arcsec, e.g. the host cutout's
-            ``psfsize``), or ``None`` for no PSF.
+        axis_ratio: ``(N,)`` source q = b/a in (0, 1].
+        position_angle: ``(N,)`` source major-axis angle (radians from +x, lenstronomy's phi).
+        flux: ``(N, B)`` total unlensed source flux per band (nanomaggies, >= 0).
+        psf_fwhm: ``(N, B)`` Gaussian PSF FWHM per band (arcsec), or ``None`` for no PSF.
+        lens_axis_ratio: ``(N,)`` SIE q in (0, 1] (default 1).
+        lens_position_angle: ``(N,)`` SIE major-axis angle (radians from +x; default 0).
+        shear_gamma1, shear_gamma2: ``(N,)`` external shear (|gamma| < 1; default 0).
+        lens_center_x, lens_center_y: ``(N,)`` lens centre (arcsec from the stamp centre,
+            inside the stamp; default 0).
+        clump_x, clump_y, clump_sigma, clump_flux_fraction: ``(N, K)`` (K <= 8) Gaussian
+            clumps: offsets from the source centre and widths (arcsec), fractions of the
+            source flux (>= 0, summing to <= 1; 0 = no clump). All four or none.
         size: stamp side (pixels).
         pixel_scale: arcsec / pixel.
-        supersample: sub-pixels per pixel per axis (lenstronomy's
-            ``supersampling_factor``; convolution after binning).
+        supersample: sub-pixels per pixel per axis (convolution after binning).
         xp: array module (``numpy`` or ``cupy``); outputs live there.
+        backend: ``"numba"`` (fused CPU kernel; NumPy float32 only), ``"xp"`` (array path)
+            or ``"auto"`` (numba for NumPy float32, else xp).
         bn: ``"exact"`` Sersic ``b_n`` (default) or lenstronomy's linear approximation.
-        psf_kernel: ``"sampled"`` (Gaussian at pixel centres, as lenstronomy's
-            ``GAUSSIAN``) or ``"integrated"`` (pixel-integrated Gaussian).
-        dtype: floating type of the profile evaluation and output (float32 default;
-            float64 for checks).
-        adaptive: restrict the work to the flux window and supersample adaptively
-            (default); ``False`` supersamples every pixel of the stamp.
+        psf_kernel: ``"sampled"`` (as lenstronomy's ``GAUSSIAN``) or ``"integrated"``.
+        dtype: float32 (default) or float64 (array path only, for checks).
+        adaptive: window + adaptive supersampling + windowed PSF (default); ``False``
+            supersamples and convolves every pixel of the stamp.
         flux_tol: unlensed-flux fraction allowed outside the evaluated window.
-        ss_tol: pixels that cannot exceed ``ss_tol`` x the injection's brightest
-            pixel (centre-sampled) are not supersampled.
-        ss_log_step: pixels whose sub-pixel values provably stay within a factor
-            ``exp(ss_log_step)`` of the centre value are not supersampled.
-        workers: NumPy only: render groups of ~400 injections in this many threads
-            (NumPy releases the GIL in its array loops; the result does not depend on
-            it). Ignored for CuPy.
-        conv_tol: the PSF is applied to the centred window holding every pixel above
-            ``conv_tol`` x the injection's brightest (unconvolved) pixel; fainter pixels
-            outside it are added unconvolved (flux conserved).
+        ss_tol: pixels that cannot exceed ``ss_tol`` x the brightest pixel centre are not
+            supersampled.
+        ss_log_step: pixels whose sub-pixels provably stay within ``exp(ss_log_step)`` of
+            the centre value are not supersampled.
+        conv_tol: the PSF is applied to the bounding box of the pixels above ``conv_tol`` x
+            the brightest pixel; the fainter ones outside are added unconvolved.
+        workers: NumPy only: render groups of ~400 injections in this many threads (the
+            result does not depend on it).
 
     Returns:
         ``(N, B, size, size)`` array of ``dtype`` (nanomaggies per pixel).
 
     Raises:
-        ValueError: naming the parameter, for NaN/infinite values, negative ``theta_e``,
-            non-positive ``r_eff``, negative ``flux``, ``axis_ratio`` outside (0, 1],
-            non-positive ``psf_fwhm``, or mismatched lengths/shapes.
+        ValueError: naming the parameter (and the index of the first bad element) for
+            NaN/infinite values, negative ``theta_e``/``flux``, non-positive ``r_eff``,
+            ``axis_ratio``/``lens_axis_ratio`` outside (0, 1], ``|gamma| >= 1``, a lens
+            centre outside the stamp, bad clumps or mismatched lengths/shapes.
     """
     size, s = int(size), int(supersample)
     if size < 1 or s < 1 or not pixel_scale > 0:
         raise ValueError("size and supersample must be >= 1 and pixel_scale > 0")
     if not 0 < flux_tol < 1 or not ss_tol >= 0 or not ss_log_step > 0:
         raise ValueError("need 0 < flux_tol < 1, ss_tol >= 0 and ss_log_step > 0")
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
     p = _validate(
-        theta_e,
-        source_x,
-        source_y,
-        r_eff,
-        n_sersic,
-        axis_ratio,
-        position_angle,
-        flux,
-        psf_fwhm,
-        pixel_scale,
-        bn,
+        {
+            "theta_e": theta_e,
+            "source_x": source_x,
+            "source_y": source_y,
+            "r_eff": r_eff,
+            "n_sersic": n_sersic,
+            "axis_ratio": axis_ratio,
+            "position_angle": position_angle,
+            "flux": flux,
+            "psf_fwhm": psf_fwhm,
+            "lens_axis_ratio": lens_axis_ratio,
+            "lens_position_angle": lens_position_angle,
+            "shear_gamma1": shear_gamma1,
+            "shear_gamma2": shear_gamma2,
+            "lens_center_x": lens_center_x,
+            "lens_center_y": lens_center_y,
+            "clump_x": clump_x,
+            "clump_y": clump_y,
+            "clump_sigma": clump_sigma,
+            "clump_flux_fraction": clump_flux_fraction,
+        },
+        size=size,
+        pixel_scale=float(pixel_scale),
+        supersample=s,
+        bn=bn,
+        flux_tol=float(flux_tol),
     )
+    if backend not in ("auto", "numba", "xp"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'xp', got {backend!r}")
+    use_numba = backend == "numba" or (backend == "auto" and xp is np and dt == np.float32)
+    if use_numba and (xp is not np or dt != np.float32):
+        raise ValueError("backend='numba' renders NumPy float32 arrays only")
+    if psf_kernel not in ("sampled", "integrated"):
+        raise ValueError(f"psf_kernel must be 'sampled' or 'integrated', got {psf_kernel!r}")
     n_inj, n_band = p.flux.shape
-    out = xp.zeros((n_inj, n_band, size, size), dtype=dtype)
+    out = xp.zeros((n_inj, n_band, size, size), dtype=dt)
     if n_inj == 0:
         return out
-    grid = _grid(size, pixel_scale, s, dtype, xp)
-    if adaptive:
-        margins = _window_margins(p, size, pixel_scale, flux_tol)
-    else:
-        margins = np.zeros(n_inj, dtype=np.int64)
-    kern_r = np.zeros(n_inj, dtype=np.int64)
-    if p.psf_fwhm is not None:
-        sigma_pix = p.psf_fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
-        kern_r = np.floor(PSF_TRUNCATION * sigma_pix + 0.5).astype(np.int64).max(axis=1)
+    setup = _setup(
+        size,
+        s,
+        float(pixel_scale),
+        dtype=dt,
+        adaptive=bool(adaptive),
+        ss_tol=float(ss_tol),
+        ss_log_step=float(ss_log_step),
+        conv_tol=float(conv_tol) if adaptive else 0.0,
+        psf_kernel=psf_kernel,
+    )
+    windows = _render_windows(p, size, bool(adaptive))
     group = max(1, 4 * CHUNK_ELEMENTS // (size * size))
+    if use_numba:
+        from stronglens_assets.science.lensing import cpu_kernel
 
-    def render_group(g0: int) -> None:
-        ids = np.arange(g0, min(n_inj, g0 + group))
-        # stage 1: unit-flux unconvolved images, chunks of similar window size
-        unit = xp.zeros((ids.size, size, size), dtype=dtype)
-        for m, loc in _chunks(margins[ids], size, 1):
-            block = _render_chunk(
-                p, ids[loc], m, grid, s, pixel_scale, xp, dtype, adaptive, ss_tol, ss_log_step
-            )
-            unit[xp.asarray(loc), m : size - m, m : size - m] = block
-        # stage 2: flux x PSF, convolving only the window of pixels above conv_tol x peak
-        flux_d = xp.asarray(p.flux[ids].astype(dtype))[:, :, None, None]
-        xp.multiply(unit[:, None], flux_d, out=out[g0 : g0 + ids.size])
-        if p.psf_fwhm is None:
-            return
-        inner = _bright_margins(unit, conv_tol if adaptive else 0.0, xp)
-        for m, loc in _chunks(inner, size, n_band):
-            _convolve_into(
-                out, unit, flux_d, p, g0, loc, m, kern_r, size, pixel_scale, psf_kernel, xp, dtype
-            )
+        def render_group(g0: int) -> None:
+            ids = np.arange(g0, min(n_inj, g0 + group))
+            cpu_kernel.render_group(out[g0 : g0 + ids.size], p, ids, windows[ids], setup)
+
+    else:
+
+        def render_group(g0: int) -> None:
+            ids = np.arange(g0, min(n_inj, g0 + group))
+            _render_group_xp(out, p, ids, windows[ids], setup, xp)
 
     starts = range(0, n_inj, group)
     if workers > 1 and xp is np and len(starts) > 1:
-        # NumPy releases the GIL inside its array loops; groups write disjoint slices
+        # numba kernels and NumPy's loops release the GIL; groups write disjoint slices
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(render_group, starts))
     else:
@@ -622,153 +768,163 @@ def render_arcs(
     return out
 
 
-def _chunks(margins: np.ndarray, size: int, planes: int) -> list[tuple[int, np.ndarray]]:
-    """Group positions by window margin (largest windows first) into chunks whose
-    ``(C, planes, w, w)`` arrays hold about :data:`CHUNK_ELEMENTS` elements; each chunk
-    uses its smallest margin."""
-    order = np.argsort(margins, kind="stable")
+def _chunks(sides: np.ndarray, planes: int) -> list[tuple[int, np.ndarray]]:
+    """Group positions by window side (largest first) into chunks whose ``(C, planes, S,
+    S)`` arrays hold about :data:`CHUNK_ELEMENTS` elements; ``S`` is the chunk's largest."""
+    order = np.argsort(-sides, kind="stable")
     chunks = []
     start = 0
     while start < order.size:
-        m = int(margins[order[start]])
-        w = size - 2 * m
-        per = max(1, CHUNK_ELEMENTS // (w * w * planes))
-        chunks.append((m, order[start : start + per]))
+        side = max(1, int(sides[order[start]]))
+        per = max(1, CHUNK_ELEMENTS // (side * side * planes))
+        chunks.append((side, order[start : start + per]))
         start += per
     return chunks
 
 
-def _bright_margins(unit: Any, tol: float, xp: ModuleType) -> np.ndarray:
-    """Per image, the margin of the smallest centred window holding every pixel above
-    ``tol`` x the image's maximum (host int array; 0 for ``tol = 0``)."""
-    c, h, w = unit.shape
-    if tol <= 0:
-        return np.zeros(c, dtype=np.int64)
-    peak = unit.reshape(c, -1).max(axis=1)
-    mask = unit > (tol * peak)[:, None, None]
-    rows = mask.any(axis=2)
-    cols = mask.any(axis=1)
-    r0 = xp.argmax(rows, axis=1)
-    r1 = xp.argmax(rows[:, ::-1], axis=1)
-    c0 = xp.argmax(cols, axis=1)
-    c1 = xp.argmax(cols[:, ::-1], axis=1)
-    edge = xp.minimum(xp.minimum(r0, r1), xp.minimum(c0, c1))
-    edge = xp.where(rows.any(axis=1), edge, min(h, w) // 2)
-    return np.minimum(_host(edge).astype(np.int64), min(h, w) // 2)
+def _device_columns(table: np.ndarray, idx: np.ndarray, xp: ModuleType, dtype: Any) -> dict:
+    """Per-injection constants of ``idx`` as ``(C, 1, 1)`` arrays of ``dtype``."""
+    cols = xp.asarray(table[idx].astype(dtype))
+    return {name: cols[:, j, None, None] for j, name in enumerate(COLUMNS)}
 
 
-def _render_chunk(
-    p: _Params,
-    idx: np.ndarray,
-    m: int,
-    grid: _Grid,
-    s: int,
-    pixel_scale: float,
-    xp: ModuleType,
-    dtype: Any,
-    adaptive: bool,
-    ss_tol: float,
-    ss_log_step: float,
-) -> Any:
-    """Unit-flux, unconvolved lensed images ``(C, w, w)`` of the centred window."""
-    size = grid.x.shape[0]
-    win = slice(m, size - m)
-    k = _dev_params(p, idx, xp, dtype)
-    if not adaptive or s == 1:
-        if s == 1:
-            f, _, _ = _sersic_pixel_flux(
-                grid.x[win, win], grid.y[win, win], grid.ux[win, win], grid.uy[win, win], k, xp
-            )
-            return f
-        mask = xp.ones((idx.size, size - 2 * m, size - 2 * m), dtype=bool)
-        image = xp.zeros(mask.shape, dtype=dtype)
-    else:
-        image, r2, t = _sersic_pixel_flux(
-            grid.x[win, win], grid.y[win, win], grid.ux[win, win], grid.uy[win, win], k, xp
-        )
-        hd = pixel_scale * math.sqrt(0.5) * (s - 1) / s
-        hdq = xp.asarray((hd / np.sqrt(p.q[idx])).reshape(-1, 1, 1).astype(dtype))
-        nn = xp.asarray(p.n[idx].reshape(-1, 1, 1).astype(dtype))
-        mask = _supersample_mask(
-            image, r2, t, grid.rho_min[win, win], k, hdq, nn, ss_tol, ss_log_step, xp
-        )
-        del r2, t
-    ci, ri, cj = xp.nonzero(mask)
-    n_sel = int(ci.shape[0])
-    if n_sel == 0:
-        return image
-    s2 = s * s
-    step = max(1, CHUNK_ELEMENTS // s2)
-    flat = {name: v.reshape(-1) for name, v in k.items()}
-    for a in range(0, n_sel, step):
-        c_i, r_i, c_j = ci[a : a + step], ri[a : a + step], cj[a : a + step]
-        lin = (r_i + m) * size + (c_j + m)
-        kk = {name: xp.take(v, c_i)[None, :] for name, v in flat.items()}
-        xs = xp.take(grid.x.reshape(-1), lin)[None, :] + grid.ox  # (s*s, P)
-        ys = xp.take(grid.y.reshape(-1), lin)[None, :] + grid.oy
-        # sub-pixel tables are (s*s, size*size): the long axis (pixels) is innermost
-        f, _, _ = _sersic_pixel_flux(xs, ys, None, None, kk, xp)
-        image[c_i, r_i, c_j] = f.mean(axis=0)
-    return image
-
-
-def _convolve_into(
-    out: Any,
-    unit: Any,
-    flux: Any,
-    p: _Params,
-    g0: int,
-    loc: np.ndarray,
-    m: int,
-    kern_r: np.ndarray,
-    size: int,
-    pixel_scale: float,
-    psf_kernel: str,
-    xp: ModuleType,
-    dtype: Any,
+def _render_group_xp(
+    out: Any, p: _Params, ids: np.ndarray, windows: np.ndarray, st: _Setup, xp: ModuleType
 ) -> None:
-    """Convolve the centred window of margin ``m`` of ``unit[loc]`` with each band's PSF.
-
-    ``out[g0 + loc]`` already holds ``flux x unit``; the window grown by the kernel
-    radius is replaced by ``flux x (PSF * inner + ring)``: pixels outside the inner
-    window are below ``conv_tol`` x the peak and stay unconvolved (flux is conserved; the
-    error is at most their value). The separable Gaussian is applied as two batched
-    products with banded Toeplitz matrices ``T[c, b, i, j] = k[c, b, (i + mo) - (j + m)
-    + r]``.
-    """
-    idx = g0 + loc
-    loc_d = xp.asarray(loc)
-    w = size - 2 * m
-    r = int(kern_r[idx].max())
-    mo = max(0, m - r)
-    wo = size - 2 * mo
-    k1 = gaussian_kernel_1d(p.psf_fwhm[idx], pixel_scale, radius=r, kind=psf_kernel)
-    kz = xp.asarray(np.concatenate([k1, np.zeros((*k1.shape[:-1], 1))], axis=-1).astype(dtype))
-    inner = unit[loc_d, m : size - m, m : size - m]
-    lag = m - mo
-    span = _BAND_BLOCK + 2 * r
-    if xp is np and w > span + _BAND_BLOCK // 2:
-        # banded by blocks of output rows: every block is a slice of one generic block
-        # G[i, jj] = k[i - jj + 2r] (rows i of the block, input rows j = i0 - lag - r + jj)
-        ii, jj = np.arange(_BAND_BLOCK)[:, None], np.arange(span)[None, :]
-        blk = _toeplitz(kz, ii - jj + 2 * r, r, xp)  # (C, B, L, span)
-        blk_t = _toeplitz(kz, (ii - jj + 2 * r).T, r, xp)  # (C, B, span, L)
-        conv = _banded_rows(blk, inner[:, None], wo, lag, r, xp, dtype)  # (C, B, wo, w)
-        conv = _banded_cols(conv, blk_t, wo, lag, r, xp, dtype)  # (C, B, wo, wo)
+    """Array path: unit images of a group, then flux x PSF into ``out[ids]``."""
+    size = st.size
+    unit = xp.zeros((ids.size, size, size), dtype=st.dtype)
+    sides = np.maximum(windows[:, 1] - windows[:, 0], windows[:, 3] - windows[:, 2])
+    for side, loc in _chunks(sides, 1):
+        _render_chunk_xp(unit, p, ids, loc, windows[loc], side, st, xp)
+    flux = xp.asarray(p.flux[ids].astype(st.dtype))[:, :, None, None]
+    g0 = int(ids[0])
+    out[g0 : g0 + ids.size] = unit[:, None] * flux
+    if p.psf_fwhm is None:
+        return
+    if st.conv_tol > 0:
+        peak = unit.reshape(ids.size, -1).max(axis=1)
+        bright = unit > (xp.asarray(st.conv_tol, dtype=st.dtype) * peak)[:, None, None]
+        box = _bbox_from_mask(to_host(bright.any(axis=2)), to_host(bright.any(axis=1)))
     else:
-        d = np.arange(wo)[:, None] - np.arange(w)[None, :] - lag + r
-        conv = xp.matmul(_toeplitz(kz, d, r, xp), inner[:, None])  # rows
-        conv = xp.matmul(conv, _toeplitz(kz, np.ascontiguousarray(d.T), r, xp))  # columns
-    if mo < m:
-        ring = unit[loc_d, mo : size - mo, mo : size - mo]  # copy
-        ring[:, m - mo : m - mo + w, m - mo : m - mo + w] = 0.0
-        conv += ring[:, None]
-    conv *= flux[loc_d]
-    out[xp.asarray(idx), :, mo : size - mo, mo : size - mo] = conv
+        box = np.tile(np.array([0, size, 0, size], dtype=np.int64), (ids.size, 1))
+    sides = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2])
+    live = np.flatnonzero(sides > 0)
+    kern_r = _kernel_radius(p.psf_fwhm[ids], st.pixel_scale)
+    for side, loc in _chunks(sides[live], p.flux.shape[1]):
+        sel = live[loc]
+        _convolve_chunk_xp(out, unit, flux, p, ids, sel, box[sel], side, kern_r, st, xp)
 
 
-#: Output rows per block of the banded products (blocks skip the Toeplitz zeros).
-_BAND_BLOCK: int = 32
+def _render_chunk_xp(
+    unit: Any,
+    p: _Params,
+    ids: np.ndarray,
+    loc: np.ndarray,
+    win: np.ndarray,
+    side: int,
+    st: _Setup,
+    xp: ModuleType,
+) -> None:
+    """Unit-flux images of injections ``ids[loc]`` on square windows of ``side`` pixels
+    placed to contain each one's own window ``win`` (pixels outside it stay 0)."""
+    dt = st.dtype
+    model = _xp_model(xp, dt)
+    ops = xp_ops(xp, dt)
+    size, s = st.size, st.s
+    idx = ids[loc]
+    n_c = idx.size
+    k = _device_columns(p.table, idx, xp, dt)
+    start_r = np.minimum(win[:, 0], size - side)
+    start_c = np.minimum(win[:, 2], size - side)
+    ar = np.arange(side)
+    rows = start_r[:, None] + ar[None, :]  # (C, S) stamp rows
+    cols = start_c[:, None] + ar[None, :]
+    coord = xp.asarray(st.coord.astype(dt))
+    y = xp.take(coord, xp.asarray(rows))[:, :, None]
+    x = xp.take(coord, xp.asarray(cols))[:, None, :]
+    in_r = (rows >= win[:, :1]) & (rows < win[:, 1:2])
+    in_c = (cols >= win[:, 2:3]) & (cols < win[:, 3:4])
+    inside = xp.asarray(in_r[:, :, None] & in_c[:, None, :])
+
+    bx, by, dx, dy = model.source_plane(
+        x,
+        y,
+        k["lx"],
+        k["ly"],
+        k["cos_p"],
+        k["sin_p"],
+        k["q2"],
+        k["sq"],
+        k["b_sq"],
+        k["g1"],
+        k["g2"],
+    )
+    args = (k["sx"], k["sy"], k["a11"], k["a12"], k["a22"], k["c"], k["d"], k["b"], k["lnA"])
+    f, r2, t, ux, uy = model.sersic(bx, by, *args)
+    del bx, by
+    bound = st.adaptive and s > 1
+    if bound:
+        stretch = model.stretch(dx, dy, k["te_sq"], k["gam"], k["hd"], k["rho_min"])
+        g, near = model.sersic_variation(r2, t, stretch, k["hdq"], k["b"], k["n15"])
+    del dx, dy, r2, t
+    n_cl = p.clumps.shape[1]
+    cl = xp.asarray(p.clumps[idx].astype(dt)) if n_cl else None
+    active = xp.asarray(np.arange(n_cl)[None, :] < p.n_clumps[idx][:, None]) if n_cl else None
+    for j in range(n_cl):
+        cx, cy, lnw, inv2s2, invs2 = (cl[:, j, m, None, None] for m in range(5))
+        fk, d2 = model.clump(ux, uy, cx, cy, lnw, inv2s2)
+        f = f + fk
+        if bound:
+            gk = model.clump_variation(d2, stretch, k["hd"], invs2)
+            g = ops.fmax(g, ops.select(active[:, j, None, None], gk, _ZERO))
+    f = xp.where(inside, f, xp.zeros((), dtype=dt))
+    if s == 1:
+        _scatter(unit, loc, rows, cols, f, xp)
+        return
+    if bound:
+        peak = f.reshape(n_c, -1).max(axis=1).reshape(n_c, 1, 1)
+        tol = xp.asarray(st.ss_tol, dtype=dt) * peak
+        step = xp.asarray(st.ss_log_step, dtype=dt)
+        need = model.needs_supersampling(f, g, near, tol, step) & inside
+        del g, near, stretch
+    else:
+        need = inside
+    ci, ri, cj = xp.nonzero(need)
+    s2 = s * s
+    sub = xp.asarray(st.sub.astype(dt))
+    ox, oy = sub[:, 0:1], sub[:, 1:2]  # (s*s, 1)
+    flat = {name: v.reshape(-1) for name, v in k.items()}
+    step_px = max(1, CHUNK_ELEMENTS // s2)
+    rows_d, cols_d = xp.asarray(rows), xp.asarray(cols)
+    for a in range(0, int(ci.shape[0]), step_px):
+        c_i, r_i, c_j = ci[a : a + step_px], ri[a : a + step_px], cj[a : a + step_px]
+        kk = {name: xp.take(v, c_i)[None, :] for name, v in flat.items()}
+        xs = xp.take(coord, cols_d[c_i, c_j])[None, :] + ox  # (s*s, P)
+        ys = xp.take(coord, rows_d[c_i, r_i])[None, :] + oy
+        bx, by, _, _ = model.source_plane(
+            xs, ys, kk["lx"], kk["ly"], kk["cos_p"], kk["sin_p"], kk["q2"], kk["sq"],
+            kk["b_sq"], kk["g1"], kk["g2"],
+        )  # fmt: skip
+        fs, _, _, ux_s, uy_s = model.sersic(
+            bx, by, kk["sx"], kk["sy"], kk["a11"], kk["a12"], kk["a22"], kk["c"], kk["d"],
+            kk["b"], kk["lnA"],
+        )  # fmt: skip
+        for j in range(n_cl):
+            cx, cy, lnw, inv2s2, _ = (xp.take(cl[:, j, m], c_i)[None, :] for m in range(5))
+            fs = fs + model.clump(ux_s, uy_s, cx, cy, lnw, inv2s2)[0]
+        acc = fs[0]
+        for q in range(1, s2):
+            acc = acc + fs[q]
+        f[c_i, r_i, c_j] = acc / xp.asarray(s2, dtype=dt)
+    _scatter(unit, loc, rows, cols, f, xp)
+
+
+def _scatter(unit: Any, loc: np.ndarray, rows: np.ndarray, cols: np.ndarray, img: Any, xp) -> None:
+    """``unit[loc[c], rows[c], cols[c]] = img[c]`` (window-shaped blocks, per injection)."""
+    unit[
+        xp.asarray(loc)[:, None, None], xp.asarray(rows)[:, :, None], xp.asarray(cols)[:, None, :]
+    ] = img
 
 
 def _toeplitz(kz: Any, d: np.ndarray, r: int, xp: ModuleType) -> Any:
@@ -777,36 +933,170 @@ def _toeplitz(kz: Any, d: np.ndarray, r: int, xp: ModuleType) -> Any:
     return xp.take(kz, xp.asarray(d), axis=-1)
 
 
-def _banded_rows(blk: Any, x: Any, wo: int, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
-    """``T @ x`` for the banded ``T[i, j] = k[i - j - lag + r]`` (``wo`` output rows), by
-    blocks of :data:`_BAND_BLOCK` output rows that multiply only the ``_BAND_BLOCK + 2r``
-    input rows their band touches; ``blk`` is the generic block. ``x``: ``(C, 1|B, w, k)``."""
-    w = x.shape[-2]
-    y = xp.empty((blk.shape[0], blk.shape[1], wo, x.shape[-1]), dtype=dtype)
-    for i0 in range(0, wo, _BAND_BLOCK):
-        i1 = min(wo, i0 + _BAND_BLOCK)
-        j0 = i0 - lag - r
-        a, b = max(0, j0), min(w, i1 - lag + r)
-        if b <= a:
-            y[:, :, i0:i1] = 0.0
-        else:
-            xp.matmul(blk[:, :, : i1 - i0, a - j0 : b - j0], x[:, :, a:b], out=y[:, :, i0:i1])
-    return y
+def _convolve_chunk_xp(
+    out: Any,
+    unit: Any,
+    flux: Any,
+    p: _Params,
+    ids: np.ndarray,
+    sel: np.ndarray,
+    box: np.ndarray,
+    side: int,
+    kern_r: np.ndarray,
+    st: _Setup,
+    xp: ModuleType,
+) -> None:
+    """``out[ids[sel]] = flux x (PSF * inner + ring)``: ``inner`` is the unit image inside
+    each one's bounding box ``box``, ``ring`` the rest (unconvolved)."""
+    size, dt = st.size, st.dtype
+    r = int(kern_r[sel].max())
+    n_c = sel.size
+    start_r = np.minimum(box[:, 0], size - side)
+    start_c = np.minimum(box[:, 2], size - side)
+    ar = np.arange(side)
+    rows = start_r[:, None] + ar[None, :]
+    cols = start_c[:, None] + ar[None, :]
+    in_r = (rows >= box[:, :1]) & (rows < box[:, 1:2])
+    in_c = (cols >= box[:, 2:3]) & (cols < box[:, 3:4])
+    inside = xp.asarray(in_r[:, :, None] & in_c[:, None, :])
+    sel_d = xp.asarray(sel)
+    window = unit[sel_d[:, None, None], xp.asarray(rows)[:, :, None], xp.asarray(cols)[:, None, :]]
+    inner = xp.where(inside, window, xp.zeros((), dtype=dt))
+    ring = unit[sel_d].copy()
+    _scatter(ring, np.arange(n_c), rows, cols, xp.where(inside, xp.zeros((), dtype=dt), window), xp)
+    k1 = gaussian_kernel_1d(p.psf_fwhm[ids[sel]], st.pixel_scale, radius=r, kind=st.psf_kernel)
+    kz = np.concatenate([k1, np.zeros((*k1.shape[:-1], 1))], axis=-1)
+    kz = xp.asarray(kz.astype(dt))  # (C, B, 2r + 2)
+    d = np.arange(side + 2 * r)[:, None] - np.arange(side)[None, :]  # output o - input j
+    t_rows = _toeplitz(kz, d, r, xp)  # (C, B, S + 2r, S)
+    t_cols = _toeplitz(kz, np.ascontiguousarray(d.T), r, xp)  # (C, B, S, S + 2r)
+    conv = xp.matmul(xp.matmul(t_rows, inner[:, None]), t_cols)  # (C, B, S + 2r, S + 2r)
+    n_band = conv.shape[1]
+    canvas = xp.zeros((n_c, n_band, size + 2 * r, size + 2 * r), dtype=dt)
+    ao = np.arange(side + 2 * r)
+    canvas[
+        xp.arange(n_c)[:, None, None, None],
+        xp.arange(n_band)[None, :, None, None],
+        xp.asarray(start_r[:, None] + ao[None, :])[:, None, :, None],
+        xp.asarray(start_c[:, None] + ao[None, :])[:, None, None, :],
+    ] = conv
+    conv_stamp = canvas[:, :, r : r + size, r : r + size]
+    g = ids[sel]
+    out[xp.asarray(g)] = (conv_stamp + ring[:, None]) * flux[sel_d]
 
 
-def _banded_cols(y: Any, blk_t: Any, wo: int, lag: int, r: int, xp: ModuleType, dtype: Any) -> Any:
-    """``y @ T^T`` (the column pass of :func:`_banded_rows`) by blocks of output columns."""
-    w = y.shape[-1]
-    z = xp.empty((*y.shape[:-1], wo), dtype=dtype)
-    for i0 in range(0, wo, _BAND_BLOCK):
-        i1 = min(wo, i0 + _BAND_BLOCK)
-        j0 = i0 - lag - r
-        a, b = max(0, j0), min(w, i1 - lag + r)
-        if b <= a:
-            z[..., i0:i1] = 0.0
-        else:
-            xp.matmul(y[..., a:b], blk_t[:, :, a - j0 : b - j0, : i1 - i0], out=z[..., i0:i1])
-    return z
+# --------------------------------------------------------------------------------------
+# Per-injection truth
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArcTruth:
+    """Per-injection truth of rendered arcs (host float64 arrays, bands in input order).
+
+    ``lensed_flux`` (N, B): the arc image summed over the stamp (nanomaggies; the lensed,
+    PSF-convolved flux inside the stamp); ``lensed_mag`` (N, B): its AB magnitude (NaN
+    where the flux is <= 0); ``magnification`` (N, B): ``lensed_flux`` / unlensed source
+    flux (NaN where that is 0); ``arc_snr`` (N, B): the annulus S/N of :func:`arc_truth`;
+    ``annulus_pixels`` (N, B): pixels it summed.
+    """
+
+    lensed_flux: np.ndarray
+    lensed_mag: np.ndarray
+    magnification: np.ndarray
+    arc_snr: np.ndarray
+    annulus_pixels: np.ndarray
+
+    def columns(self, bands: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
+        """``{"lensed_mag_g": ..., "magnification_g": ..., "arc_snr_g": ..., ...}``."""
+        out: dict[str, np.ndarray] = {}
+        for name in ("lensed_mag", "magnification", "arc_snr"):
+            values = getattr(self, name)
+            for j, band in enumerate(bands):
+                out[f"{name}_{band}"] = values[:, j]
+        return out
+
+
+def arc_truth(
+    arcs: ArrayLike,
+    source_flux: ArrayLike,
+    invvar: ArrayLike,
+    theta_e: ArrayLike,
+    *,
+    lens_center_x: ArrayLike | None = None,
+    lens_center_y: ArrayLike | None = None,
+    half_width: float | ArrayLike = ARC_ANNULUS_HALF_WIDTH,
+    pixel_scale: float = 0.262,
+) -> ArcTruth:
+    """Lensed magnitude, magnification and annulus S/N of noiseless arcs.
+
+    The S/N of band ``b`` is an aperture S/N over the annulus ``A`` of the pixels whose
+    centres lie at distance ``r`` from the lens centre with ``|r - theta_E| <= w`` (``w =
+    half_width``, arcsec; default 0.75", i.e. ``[theta_E - 0.75", theta_E + 0.75"]``, clipped
+    at 0): ``S/N = sum_A arc / sqrt(sum_A 1 / invvar)`` with the host's inverse variance
+    (1/nanomaggy^2); pixels whose ``invvar`` is not finite and > 0 (masked) are left out of
+    both sums; 0 if none is left. ``arcs`` are the noiseless arcs (e.g. of
+    :func:`render_arcs`), before Poisson noise and hosts are added.
+
+    Args:
+        arcs: ``(N, B, H, W)`` arc images (nanomaggies / pixel), NumPy or CuPy.
+        source_flux: ``(N, B)`` unlensed source flux (nanomaggies), the ``flux`` rendered.
+        invvar: ``(N, B, H, W)`` host inverse variance.
+        theta_e: ``(N,)`` Einstein radius (arcsec).
+        lens_center_x, lens_center_y: ``(N,)`` lens centre (arcsec, stamp frame; default 0).
+        half_width: annulus half width (arcsec): scalar, ``(N,)`` or ``(N, B)`` (e.g. the
+            band's PSF FWHM).
+        pixel_scale: arcsec / pixel.
+
+    Returns:
+        :class:`ArcTruth`.
+    """
+    xp = array_module(arcs)
+    if arcs.ndim != 4 or tuple(invvar.shape) != tuple(arcs.shape):
+        raise ValueError(
+            f"arcs and invvar must both be (N, B, H, W) of the same shape, got arcs "
+            f"{tuple(arcs.shape)} and invvar {tuple(invvar.shape)}"
+        )
+    n, n_band, h, w = arcs.shape
+    te = _vector("theta_e", theta_e, n)
+    src = _table("source_flux", source_flux, n, n_band)
+    lx = _optional("lens_center_x", lens_center_x, n, 0.0)
+    ly = _optional("lens_center_y", lens_center_y, n, 0.0)
+    hw = np.asarray(to_host(half_width), dtype=np.float64)
+    if hw.ndim == 1 and hw.shape[0] == n:
+        hw = hw[:, None]
+    if hw.ndim > 2 or not np.all(np.isfinite(hw) & (hw > 0)):
+        raise ValueError("half_width must be finite and > 0: a scalar, (N,) or (N, B) arcsec")
+    try:
+        hw = np.broadcast_to(hw, (n, n_band))
+    except ValueError:
+        raise ValueError(
+            f"half_width of shape {hw.shape} does not fit (N, B) = {(n, n_band)}"
+        ) from None
+    flux = to_host(arcs.sum(axis=(2, 3), dtype=xp.float64))
+    yc = (np.arange(h) - (h - 1) / 2.0) * pixel_scale
+    xc = (np.arange(w) - (w - 1) / 2.0) * pixel_scale
+    r = np.hypot(xc[None, None, :] - lx[:, None, None], yc[None, :, None] - ly[:, None, None])
+    dev = xp.asarray(np.abs(r - te[:, None, None]))[:, None]  # (N, 1, H, W)
+    iv = xp.asarray(invvar, dtype=xp.float64)
+    good = xp.isfinite(iv) & (iv > 0)
+    ann = (dev <= xp.asarray(hw)[:, :, None, None]) & good
+    signal = to_host(xp.where(ann, arcs, 0).sum(axis=(2, 3), dtype=xp.float64))
+    var = to_host(xp.where(ann, 1.0 / xp.where(good, iv, 1.0), 0.0).sum(axis=(2, 3)))
+    npix = to_host(ann.sum(axis=(2, 3)))
+    snr = np.where(var > 0, signal / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(
+            flux > 0, AB_ZERO_POINT - 2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan
+        )
+        mu = np.where(src > 0, flux / np.where(src > 0, src, 1.0), np.nan)
+    return ArcTruth(
+        lensed_flux=flux,
+        lensed_mag=mag,
+        magnification=mu,
+        arc_snr=snr,
+        annulus_pixels=npix.astype(np.int64),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -833,10 +1123,10 @@ def clip_arcs_to_magnitude(arcs: ArrayLike, mag_limit: float, *, xp: ModuleType 
     Returns:
         New ``(N, B, H, W)`` array of ``arcs``' dtype.
     """
-    xp = _array_module(arcs) if xp is None else xp
+    xp = array_module(arcs) if xp is None else xp
     if not math.isfinite(float(mag_limit)):
         raise ValueError(f"clip must be a finite magnitude, got {mag_limit!r}")
-    f_lim = float(flux_from_magnitude(mag_limit))
+    f_lim = float(mag_to_nanomaggies(mag_limit))
     totals = arcs.sum(axis=(2, 3), dtype=xp.float64).max(axis=1)  # (N,)
     scale = xp.where(totals > f_lim, f_lim / xp.where(totals > 0, totals, 1.0), 1.0)
     return arcs * scale.astype(arcs.dtype)[:, None, None, None]
@@ -854,10 +1144,12 @@ def inject(
 
     Order of operations: (1) ``clip`` (see :func:`clip_arcs_to_magnitude`: arcs whose
     brightest band is brighter than magnitude ``clip`` are rescaled to it); (2) with
-    ``poisson_gain`` ``g`` (e-/nanomaggy, scalar or per band ``(B,)``), the arc is
-    replaced by ``Poisson(g * arc) / g`` (shot noise of the added flux: mean ``arc``,
-    variance ``arc / g``; negative arc pixels count as 0); ``g = 1e12`` equals the noiseless
-    arc to ~1e-6 relative, the control variant; (3) ``hosts + arc``.
+    ``poisson_gain`` ``g`` (e-/nanomaggy, scalar or per band ``(B,)``), the paper's shot
+    noise of the added flux: ``E = g max(I, 0)``, ``E' ~ Poisson(E)``, ``I' = I + (E' -
+    E) / g`` per pixel (float64, then float32): mean ``I``, variance ``max(I, 0) / g``;
+    negative pixels keep their value. ``g = 1e12`` is the control variant: ``|I' - I|``
+    is a Poisson deviate of ``sqrt(I / 1e12)``, i.e. 1e-6 sqrt(I) nanomaggies, below
+    1e-5 of the DR10 sky noise; (3) ``hosts + arc``.
 
     Args:
         hosts: ``(N, B, H, W)`` host cutouts (nanomaggies per pixel), finite.
@@ -875,7 +1167,7 @@ def inject(
         ValueError: naming ``hosts``/``arcs``/``poisson_gain``/``clip`` for NaNs, shape
             mismatch or invalid values.
     """
-    xp = _array_module(hosts)
+    xp = array_module(hosts)
     if hosts.ndim != 4 or tuple(arcs.shape) != tuple(hosts.shape):
         raise ValueError(
             f"hosts and arcs must both be (N, B, H, W) of the same shape, got "
@@ -883,7 +1175,7 @@ def inject(
         )
     bad_host = ~xp.isfinite(hosts).reshape(hosts.shape[0], -1).all(axis=1)
     if bool(bad_host.any()):
-        first = int(_host(xp.flatnonzero(bad_host))[0])
+        first = int(to_host(xp.flatnonzero(bad_host))[0])
         raise ValueError(f"hosts contains NaN or infinite pixels (first bad cutout: {first})")
     if not bool(xp.isfinite(arcs).all()):
         raise ValueError("arcs contains NaN or infinite pixels")
@@ -891,15 +1183,16 @@ def inject(
     if clip is not None:
         arc = clip_arcs_to_magnitude(arc, float(clip), xp=xp)
     if poisson_gain is not None:
-        gain = _host(poisson_gain).astype(np.float64)
+        gain = to_host(poisson_gain).astype(np.float64)
         if gain.ndim > 1 or (gain.ndim == 1 and gain.shape[0] != hosts.shape[1]):
             raise ValueError(f"poisson_gain must be a scalar or shape (B,), got {gain.shape}")
         if not np.all(np.isfinite(gain) & (gain > 0)):
             raise ValueError("poisson_gain must be finite and > 0 (e-/nanomaggy)")
         g = xp.asarray(np.broadcast_to(gain, (hosts.shape[1],)).reshape(1, -1, 1, 1))
-        lam = xp.maximum(arc.astype(xp.float64), 0.0) * g
-        if float(lam.max()) > _POISSON_LAM_MAX:
+        intensity = arc.astype(xp.float64)
+        electrons = xp.maximum(intensity, 0.0) * g
+        if float(electrons.max()) > _POISSON_LAM_MAX:
             raise ValueError("poisson_gain x arc flux exceeds the Poisson sampler's range")
-        counts = rng.poisson(lam)
-        arc = (xp.asarray(counts, dtype=xp.float64) / g).astype(xp.float32)
+        drawn = xp.asarray(rng.poisson(electrons), dtype=xp.float64)
+        arc = (intensity + (drawn - electrons) / g).astype(xp.float32)
     return xp.asarray(hosts, dtype=xp.float32) + arc

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from stronglens_assets.science.lensing.elementwise import Ops, xp_ops
 from stronglens_assets.science.lensing.profiles import (
     bin_supersampled,
     convolve_fft,
@@ -45,10 +46,13 @@ from stronglens_assets.science.lensing.profiles import (
 
 __all__ = [
     "SIE_CORE_ARCSEC",
+    "SIE_MIN_SQ",
     "magnification_map",
+    "make_sie_deflection",
     "ray_shoot",
     "render_lensed_sersic",
     "render_lensed_sources",
+    "shear_alpha",
     "shear_deflection",
     "sie_deflection",
     "sis_deflection",
@@ -58,6 +62,9 @@ ArrayLike = Any
 
 #: Core radius used by lenstronomy's ``SIE`` (an ``NIE`` with ``s_scale = 1e-10`` arcsec).
 SIE_CORE_ARCSEC: float = 1e-10
+#: Floor of ``sqrt(1 - q^2)`` in the injection engine's SIE (its ``q -> 1`` branch: ``q = 1``
+#: then renders the SIS to < 4e-9 relative, see :func:`make_sie_deflection`).
+SIE_MIN_SQ: float = 1e-4
 #: lenstronomy's ``NIEMajorAxis`` replaces ``q >= 1`` by this value.
 _Q_MAX: float = 0.99999999
 
@@ -96,6 +103,47 @@ def sis_deflection(
     return a * dx, a * dy
 
 
+def make_sie_deflection(ops: Ops, jit: Any = None) -> Any:
+    """The SIE deflection formula written with the primitives of ``ops`` (one implementation
+    for the mock survey, the injection engine's array path and its numba kernel).
+
+    Returns ``sie_alpha(dx, dy, cos_p, sin_p, q2, s, s2, q2s, sq, b_sq)`` ->
+    ``(alpha_x, alpha_y)`` for offsets ``(dx, dy)`` from the lens centre (arcsec, stamp
+    frame), with the per-lens constants ``cos_p, sin_p`` of the major-axis angle, ``q2 =
+    q^2``, core ``s`` (``s2 = s^2``, ``q2s = q^2 s``), ``sq = sqrt(1 - q^2)`` (> 0) and
+    ``b_sq = b / sq``, ``b = theta_E sqrt(q)``. In the lens frame ``(x', y')``, ``psi =
+    sqrt(q^2 (s^2 + x'^2) + y'^2)``::
+
+        alpha_x' = b / sq arctan (sq x' / (psi + s))
+        alpha_y' = b / sq arctanh(sq y' / (psi + q^2 s))
+
+    (Keeton & Kochanek 1998; with ``s = 0`` the Kormann et al. 1994 SIE of PROTOCOL.md).
+    The denominators are floored at 1e-30 so that ``s = 0`` is defined at the centre
+    (deflection 0 there). ``q -> 1``: ``arctan(sq u) / sq -> u``; callers floor ``sq``
+    (the engine at :data:`SIE_MIN_SQ`, lenstronomy caps ``q`` at 0.99999999), which changes
+    the deflection by less than ``sq^2 / 3`` relative. ``jit`` (e.g. ``numba.njit``)
+    compiles the returned function.
+    """
+    sqrt, atan, atanh, fmax = ops.sqrt, ops.atan, ops.atanh, ops.fmax
+    tiny = np.float32(1e-30)
+
+    def sie_alpha(dx, dy, cos_p, sin_p, q2, s, s2, q2s, sq, b_sq):
+        xr = cos_p * dx + sin_p * dy
+        yr = -sin_p * dx + cos_p * dy
+        psi = sqrt(q2 * (s2 + xr * xr) + yr * yr)
+        ax = b_sq * atan(sq * xr / fmax(psi + s, tiny))
+        ay = b_sq * atanh(sq * yr / fmax(psi + q2s, tiny))
+        return cos_p * ax - sin_p * ay, sin_p * ax + cos_p * ay
+
+    return sie_alpha if jit is None else jit(sie_alpha)
+
+
+def shear_alpha(dx: Any, dy: Any, gamma1: Any, gamma2: Any) -> tuple[Any, Any]:
+    """External shear deflection ``(g1 dx + g2 dy, g2 dx - g1 dy)`` for offsets from the
+    point where it vanishes (operators only: arrays, scalars and numba alike)."""
+    return gamma1 * dx + gamma2 * dy, gamma2 * dx - gamma1 * dy
+
+
 def sie_deflection(
     x: ArrayLike,
     y: ArrayLike,
@@ -112,14 +160,9 @@ def sie_deflection(
 
     lenstronomy's ``SIE`` is an ``NIE`` with core ``s_scale = 1e-10`` (Keeton & Kochanek
     1998 analytic deflection). With ``(phi, q)`` from ``(e1, e2)`` and coordinates rotated
-    onto the major axis, ``b = theta_E sqrt(q)``, ``s = s_scale / sqrt(q)``,
-    ``psi = sqrt(q^2 (s^2 + x'^2) + y'^2)``::
-
-        alpha_x' = b / sqrt(1-q^2) arctan (sqrt(1-q^2) x' / (psi + s))
-        alpha_y' = b / sqrt(1-q^2) arctanh(sqrt(1-q^2) y' / (psi + q^2 s))
-
-    rotated back by ``phi``. ``q`` is capped at 0.99999999 (so ``e1 = e2 = 0`` reproduces
-    the SIS to ~1e-8).
+    onto the major axis, ``b = theta_E sqrt(q)``, ``s = s_scale / sqrt(q)``: the formula of
+    :func:`make_sie_deflection`, rotated back by ``phi``. ``q`` is capped at 0.99999999
+    (so ``e1 = e2 = 0`` reproduces the SIS to ~1e-8).
 
     Args:
         x, y: image-plane positions (arcsec).
@@ -136,16 +179,11 @@ def sie_deflection(
     q = xp.minimum(q, _Q_MAX)
     b = _f64(theta_e, xp) * xp.sqrt(q)
     s = s_scale / xp.sqrt(q)
-    cos_p, sin_p = xp.cos(phi), xp.sin(phi)
+    sq = xp.sqrt(1.0 - q * q)
     dx = _f64(x, xp) - _f64(center_x, xp)
     dy = _f64(y, xp) - _f64(center_y, xp)
-    xr = cos_p * dx + sin_p * dy
-    yr = -sin_p * dx + cos_p * dy
-    psi = xp.sqrt(q * q * (s * s + xr * xr) + yr * yr)
-    sq = xp.sqrt(1.0 - q * q)
-    ax = b / sq * xp.arctan(sq * xr / (psi + s))
-    ay = b / sq * xp.arctanh(sq * yr / (psi + q * q * s))
-    return cos_p * ax - sin_p * ay, sin_p * ax + cos_p * ay
+    sie_alpha = make_sie_deflection(xp_ops(xp, np.float64))
+    return sie_alpha(dx, dy, xp.cos(phi), xp.sin(phi), q * q, s, s * s, q * q * s, sq, b / sq)
 
 
 def shear_deflection(
@@ -166,8 +204,7 @@ def shear_deflection(
     """
     dx = _f64(x, xp) - _f64(ra_0, xp)
     dy = _f64(y, xp) - _f64(dec_0, xp)
-    g1, g2 = _f64(gamma1, xp), _f64(gamma2, xp)
-    return g1 * dx + g2 * dy, g2 * dx - g1 * dy
+    return shear_alpha(dx, dy, _f64(gamma1, xp), _f64(gamma2, xp))
 
 
 def _get(comp: Mapping[str, Any], *names: str, default: Any = None) -> Any:

@@ -1,4 +1,5 @@
-"""Injection priors: validation (errors name the field), sampling against analytic laws, grid."""
+"""Injection priors: validation (errors name the field), sampling against analytic laws (KS
+tests), R_e conventions, PSF per band, clumps, the D06 design's grid."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ from scipy import stats
 
 from stronglens_assets.config import ConfigError
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
+from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     Distribution,
     bright_arc_distributions,
     grid_cells,
+    injection_psf_fwhm,
     load_priors,
-    mag_to_nanomaggies,
     priors_sha256,
     probe_distributions,
+    sample_injections,
     sample_parameters,
+)
+from stronglens_assets.science.lensing.profiles import (
+    ellipticity_from_phi_q,
+    sersic_surface_brightness,
 )
 from stronglens_assets.settings import PROJECT_ROOT
 
@@ -51,22 +58,66 @@ def test_shipped_priors_full_and_demo() -> None:
     assert priors_sha256(full) == priors_sha256(load_priors(CONFIG_DIR, "full"))
 
 
+PAPER = ("priors", "paper_2026")
+
+
+def _at(data: dict, *path: str) -> dict:
+    for key in path:
+        data = data[key]
+    return data
+
+
 @pytest.mark.parametrize(
     ("edit", "field", "words"),
     [
         (
-            lambda d: d["distributions"].update(theta_e={"dist": "uniform", "low": 3, "high": 1}),
-            "distributions.theta_e",
+            lambda d: _at(d, *PAPER, "source").update(r_e={"dist": "uniform", "low": 3, "high": 1}),
+            "priors.paper_2026.source.r_e",
             "inverted",
         ),
         (
-            lambda d: d["distributions"].update(theta_e={"dist": "uniform", "low": -1, "high": 1}),
-            "distributions",
-            "theta_e",
+            lambda d: _at(d, *PAPER, "source").update(
+                r_e={"dist": "uniform", "low": -1, "high": 1}
+            ),
+            "priors.paper_2026.source",
+            "r_e",
         ),
+        (
+            lambda d: _at(d, *PAPER, "lens").update(
+                axis_ratio={"dist": "uniform", "low": 0.5, "high": 1.2}
+            ),
+            "priors.paper_2026.lens",
+            "axis_ratio",
+        ),
+        (
+            lambda d: _at(d, *PAPER, "lens").update(
+                shear_gamma1={"dist": "normal", "mean": 0.0, "std": 0.5}
+            ),
+            "priors.paper_2026.lens",
+            "shear_gamma1",
+        ),
+        (
+            lambda d: _at(d, *PAPER, "source").update(r_e_convention="major"),
+            "priors.paper_2026.source.r_e_convention",
+            "semi_major",
+        ),
+        (lambda d: _at(d, *PAPER, "colours").pop("r-z"), "priors.paper_2026.colours", "'z'"),
+        (
+            lambda d: _at(d, *PAPER, "colours").update({"g-z": {"dist": "fixed", "value": 1}}),
+            "priors.paper_2026.colours.g-z",
+            "reference band",
+        ),
+        (lambda d: _at(d, *PAPER, "psf").pop("band_scale"), "priors.paper_2026.psf", "band_scale"),
+        (
+            lambda d: _at(d, *PAPER, "clumps").update(count=[0, 9]),
+            "priors.paper_2026.clumps",
+            "count",
+        ),
+        (lambda d: _at(d, *PAPER, "lens").update(thetaE=1.0), "priors.paper_2026.lens.thetaE", ""),
+        (lambda d: d.update(default_prior="paper"), "default_prior", "paper_2026"),
+        (lambda d: d.update(d06_prior="paper_2026"), "d06_prior", "D06 design"),
         (lambda d: d["grid"].update(theta_e=[-0.5, 1.0]), "grid", "theta_e"),
         (lambda d: d["grid"].update(source_mag=[24.0, 22.0]), "grid", "increasing"),
-        (lambda d: d["distributions"]["r_eff"].update(sigma=1.0), "distributions.r_eff.sigma", ""),
         (lambda d: d.update(thetaE_typo=1), "thetaE_typo", "Extra inputs"),
         (lambda d: d["bright_arc"]["variants"].pop("clip20"), "bright_arc.variants", "clip20"),
         (
@@ -78,13 +129,13 @@ def test_shipped_priors_full_and_demo() -> None:
         # the engine renders 0.2 <= n <= 10: a prior beyond fails at load, not mid-grid
         (lambda d: d["grid"].update(n_sersic=[1.0, 12.0]), "grid", "n_sersic"),
         (
-            lambda d: d["distributions"].update(
+            lambda d: _at(d, "priors", "provisional_v1", "source").update(
                 n_sersic={"dist": "uniform", "low": 0.1, "high": 4}
             ),
-            "distributions",
+            "priors.provisional_v1.source",
             "n_sersic",
         ),
-        (lambda d: d["poisson_gain"].update(r=-5.0), "poisson_gain", "> 0"),
+        (lambda d: _at(d, *PAPER, "poisson_gain").update(r=-5.0), "priors", "> 0"),
         (
             lambda d: d["bright_arc"]["variants"]["baseline"].update(gain=10.0),
             "bright_arc.variants.baseline",
@@ -134,8 +185,9 @@ def test_sample_parameters_geometry_fluxes_and_seed() -> None:
     b = sample_parameters(priors, 500, np.random.default_rng(7))
     for name, value in a.arrays().items():
         np.testing.assert_array_equal(value, b.arrays()[name], err_msg=name)
-    # source offset = beta_frac x theta_E
+    # source offset = beta_frac x theta_E; today's D06 design: SIS at the stamp centre
     np.testing.assert_allclose(np.hypot(a.source_x, a.source_y), a.beta_frac * a.theta_e)
+    assert a.render_kwargs() == {}
     # reference band is r; fluxes are nanomaggies at zero point 22.5
     r = priors.bands.index("r")
     np.testing.assert_array_equal(a.mags[:, r], a.source_mag)
@@ -146,6 +198,147 @@ def test_sample_parameters_geometry_fluxes_and_seed() -> None:
         values = getattr(a, name)
         assert values.min() >= low and values.max() <= high, name
     assert np.all((a.position_angle >= 0) & (a.position_angle < math.pi))
+
+
+def test_d06_design_reads_the_provisional_prior() -> None:
+    """Today's D06 design draws from d06_prior: the values issue 10 chose, under their name."""
+    priors = load_priors(CONFIG_DIR, "full")
+    assert priors.d06_prior == "provisional_v1" and priors.default_prior == "paper_2026"
+    assert "corrected" not in priors.version
+    d = priors.distributions
+    assert (d.theta_e.low, d.theta_e.high) == (0.5, 3.0)
+    assert (d.r_eff.dist, d.r_eff.low, d.r_eff.high) == ("loguniform", 0.05, 1.0)
+    assert priors.source_colours["g"].mean == 0.3 and priors.source_colours["z"].mean == -0.3
+    np.testing.assert_array_equal(priors.gain_array(), [9600.0, 7000.0, 2600.0])
+    np.testing.assert_array_equal(priors.gain_array(prior="paper_2026"), [150.0] * 3)
+
+
+def _paper_draws(n: int, seed: int = 11, **kw) -> tuple:
+    priors = load_priors(CONFIG_DIR, "full")
+    kw = {"theta_e": 1.5, "source_mag": (23.0, 26.0), **kw}
+    return priors, sample_injections(priors, n, np.random.default_rng(seed), **kw)
+
+
+def test_paper_prior_sampling_laws() -> None:
+    """KS tests of every per-injection draw of paper_2026 against PROTOCOL.md's laws."""
+    n = 20_000
+    _, d = _paper_draws(n)
+    uniform = stats.uniform
+    laws = {
+        "n_sersic": (d.n_sersic, uniform(0.5, 1.5).cdf),
+        "r_e": (d.r_e, uniform(0.15, 0.35).cdf),
+        "axis_ratio": (d.axis_ratio, uniform(0.3, 0.7).cdf),
+        "beta_frac": (d.beta_frac, lambda x: (np.clip(x, 0.1, 0.4) ** 2 - 0.01) / 0.15),
+        "source_mag": (d.source_mag, uniform(23.0, 3.0).cdf),
+        "g-r": (d.mags[:, 0] - d.mags[:, 1], stats.norm(1.15, 0.30).cdf),
+        "r-z": (d.mags[:, 1] - d.mags[:, 2], stats.norm(0.85, 0.20).cdf),
+        "lens_axis_ratio": (d.lens_axis_ratio, uniform(0.5, 0.5).cdf),
+        "lens_position_angle": (d.lens_position_angle, uniform(0.0, math.pi).cdf),
+        "shear_gamma1": (d.shear_gamma1, stats.norm(0.0, 0.05).cdf),
+        "shear_gamma2": (d.shear_gamma2, stats.norm(0.0, 0.05).cdf),
+        "lens_center_x": (d.lens_center_x, stats.norm(0.0, 0.05).cdf),
+        "lens_center_y": (d.lens_center_y, stats.norm(0.0, 0.05).cdf),
+        "position_angle": (d.position_angle, uniform(0.0, math.pi).cdf),
+    }
+    for name, (values, cdf) in laws.items():
+        assert _ks(values, cdf) > 1e-3, name
+    assert np.all(d.theta_e == 1.5)
+    # the source sits beta_frac x theta_E from the jittered lens centre, at a uniform angle
+    dx, dy = d.source_x - d.lens_center_x, d.source_y - d.lens_center_y
+    np.testing.assert_allclose(np.hypot(dx, dy), d.beta_frac * d.theta_e)
+    assert _ks(np.arctan2(dy, dx), uniform(-math.pi, 2 * math.pi).cdf) > 1e-3
+    np.testing.assert_allclose(d.flux, 10 ** (-0.4 * (d.mags - 22.5)))
+    assert d.clump_x is None  # clumps off in the paper's model
+    assert set(d.render_kwargs()) == {
+        "lens_axis_ratio",
+        "lens_position_angle",
+        "shear_gamma1",
+        "shear_gamma2",
+        "lens_center_x",
+        "lens_center_y",
+    }
+
+
+def test_semi_major_r_e_is_converted_to_the_engines_circularised_r_eff() -> None:
+    """paper_2026's R_e is the semi-major-axis half-light radius: the sampler's r_eff =
+    R_e sqrt(q), and the rendered profile holds half its light inside the ellipse of
+    semi-major axis R_e (elliptical radius sqrt(x'^2 + y'^2 / q^2))."""
+    _, d = _paper_draws(200)
+    np.testing.assert_allclose(d.r_eff, d.r_e * np.sqrt(d.axis_ratio))
+    h = 0.004
+    c = np.arange(-6.0, 6.0, h) + h / 2
+    x, y = np.meshgrid(c, c)
+    for i in range(3):
+        q, phi, r_e = d.axis_ratio[i], d.position_angle[i], d.r_e[i]
+        e1, e2 = ellipticity_from_phi_q(phi, q)
+        sb = sersic_surface_brightness(x, y, 1.0, d.r_eff[i], d.n_sersic[i], e1, e2)
+        xr = np.cos(phi) * x + np.sin(phi) * y
+        yr = -np.sin(phi) * x + np.cos(phi) * y
+        inside = np.hypot(xr, yr / q) < r_e
+        assert sb[inside].sum() / sb.sum() == pytest.approx(0.5, abs=0.01)
+    # the circularised convention passes R_e through
+    priors = load_priors(CONFIG_DIR, "full")
+    old = sample_injections(priors, 50, np.random.default_rng(3), prior="provisional_v1")
+    np.testing.assert_array_equal(old.r_eff, old.r_e)
+    assert old.lens_axis_ratio is not None and np.all(old.lens_axis_ratio == 1.0)
+
+
+def test_experiment_settings_and_their_errors() -> None:
+    priors = load_priors(CONFIG_DIR, "full")
+    rng = np.random.default_rng(4)
+    with pytest.raises(ValueError, match="theta_e"):
+        sample_injections(priors, 5, rng, source_mag=(23, 26))
+    with pytest.raises(ValueError, match="source_mag"):
+        sample_injections(priors, 5, rng, theta_e=1.0)
+    with pytest.raises(ValueError, match="theta_e"):
+        sample_injections(priors, 5, rng, theta_e=-1.0, source_mag=(23, 26))
+    with pytest.raises(KeyError, match="nope"):
+        sample_injections(priors, 5, rng, prior="nope", theta_e=1.0, source_mag=(23, 26))
+    _, wide = _paper_draws(20_000, beta_frac=(0.1, 1.0), source_mag=(18.0, 26.0))
+    assert _ks(wide.beta_frac, lambda x: (np.clip(x, 0.1, 1.0) ** 2 - 0.01) / 0.99) > 1e-3
+    assert _ks(wide.source_mag, stats.uniform(18.0, 8.0).cdf) > 1e-3
+    per = np.linspace(0.5, 3.0, 7)
+    _, grid = _paper_draws(7, theta_e=per)
+    np.testing.assert_array_equal(grid.theta_e, per)
+    # same stream, same draws; theta_e given or drawn keeps the other draws
+    _, a = _paper_draws(50, seed=9)
+    _, b = _paper_draws(50, seed=9, theta_e=2.0)
+    np.testing.assert_array_equal(a.n_sersic, b.n_sersic)
+    np.testing.assert_array_equal(a.shear_gamma1, b.shear_gamma1)
+
+
+def test_psf_per_band_from_the_host() -> None:
+    priors = load_priors(CONFIG_DIR, "full")
+    host = np.array([[1.5, 1.3, 1.2], [1.0, 0.9, 1.4]])
+    paper = injection_psf_fwhm(priors, host)
+    np.testing.assert_allclose(paper, host[:, 1:2] * np.array([1.05, 1.0, 0.94]))
+    np.testing.assert_array_equal(injection_psf_fwhm(priors, host, prior="provisional_v1"), host)
+    with pytest.raises(ValueError, match="host_psfsize"):
+        injection_psf_fwhm(priors, host[:, :2])
+
+
+def test_clumps_when_switched_on(tmp_path: Path) -> None:
+    data = _raw()
+    data["priors"]["paper_2026"]["clumps"]["probability"] = 0.5
+    priors = load_priors(_write(tmp_path, data), "full")
+    n = 20_000
+    d = sample_injections(priors, n, np.random.default_rng(5), theta_e=1.5, source_mag=(23, 26))
+    frac = d.clump_flux_fraction
+    count = (frac > 0).sum(axis=1)
+    has = count > 0
+    assert frac.shape == (n, 4)
+    assert abs(has.mean() - 0.5) < 0.02
+    assert set(np.unique(count[has])) == {1, 2, 3, 4}
+    assert _ks(frac[has].sum(axis=1), stats.uniform(0.15, 0.30).cdf) > 1e-3
+    assert np.all(d.clump_sigma[frac > 0] >= 0.03) and np.all(d.clump_sigma <= 0.10)
+    # positions inside the half-light ellipse (semi-major R_e) of each source
+    phi = d.position_angle[:, None]
+    xr = np.cos(phi) * d.clump_x + np.sin(phi) * d.clump_y
+    yr = -np.sin(phi) * d.clump_x + np.cos(phi) * d.clump_y
+    assert np.all(np.hypot(xr, yr / d.axis_ratio[:, None]) <= d.r_e[:, None] * (1 + 1e-9))
+    # the draws before the clumps are those of the clump-free prior
+    _, plain = _paper_draws(n, seed=5)
+    np.testing.assert_array_equal(plain.lens_center_y, d.lens_center_y)
 
 
 def test_fixed_parameters_keep_the_stream() -> None:
