@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from stronglens_assets.science.core.units import mag_to_nanomaggies
+from stronglens_assets.science.lensing.injection import CLUMP_KEYWORDS, LENS_KEYWORDS
 
 __all__ = [
     "ARC_ARGUMENTS",
@@ -37,17 +38,6 @@ ARC_ARGUMENTS: tuple[str, ...] = (
     "flux",
     "psf_fwhm",
 )
-#: ``render_arcs`` keywords of the SIE + shear lens.
-LENS_KEYWORDS: tuple[str, ...] = (
-    "lens_axis_ratio",
-    "lens_position_angle",
-    "shear_gamma1",
-    "shear_gamma2",
-    "lens_center_x",
-    "lens_center_y",
-)
-#: ``render_arcs`` keywords of the clumps.
-CLUMP_KEYWORDS: tuple[str, ...] = ("clump_x", "clump_y", "clump_sigma", "clump_flux_fraction")
 #: PSF FWHM of g, r, z relative to r (PROTOCOL.md).
 _BAND_PSF_SCALE = np.array([1.05, 1.0, 0.94])
 

@@ -303,7 +303,7 @@ def test_bad_priors_fail_clearly_and_overwrite_nothing(
     result = s.run("injection_priors")
     assert not result.success
     message = str(result.all_events)
-    assert "distributions.theta_e" in message and "inverted" in message
+    assert "priors.provisional_v1.lens.theta_e" in message and "inverted" in message
     path.write_text(text.replace("theta_e: [0.75, 1.5, 2.5]", "theta_e: [-0.75, 1.5, 2.5]"))
     result = s.run("injection_priors")
     assert not result.success and "theta_e" in str(result.all_events)

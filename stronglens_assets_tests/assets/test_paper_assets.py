@@ -9,6 +9,7 @@ assets' wiring without training a model. The end-to-end test reads the shared de
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -530,7 +531,9 @@ def test_provenance_refuses_results_computed_with_other_priors(graph):
     before = provenance.read_bytes()
     priors = graph.config_dir / "injection_priors.yaml"
     original = priors.read_text()
-    priors.write_text(original.replace("version: corrected_priors_v1", "version: edited_v2"))
+    edited = re.sub(r"^version: .*$", "version: edited_v2", original, count=1, flags=re.M)
+    assert edited != original
+    priors.write_text(edited)
     try:
         result = graph.materialize(["d06_provenance"])
         assert not result.success

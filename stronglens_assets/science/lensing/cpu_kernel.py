@@ -11,21 +11,32 @@ convolved ones differ only by the convolution's summation order. The functions r
 GIL (``workers`` threads run groups in parallel).
 
 Only :func:`render_group` is meant to be called (by ``render_arcs``); importing this module
-compiles nothing, the first call compiles the kernel (a few seconds, cached on disk by numba
-where its cache directory is writable).
+compiles nothing, the first call compiles the kernel (20-60 s) and numba caches it on disk
+(the package's ``__pycache__``, or numba's user-wide cache directory where that is not
+writable). The cache is keyed on the contents of every module the kernel is compiled from
+(numba alone only checks the file that defines a function, and would keep a stale kernel
+after an edit of the formulas in another module).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, types
+from numba.core import caching
+from numba.core import config as numba_config
 from numba.extending import intrinsic
 
 from stronglens_assets.science.lensing.elementwise import Ops, float32_math
 from stronglens_assets.science.lensing.injection import (
     COLUMNS,
+    CONV_PEAK_HALF,
     _kernel_radius,
     _Params,
     _Setup,
@@ -35,7 +46,67 @@ from stronglens_assets.science.lensing.injection import (
 
 __all__ = ["render_group"]
 
-_OPTIONS = {"nogil": True, "error_model": "numpy", "cache": True}
+#: Modules whose code the kernel is compiled from (this package's directory).
+_SOURCES: tuple[str, ...] = (
+    "cpu_kernel.py",
+    "elementwise.py",
+    "injection.py",
+    "profiles.py",
+    "ray_tracing.py",
+)
+
+
+def _sources_digest() -> bytes:
+    digest = hashlib.sha256(numba.__version__.encode())
+    for name in _SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.digest()
+
+
+_DIGEST = _sources_digest()
+
+
+class _DigestStamp:
+    """Mixin: numba's cache index is valid while :data:`_SOURCES` are unchanged."""
+
+    def get_source_stamp(self) -> bytes:
+        return _DIGEST
+
+
+class _UserProvidedLocator(_DigestStamp, caching.UserProvidedCacheLocator):
+    """numba's ``NUMBA_CACHE_DIR`` locator."""
+
+
+class _InTreeLocator(_DigestStamp, caching.InTreeCacheLocator):
+    """numba's ``__pycache__`` locator."""
+
+
+class _UserWideLocator(_DigestStamp, caching.UserWideCacheLocator):
+    """numba's user-wide cache locator."""
+
+
+#: numba versions without configurable locators compile in every process instead
+_CACHE = hasattr(numba_config, "CACHE_LOCATOR_CLASSES")
+
+
+@contextmanager
+def _kernel_cache() -> Iterator[None]:
+    """Functions decorated inside use the locators above (chosen at decoration time)."""
+    if not _CACHE:
+        yield
+        return
+    previous = numba_config.CACHE_LOCATOR_CLASSES
+    numba_config.CACHE_LOCATOR_CLASSES = ",".join(
+        f"{__name__}.{cls.__name__}"
+        for cls in (_UserProvidedLocator, _InTreeLocator, _UserWideLocator)
+    )
+    try:
+        yield
+    finally:
+        numba_config.CACHE_LOCATOR_CLASSES = previous
+
+
+_OPTIONS = {"nogil": True, "error_model": "numpy", "cache": _CACHE}
 
 
 def _jit(function: Any) -> Any:
@@ -95,27 +166,28 @@ def _sqrt(x):
     return np.sqrt(x)
 
 
-_select_jit = _jit_small(_select)
-_EXP, _LOG, _ATAN, _ATANH, _FMAX, _FMIN, _FABS = float32_math(
-    _jit_small(_as_int),
-    _jit_small(_as_float),
-    _jit_small(_to_int),
-    _jit_small(_to_float),
-    _select_jit,
-    _jit_small,
-)
-OPS = Ops(
-    sqrt=_jit_small(_sqrt),
-    exp=_EXP,
-    log=_LOG,
-    atan=_ATAN,
-    atanh=_ATANH,
-    fmax=_FMAX,
-    fmin=_FMIN,
-    select=_select_jit,
-    fabs=_FABS,
-)
-_MODEL = make_arc_model(OPS, _jit)
+with _kernel_cache():
+    _select_jit = _jit_small(_select)
+    _EXP, _LOG, _ATAN, _ATANH, _FMAX, _FMIN, _FABS = float32_math(
+        _jit_small(_as_int),
+        _jit_small(_as_float),
+        _jit_small(_to_int),
+        _jit_small(_to_float),
+        _select_jit,
+        _jit_small,
+    )
+    OPS = Ops(
+        sqrt=_jit_small(_sqrt),
+        exp=_EXP,
+        log=_LOG,
+        atan=_ATAN,
+        atanh=_ATANH,
+        fmax=_FMAX,
+        fmin=_FMIN,
+        select=_select_jit,
+        fabs=_FABS,
+    )
+    _MODEL = make_arc_model(OPS, _jit)
 _source_plane = _MODEL.source_plane
 _sersic = _MODEL.sersic
 _clump = _MODEL.clump
@@ -135,7 +207,6 @@ assert COLUMNS == (
 # emits no negative-index handling and the compiler vectorises the loops.
 
 
-@njit(**_OPTIONS)
 def _points(xs, ys, par, f, g, u, v, st):
     """Lensed-source flux per pixel at points ``(xs, ys)``: ``f``; the supersampling bound
     ``g`` (-1 where the point is "near" the profile's centre); the offsets ``(u, v)`` from
@@ -161,7 +232,6 @@ def _points(xs, ys, par, f, g, u, v, st):
         st[m] = sm
 
 
-@njit(**_OPTIONS)
 def _add_clumps(f, g, u, v, st, cl, ncl, hd, with_bound):
     """Add the clumps to ``f`` (and their variation bound to ``g``)."""
     for k in range(ncl):
@@ -174,7 +244,6 @@ def _add_clumps(f, g, u, v, st, cl, ncl, hd, with_bound):
                 g[m] = g[m] if g[m] < 0 else _FMAX(g[m], gk)
 
 
-@njit(**_OPTIONS)
 def _render_unit(unit, par, cl, ncl, win, coord, ox, oy, s, adaptive, ss_tol, ss_step):
     """Unit-flux image of one injection into ``unit`` (zero outside its window)."""
     r0, r1, c0, c1 = win[0], win[1], win[2], win[3]
@@ -252,9 +321,6 @@ def _render_unit(unit, par, cl, ncl, win, coord, ox, oy, s, adaptive, ss_tol, ss
         unit[r0 + lin[m] // w, c0 + lin[m] % w] = acc[m] / s2f
 
 
-# The convolution is not bit-matched to the array path (BLAS sums in its own order): it may
-# contract multiply-adds into FMAs.
-@njit(fastmath={"contract"}, **_OPTIONS)
 def _convolve(out, unit, flux, kern, radius, box):
     """``out[b] = flux[b] x (PSF_b * inner + ring)`` over the box grown by the kernel radius;
     ``inner`` = ``unit`` inside ``box``, ``ring`` = ``unit`` outside it."""
@@ -304,7 +370,6 @@ def _convolve(out, unit, flux, kern, radius, box):
                 orow[o] = (line[o] + ring) * fl
 
 
-@njit(**_OPTIONS)
 def _render_group(
     out, table, clumps, n_clumps, windows, coord, ox, oy, s, adaptive, ss_tol, ss_step,
     conv_tol, flux, kern, radius, has_psf,
@@ -330,17 +395,37 @@ def _render_group(
                     dst[x] = src[x] * fl
         if has_psf:
             if conv_tol > 0:
+                # the brightest pixel (first in row-major order), and per band a lower bound of
+                # the brightest convolved pixel: the PSF over the pixels within CONV_PEAK_HALF
+                pr, pc = r0, c0
                 peak = np.float32(0.0)
                 for y in range(r0, r1):
                     src = unit[y, c0:c1]
                     for x in range(w):
-                        peak = _FMAX(peak, src[x])
-                thr = conv_tol * peak
+                        if src[x] > peak:
+                            peak = src[x]
+                            pr, pc = y, c0 + x
+                half = min(CONV_PEAK_HALF, radius)
+                low = np.inf
+                for b in range(n_band):
+                    k = kern[i, b]
+                    acc = 0.0
+                    for dr in range(-half, half + 1):
+                        for dc in range(-half, half + 1):
+                            y, x = pr + dr, pc + dc
+                            if y >= 0 and y < size and x >= 0 and x < size:
+                                acc += (
+                                    np.float64(unit[y, x])
+                                    * np.float64(k[radius + dr])
+                                    * (np.float64(k[radius + dc]))
+                                )
+                    low = min(low, acc)
+                thr = np.float64(conv_tol) * low
                 box[0], box[1], box[2], box[3] = size, 0, size, 0
                 for y in range(r0, r1):
                     src = unit[y, c0:c1]
                     for x in range(w):
-                        if src[x] > thr:
+                        if np.float64(src[x]) > thr:
                             box[0] = min(box[0], y)
                             box[1] = max(box[1], y + 1)
                             box[2] = min(box[2], c0 + x)
@@ -353,6 +438,16 @@ def _render_group(
             row = unit[y, c0:c1]
             for x in range(w):
                 row[x] = np.float32(0.0)
+
+
+with _kernel_cache():  # the kernels find each other as module globals when compiled
+    _points = njit(**_OPTIONS)(_points)
+    _add_clumps = njit(**_OPTIONS)(_add_clumps)
+    _render_unit = njit(**_OPTIONS)(_render_unit)
+    # the convolution is not bit-matched to the array path (BLAS sums in its own order): it
+    # may contract multiply-adds into FMAs
+    _convolve = njit(fastmath={"contract"}, **_OPTIONS)(_convolve)
+    _render_group = njit(**_OPTIONS)(_render_group)
 
 
 def render_group(

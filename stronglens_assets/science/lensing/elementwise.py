@@ -39,6 +39,8 @@ _F = np.float32
 # (truncation < 5e-9), 2^n assembled in the exponent bits.
 _EXP_LO = _F(-87.0)  # below: 0 (2^-126 is the smallest normal float32)
 _EXP_HI = _F(88.0)
+_EXP_BIAS = _F(127.0)
+_EXP_SHIFT = _F(8388608.0)  # 2^23
 _ROUND_MAGIC = _F(12582912.0)  # 1.5 * 2^23: x + M - M rounds x to an integer (|x| < 2^22)
 _LOG2E = _F(1.4426950408889634)
 _LN2_HI = _F(0.693359375)  # 355 / 512: n * _LN2_HI is exact for |n| < 2^15
@@ -120,7 +122,6 @@ def float32_math(
     validated before they get here).
     """
 
-    # atan needs a guard for 1/0 only in its big branch, which never selects a = 0
     def fmax(a, b):
         return select(a > b, a, b)
 
@@ -142,7 +143,8 @@ def float32_math(
         p = p * r + _E2
         p = p * r + _E1
         p = p * r + _E0
-        scale = as_float((to_int(n) + 127) << 23)
+        # 2^n: the exponent field (n + 127) << 23, built exactly in float32 (no integer ops)
+        scale = as_float(to_int((n + _EXP_BIAS) * _EXP_SHIFT))
         return select(x < _EXP_LO, _ZERO, p * scale)
 
     def log(x):

@@ -52,10 +52,12 @@ surface brightness may change by more than ``exp(ss_log_step)`` across the pixel
 from the Jacobian norm ``max(1, theta_E / (sqrt(q) rho) - 1) + |gamma|`` of the lens map,
 the source's elliptical map and the profile's log-slope) and (b) the pixel could exceed
 ``ss_tol`` x the injection's brightest pixel centre. The PSF is applied to the bounding box
-of the pixels above ``conv_tol`` x the brightest pixel; fainter pixels outside it are added
-unconvolved (flux is conserved). ``adaptive=False`` supersamples and convolves every pixel
-of the stamp (lenstronomy's computation up to float32 rounding). With the defaults the worst
-pixel differs from ``adaptive=False`` by ~0.3% of the peak and the flux by ~0.1% (tested).
+of the pixels above ``conv_tol`` x a lower bound of the brightest *convolved* pixel (per band,
+the PSF applied to the 9 x 9 pixels around the brightest one); fainter pixels outside it are
+added unconvolved (flux is conserved; each is off by less than ``conv_tol`` x the peak).
+``adaptive=False`` supersamples and convolves every pixel of the stamp (lenstronomy's
+computation up to float32 rounding). With the defaults the worst pixel differs from
+``adaptive=False`` by < 0.1% of the peak and the flux by < 0.1% (tested to 0.5% and 0.2%).
 
 Backends: the formulas are written once with the primitives of
 :mod:`~stronglens_assets.science.lensing.elementwise` and run either on whole arrays (NumPy
@@ -98,6 +100,8 @@ from stronglens_assets.science.lensing.ray_tracing import (
 __all__ = [
     "ARC_ANNULUS_HALF_WIDTH",
     "CHUNK_ELEMENTS",
+    "CLUMP_KEYWORDS",
+    "LENS_KEYWORDS",
     "MAX_CLUMPS",
     "N_SERSIC_RANGE",
     "PSF_TRUNCATION",
@@ -123,8 +127,22 @@ CHUNK_ELEMENTS: int = 1 << 20
 MAX_CLUMPS: int = 8
 #: Half width (arcsec) of the annulus ``|r - theta_E| <= w`` of :func:`arc_truth`'s S/N.
 ARC_ANNULUS_HALF_WIDTH: float = 0.75
+#: Half side (pixels) of the block around the brightest pixel whose convolution bounds the
+#: brightest convolved pixel from below (the ``conv_tol`` threshold).
+CONV_PEAK_HALF: int = 4
 #: Largest Poisson mean numpy's generator accepts safely (int64 counts).
 _POISSON_LAM_MAX: float = 1e18
+
+#: Keyword arguments of :func:`render_arcs` for the lens and for the clumps.
+LENS_KEYWORDS: tuple[str, ...] = (
+    "lens_axis_ratio",
+    "lens_position_angle",
+    "shear_gamma1",
+    "shear_gamma2",
+    "lens_center_x",
+    "lens_center_y",
+)
+CLUMP_KEYWORDS: tuple[str, ...] = ("clump_x", "clump_y", "clump_sigma", "clump_flux_fraction")
 
 #: Per-injection constants of the model, in the order of the numba kernel's table.
 COLUMNS: tuple[str, ...] = (
@@ -671,7 +689,8 @@ def render_arcs(
         ss_log_step: pixels whose sub-pixels provably stay within ``exp(ss_log_step)`` of
             the centre value are not supersampled.
         conv_tol: the PSF is applied to the bounding box of the pixels above ``conv_tol`` x
-            the brightest pixel; the fainter ones outside are added unconvolved.
+            (a lower bound of) the brightest convolved pixel; the fainter ones outside are
+            added unconvolved.
         workers: NumPy only: render groups of ~400 injections in this many threads (the
             result does not depend on it).
 
@@ -802,18 +821,50 @@ def _render_group_xp(
     out[g0 : g0 + ids.size] = unit[:, None] * flux
     if p.psf_fwhm is None:
         return
+    kern_r = _kernel_radius(p.psf_fwhm[ids], st.pixel_scale)
     if st.conv_tol > 0:
-        peak = unit.reshape(ids.size, -1).max(axis=1)
-        bright = unit > (xp.asarray(st.conv_tol, dtype=st.dtype) * peak)[:, None, None]
+        thr = _conv_threshold(unit, p.psf_fwhm[ids], st, xp)
+        bright = unit > xp.asarray(thr)[:, None, None]
         box = _bbox_from_mask(to_host(bright.any(axis=2)), to_host(bright.any(axis=1)))
     else:
         box = np.tile(np.array([0, size, 0, size], dtype=np.int64), (ids.size, 1))
     sides = np.maximum(box[:, 1] - box[:, 0], box[:, 3] - box[:, 2])
     live = np.flatnonzero(sides > 0)
-    kern_r = _kernel_radius(p.psf_fwhm[ids], st.pixel_scale)
     for side, loc in _chunks(sides[live], p.flux.shape[1]):
         sel = live[loc]
         _convolve_chunk_xp(out, unit, flux, p, ids, sel, box[sel], side, kern_r, st, xp)
+
+
+def _conv_threshold(unit: Any, psf_fwhm: np.ndarray, st: _Setup, xp: ModuleType) -> np.ndarray:
+    """Per image, ``conv_tol`` x a lower bound of its brightest convolved pixel (float64): the
+    smallest over bands of the PSF applied to the pixels within :data:`CONV_PEAK_HALF` of the
+    brightest unconvolved one (its first occurrence in row-major order)."""
+    n, size = unit.shape[0], st.size
+    radius = int(_kernel_radius(psf_fwhm, st.pixel_scale).max())
+    kern = gaussian_kernel_1d(psf_fwhm, st.pixel_scale, radius=radius, kind=st.psf_kernel)
+    kern = kern.astype(np.float32).astype(np.float64)  # the kernel the convolution applies
+    flat = to_host(xp.argmax(unit.reshape(n, -1), axis=1))
+    pr, pc = flat // size, flat % size
+    half = min(CONV_PEAK_HALF, radius)
+    d = np.arange(-half, half + 1)
+    rows = pr[:, None] + d[None, :]
+    cols = pc[:, None] + d[None, :]
+    ok = (rows[:, :, None] >= 0) & (rows[:, :, None] < size)
+    ok = ok & (cols[:, None, :] >= 0) & (cols[:, None, :] < size)
+    block = to_host(
+        unit[
+            xp.arange(n)[:, None, None],
+            xp.asarray(np.clip(rows, 0, size - 1))[:, :, None],
+            xp.asarray(np.clip(cols, 0, size - 1))[:, None, :],
+        ]
+    ).astype(np.float64)
+    block = np.where(ok, block, 0.0)
+    acc = np.zeros(kern.shape[:2])
+    for a, dr in enumerate(d):  # the summation order of the numba kernel
+        for b, dc in enumerate(d):
+            term = block[:, a, b, None] * kern[:, :, radius + dr] * kern[:, :, radius + dc]
+            acc = acc + np.where(ok[:, a, b, None], term, 0.0)
+    return st.conv_tol * acc.min(axis=1)
 
 
 def _render_chunk_xp(

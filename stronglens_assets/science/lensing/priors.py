@@ -43,9 +43,7 @@ parameter's physical domain (e.g. a negative theta_E) or an unknown key is a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -58,8 +56,14 @@ from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
+from stronglens_assets.science.core.hashing import sha256_file, sha256_json
 from stronglens_assets.science.core.units import AB_ZERO_POINT, mag_to_nanomaggies
-from stronglens_assets.science.lensing.injection import MAX_CLUMPS, N_SERSIC_RANGE
+from stronglens_assets.science.lensing.injection import (
+    CLUMP_KEYWORDS,
+    LENS_KEYWORDS,
+    MAX_CLUMPS,
+    N_SERSIC_RANGE,
+)
 
 PRIORS_CONFIG_FILENAME = "injection_priors.yaml"
 #: Conventions of a prior's half-light radius (see the module docstring).
@@ -550,16 +554,15 @@ def load_priors(
 
 
 def priors_sha256(priors: InjectionPriors) -> str:
-    """sha256 of the canonical JSON of the resolved priors (sorted keys, profile applied)."""
-    text = json.dumps(priors.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of the JSON of the resolved priors (sorted keys, profile applied)."""
+    return sha256_json(priors.model_dump(mode="json"))
 
 
 def priors_file_sha256(config_dir: str | os.PathLike[str]) -> str:
     """sha256 of the YAML file's bytes (what the seeds' provenance records)."""
     path = Path(config_dir) / PRIORS_CONFIG_FILENAME
     load_yaml(path)  # clear error if missing / not YAML
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def grid_cells(grid: GridAxes) -> pd.DataFrame:
@@ -627,20 +630,8 @@ class InjectionParameters:
 
     def render_kwargs(self) -> dict[str, np.ndarray]:
         """The lens and clump keywords of ``render_arcs`` that are set."""
-        names = (*LENS_FIELDS, *CLUMP_FIELDS)
+        names = (*LENS_KEYWORDS, *CLUMP_KEYWORDS)
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-
-
-#: ``render_arcs`` keywords of the lens and of the clumps.
-LENS_FIELDS: tuple[str, ...] = (
-    "lens_axis_ratio",
-    "lens_position_angle",
-    "shear_gamma1",
-    "shear_gamma2",
-    "lens_center_x",
-    "lens_center_y",
-)
-CLUMP_FIELDS: tuple[str, ...] = ("clump_x", "clump_y", "clump_sigma", "clump_flux_fraction")
 
 
 def _band_mags(

@@ -16,6 +16,7 @@ from stronglens_assets.config import ConfigError
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.science.lensing.injection import LENS_KEYWORDS
 from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     Distribution,
@@ -249,14 +250,7 @@ def test_paper_prior_sampling_laws() -> None:
     assert _ks(np.arctan2(dy, dx), uniform(-math.pi, 2 * math.pi).cdf) > 1e-3
     np.testing.assert_allclose(d.flux, 10 ** (-0.4 * (d.mags - 22.5)))
     assert d.clump_x is None  # clumps off in the paper's model
-    assert set(d.render_kwargs()) == {
-        "lens_axis_ratio",
-        "lens_position_angle",
-        "shear_gamma1",
-        "shear_gamma2",
-        "lens_center_x",
-        "lens_center_y",
-    }
+    assert set(d.render_kwargs()) == set(LENS_KEYWORDS)
 
 
 def test_semi_major_r_e_is_converted_to_the_engines_circularised_r_eff() -> None:
