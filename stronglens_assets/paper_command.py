@@ -110,9 +110,11 @@ def run_paper(
     embedding: str = "auto",
     label: str | None = None,
     seed: int = 0,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
 ) -> int:
-    """Read ``results`` (and ``compare``), render, write under ``out``; 0 on success."""
+    """Read ``results`` (and ``compare``), render, write under ``out``; 0 on success.
+    Progress goes to ``stream`` (default: standard output)."""
+    stream = sys.stdout if stream is None else stream
     try:
         model = read_d06_results(open_results(results))
         reference = read_d06_results(open_results(compare)) if compare else None

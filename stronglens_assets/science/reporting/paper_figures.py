@@ -201,15 +201,16 @@ def completeness_figure(grids: Mapping[str, Grid], threshold: str = MARGINAL_THR
         n_each = sorted({r.n for r in by_theta.values()})
         top.set_xlabel(r"Einstein radius $\theta_{\rm E}$ (arcsec)")
         top.set_ylabel(f"completeness at ${threshold.replace('p>', 'p > ')}$ (%)")
-        top.set_ylim(bottom=0.0)
+        highest = max(100.0 * r.wilson95[1] for r in by_theta.values() if r.n)
+        top.set_ylim(0.0, min(100.0, 1.3 * highest))
         top.text(
-            0.97,
-            0.04,
-            f"(a) {style['label']} grid, all source magnitudes\n"
+            0.03,
+            0.96,
+            f"(a) {style['label']} grid\n"
             f"n = {', '.join(f'{v:,}' for v in n_each)} per $\\theta_{{\\rm E}}$",
             transform=top.transAxes,
-            va="bottom",
-            ha="right",
+            va="top",
+            ha="left",
         )
         names = list(grids)
         offsets = {name: 0.08 * (i - (len(names) - 1) / 2) for i, name in enumerate(names)}
@@ -284,7 +285,7 @@ def _group_label(name: str, embeddings: ProbeEmbeddings | None = None) -> str:
         if n_mock == len(embeddings.tier_a_is_mock):
             label = "Tier-A lenses (mock)"
         elif n_mock:
-            label = f"Tier-A lenses ({n_mock} mock)"
+            label = f"Tier-A lenses ({n_mock} of them mock)"
     return label
 
 
@@ -292,7 +293,7 @@ def embedding_figure(embeddings: ProbeEmbeddings, method: str = "umap", *, seed:
     """Figure 2: the probe's groups in a 2-D map of the CNN's penultimate embedding."""
     projected, axis = embedding_projection(embeddings.embeddings, method, seed=seed)
     with _style():
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 3.3), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 3.9), layout="constrained")
         order = [
             g for g in ("negatives", "inj_high_bf", "inj_low_bf", "real_tier_a") if g in projected
         ]
@@ -300,17 +301,27 @@ def embedding_figure(embeddings: ProbeEmbeddings, method: str = "umap", *, seed:
         for name in order:
             points = projected[name]
             style = GROUP_STYLE.get(name, {"color": _BLUE, "marker": "x"})
-            ax.scatter(
-                points[:, 0],
-                points[:, 1],
-                s=10 if name == "real_tier_a" else 5,
-                marker=style["marker"],
-                color=style["color"],
-                alpha=0.9 if name == "real_tier_a" else 0.5,
-                linewidths=0.3,
-                label=f"{_group_label(name, embeddings)} ({len(points)})",
-                rasterized=len(points) > 2000,
-            )
+            mock = np.zeros(len(points), bool)
+            if name == "real_tier_a" and embeddings.tier_a_is_mock is not None:
+                mock = np.asarray(embeddings.tier_a_is_mock, bool)
+            for subset, hollow in ((~mock, False), (mock, True)):
+                if not subset.any():
+                    continue
+                label = str(style.get("label", name))
+                if mock.any():
+                    label += ", mock" if hollow else ", real"
+                ax.scatter(
+                    points[subset, 0],
+                    points[subset, 1],
+                    s=10 if name == "real_tier_a" else 5,
+                    marker=style["marker"],
+                    color="none" if hollow else style["color"],
+                    edgecolors=style["color"],
+                    alpha=0.9 if name == "real_tier_a" else 0.5,
+                    linewidths=0.6 if hollow else 0.3,
+                    label=f"{label} ({int(subset.sum())})",
+                    rasterized=int(subset.sum()) > 2000,
+                )
         if axis == "UMAP":
             ax.set_xlabel("UMAP 1")
             ax.set_ylabel("UMAP 2")
@@ -318,7 +329,14 @@ def embedding_figure(embeddings: ProbeEmbeddings, method: str = "umap", *, seed:
             _, first, second = axis.split("|")
             ax.set_xlabel(f"PC 1 ({first}% of variance)")
             ax.set_ylabel(f"PC 2 ({second}% of variance)")
-        ax.legend(loc="best", frameon=True, framealpha=0.85, markerscale=1.5, handletextpad=0.3)
+        fig.legend(
+            loc="outside lower center",
+            frameon=False,
+            ncol=2,
+            markerscale=1.5,
+            handletextpad=0.3,
+            columnspacing=0.8,
+        )
         if axis == "UMAP":  # UMAP coordinates have no meaning of their own
             ax.set_xticks([])
             ax.set_yticks([])
@@ -336,7 +354,7 @@ def score_figure(
     drawn in the first bin), with the detection threshold marked."""
     edges = np.linspace(np.log10(floor), 0.0, 29)
     with _style():
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.6), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 3.3), layout="constrained")
         for name in [g for g in PROBE_GROUPS if g in scores] + [
             g for g in scores if g not in PROBE_GROUPS
         ]:
@@ -356,18 +374,18 @@ def score_figure(
         ax.axvline(np.log10(threshold), color="0.4", linewidth=0.8, linestyle=(0, (2, 2)))
         ax.text(
             np.log10(threshold),
-            0.98,
-            f" p = {threshold:g}",
+            0.97,
+            f"$p = {threshold:g}$ ",
             transform=ax.get_xaxis_transform(),
             va="top",
-            ha="left",
+            ha="right",
             color="0.3",
         )
         ax.set_xlabel(r"$\log_{10}$ CNN score $p$(lens)")
         ax.set_ylabel("fraction per bin")
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(bottom=0.0)
-        ax.legend(loc="upper left", frameon=False, handlelength=2.2)
+        fig.legend(loc="outside lower center", frameon=False, ncol=1, handlelength=2.2)
     return fig
 
 
@@ -378,7 +396,8 @@ def bright_arc_figure(variants: Mapping[str, BrightArcVariant], *, rate: str = "
         raise ValueError("Figure 4 needs at least one bright-arc variant")
     names = list(variants)
     with _style():
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 3.0), constrained_layout=True)
+        height = 3.0 + 0.13 * ((len(names) + 2) // 3)
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, height), layout="constrained")
         step = 0.07
         for i, name in enumerate(names):
             variant = variants[name]
@@ -392,8 +411,12 @@ def bright_arc_figure(variants: Mapping[str, BrightArcVariant], *, rate: str = "
         ax.set_xlabel(r"source (unlensed) $r$ magnitude (AB)")
         ax.set_ylabel(f"detected at $p > {0.3 if rate == 'p03' else 0.5:g}$ (%)")
         ax.set_ylim(0.0, min(100.0, ax.get_ylim()[1] * 1.05))
-        ax.legend(
-            loc="upper right", frameon=False, ncol=2 if len(names) > 3 else 1, handlelength=2.6
+        fig.legend(
+            loc="outside lower center",
+            frameon=False,
+            ncol=min(3, len(names)),
+            handlelength=2.6,
+            columnspacing=1.0,
         )
     return fig
 
