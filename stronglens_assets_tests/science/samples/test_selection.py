@@ -18,7 +18,7 @@ from stronglens_assets.config import ConfigError
 from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS, synthetic_sweep
 from stronglens_assets.science.samples import selection as SEL
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "negatives.yaml"
+CONFIG_PATH = Path(__file__).resolve().parents[3] / "configs" / "negatives.yaml"
 
 
 @pytest.fixture(scope="module")
