@@ -121,6 +121,14 @@ def run_paper(
     except FileNotFoundError as exc:
         print(f"stronglens paper: error: {exc}", file=sys.stderr)
         return 2
+    if not model.inputs:
+        print(
+            f"stronglens paper: error: no D06 results in {model.location}: none of "
+            f"{', '.join(m.key for m in model.missing)} (nor their flattened names "
+            "<subdir>_<file>)",
+            file=sys.stderr,
+        )
+        return 2
     _describe(model, stream)
     if reference is not None:
         print(f"  comparing with {reference.location} ({len(reference.inputs)} files)", file=stream)

@@ -131,6 +131,10 @@ def test_a_malformed_input_fails_naming_it_and_keeps_the_previous_outputs(
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert main(["paper", "--results", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["paper", "--results", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no D06 results in" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_outputs_of_inputs_now_absent_are_removed(tmp_path: Path, capsys) -> None:

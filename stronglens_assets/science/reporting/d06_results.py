@@ -270,7 +270,12 @@ class Grid:
         for spec in self.thresholds:
             if spec.label == label:
                 return spec
-        raise KeyError(f"grid {self.partition} has no threshold {label!r}")
+        raise ResultsFormatError(
+            self.uri,
+            "threshold",
+            f"no {label} threshold, which this output needs (the grid has "
+            f"{', '.join(s.label for s in self.thresholds)})",
+        )
 
     def rows(self, threshold: ThresholdSpec, source_mag_bin: str = "all") -> pd.DataFrame:
         """Rows of one threshold and one source-magnitude bin."""

@@ -9,7 +9,7 @@ the numbers are those of :mod:`.paper_summary`, so the tables and ``summary.json
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stronglens_assets.science.reporting.d06_results import D06Results
@@ -115,6 +115,20 @@ def _grid_header(names: Sequence[str], first: str) -> list[str]:
     return [top, rules + " " + sub]
 
 
+def _grid_rows(
+    per_grid: Mapping[str, Mapping[Any, Rate]], keys: Sequence[Any], first: Callable[[Any], str]
+) -> list[str]:
+    """One row per key: its label, then ``k/n`` and ``rate [Wilson 95%]`` of every grid."""
+    rows = []
+    for key in keys:
+        cells = [first(key)]
+        for rates in per_grid.values():
+            rate = rates.get(key)
+            cells += _rate_cells(rate) if rate else ["--", "--"]
+        rows.append(" & ".join(cells))
+    return rows
+
+
 def tier_a_recall_table(results: D06Results) -> str:
     """Tier-A recall per threshold with Wilson 95%, the file's own interval and the FPR of
     the scored negatives at the same threshold."""
@@ -216,13 +230,7 @@ def completeness_theta_e_table(results: D06Results, threshold: str = MARGINAL_TH
     names = list(results.grids)
     per_grid = {n: completeness_by_axis(results.grids[n], "theta_e", threshold) for n in names}
     values = sorted({v for rates in per_grid.values() for v in rates})
-    body = []
-    for value in values:
-        cells = [f"{value:.2f}"]
-        for name in names:
-            rate = per_grid[name].get(value)
-            cells += _rate_cells(rate) if rate else ["--", "--"]
-        body.append(" & ".join(cells))
+    body = _grid_rows(per_grid, values, lambda value: f"{value:.2f}")
     return _table(
         f"Completeness at {_threshold_tex(threshold)} per Einstein radius, summed over PSF "
         "FWHM, depth and source magnitude, with the Wilson 95\\% interval.",
@@ -248,12 +256,7 @@ def completeness_magnitude_table(results: D06Results, threshold: str = MARGINAL_
         if body:
             body.append(r"\midrule")
         body.append(f"\\multicolumn{{{1 + 2 * len(names)}}}{{l}}{{\\emph{{{title} magnitude}}}}")
-        for label in labels:
-            cells = [label.replace("-", "--")]
-            for name in names:
-                rate = per_grid[name].get(label)
-                cells += _rate_cells(rate) if rate else ["--", "--"]
-            body.append(" & ".join(cells))
+        body += _grid_rows(per_grid, labels, lambda label: label.replace("-", "--"))
     return _table(
         f"Completeness at {_threshold_tex(threshold)} per source (unlensed) and lensed "
         "(image-plane) $r$ magnitude bin (AB), summed over the grid cells, with the Wilson 95\\% "

@@ -213,3 +213,23 @@ def test_compare_summaries_lines_up_reference_and_run(tmp_path: Path, summary) -
     assert shifted.reference is None
     assert math.isclose(by_key[("McNemar exact p", "pooled")].difference, 0.0)
     assert all(r.as_dict()["section"] for r in rows)
+
+
+def test_a_grid_without_the_marginal_threshold_is_named(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from stronglens_assets.science.reporting.d06_results import ResultsFormatError
+
+    root = published_layout(tmp_path / "D06")
+    csv = root / "grid_no_poisson/selection_function.csv"
+    table = pd.read_csv(csv)
+    table = table[table["threshold"] != 0.3]
+    table.to_csv(csv, index=False)
+    meta = read_json(root, "grid_no_poisson/selection_function_meta.json")
+    meta["thresholds"] = meta["thresholds"][1:]
+    write_json(root, "grid_no_poisson/selection_function_meta.json", meta)
+    results = read_d06_results(root)
+    with pytest.raises(
+        ResultsFormatError, match=r"selection_function.csv: field 'threshold': no p>0.3"
+    ):
+        build_summary(results)
