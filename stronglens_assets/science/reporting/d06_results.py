@@ -855,7 +855,6 @@ def _read_grid(
     meta.boolean("save_cutouts", optional=True)
     meta.boolean("add_sky_noise", optional=True)
     meta.number("pixscale", lo=0.0, optional=True)
-    meta.number("failure_rate_pct", lo=0.0, hi=100.0, optional=True)
     if meta.has("notes"):
         meta.strings("notes")
     if meta.has("failure_log_sample") and not isinstance(meta.raw("failure_log_sample"), list):
@@ -945,6 +944,14 @@ def _read_grid(
         "total_injections_failed",
         f"{failed}, but the table's n_failed sums to {found_failed}",
     )
+    rate = meta.number("failure_rate_pct", lo=0.0, hi=100.0, optional=True)
+    if rate is not None and total_ok + failed:
+        expected = 100.0 * failed / (total_ok + failed)
+        meta.check(
+            abs(rate - expected) <= 0.01,
+            "failure_rate_pct",
+            f"{rate}, but total_injections_failed / all injections is {expected:.3f}%",
+        )
     poisson = meta.boolean("add_poisson_noise")
     gain = meta.number("gain_e_per_nmgy", lo=0.0, nullable=True)
     if poisson and gain is None:

@@ -135,9 +135,11 @@ TABLES: dict[str, tuple[Callable[[D06Results], str | None], Callable[[D06Results
 }
 
 
+_GRID_TEX = {"no_poisson": "no-Poisson", "poisson": "Poisson"}
+
+
 def _grid_names(results: D06Results) -> str:
-    names = {"no_poisson": "the no-Poisson", "poisson": "the Poisson"}
-    text = " and ".join(names.get(n, latex_escape(n)) for n in results.grids)
+    text = " and ".join(f"the {_GRID_TEX.get(n, latex_escape(n))}" for n in results.grids)
     return text + (" grids" if len(results.grids) > 1 else " grid")
 
 
@@ -145,7 +147,7 @@ def _fig1_caption(results: D06Results, method: str) -> str:
     first = "no_poisson" if "no_poisson" in results.grids else next(iter(results.grids))
     return (
         "Completeness at $p > 0.3$ with Wilson 95\\% intervals. (a) Against Einstein radius for "
-        f"the {latex_escape(first.replace('_', '-'))} grid, summed over PSF FWHM, depth and "
+        f"the {_GRID_TEX.get(first, latex_escape(first))} grid, summed over PSF FWHM, depth and "
         "source magnitude. (b) Against the lensed (image-plane) $r$ magnitude of the arc, for "
         f"{_grid_names(results)}; horizontal bars span the bins, the $y$ axis is logarithmic."
     )

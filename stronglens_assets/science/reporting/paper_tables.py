@@ -328,8 +328,12 @@ def mcnemar_table(results: D06Results) -> str:
             body.append(r"\midrule")
         if len(row.bins) > 1:
             name = f"pooled {row.bins[0].split('-')[0]}--{row.bins[-1].split('-')[1]}"
-            rates = "--", "--"
-            n = "--"
+            pairs_in = [p for p in pairs.per_bin if p.label in row.bins]
+            total = sum(p.n_paired for p in pairs_in)
+            base = sum(p.both_detected + p.c for p in pairs_in) / total if total else None
+            noisy = sum(p.both_detected + p.b for p in pairs_in) / total if total else None
+            rates = _pct(base, 1), _pct(noisy, 1)
+            n = str(total)
         else:
             name = row.label.replace("-", "--")
             rates = _pct(row.baseline_rate, 1), _pct(row.poisson_rate, 1)

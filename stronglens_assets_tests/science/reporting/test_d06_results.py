@@ -222,6 +222,7 @@ MALFORMED = [
         "fpr_derived_thresholds.0.001",
     ),
     (META, _json(META, lambda d: d.pop("seed")), "seed"),
+    (META, _json(META, lambda d: d.update(failure_rate_pct=2.5)), "failure_rate_pct"),
     (
         ARCS,
         _json(ARCS, lambda d: d["results_by_bin"]["18-19"].update(detection_rate_p03=0.2917)),
