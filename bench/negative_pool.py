@@ -49,12 +49,12 @@ from stronglens_assets.science.catalogs.lenscat import (  # noqa: E402
     read_lenscat_csv,
 )
 from stronglens_assets.science.catalogs.sweeps import synthetic_sweep  # noqa: E402
-from stronglens_assets.science.samples.selection import (  # noqa: E402
+from stronglens_assets.science.samples.negative_config import (  # noqa: E402
     NEGATIVES_CONFIG_FILENAME,
     NegativeSelectionConfig,
-    build_negative_pool,
     load_negative_selection_config,
 )
+from stronglens_assets.science.samples.pool import build_negative_pool  # noqa: E402
 from stronglens_assets.settings import PROJECT_ROOT  # noqa: E402
 
 _MASK64 = (1 << 64) - 1

@@ -14,11 +14,11 @@ from stronglens_assets.science.catalogs import lenscat
 from stronglens_assets.science.catalogs.crossmatch import crossmatch_positives, match_counts_by_tier
 from stronglens_assets.science.catalogs.desi_vac import DESI_VAC_COLUMNS, read_desi_vac
 from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
-from stronglens_assets.science.samples.selection import (
+from stronglens_assets.science.samples.negative_config import (
     NEGATIVES_CONFIG_FILENAME,
     load_negative_selection_config,
-    quality_reasons,
 )
+from stronglens_assets.science.samples.quality import quality_reasons
 
 CATALOGS_GROUP = "catalogs"
 

@@ -31,12 +31,11 @@ from stronglens_assets.science.imaging.cutouts import (
     extract_brick_cutouts,
     pack_shard,
 )
-from stronglens_assets.science.samples.selection import (
+from stronglens_assets.science.samples.negative_config import (
     NEGATIVES_CONFIG_FILENAME,
-    assign_split,
     load_negative_selection_config,
-    split_guard_mask,
 )
+from stronglens_assets.science.samples.splits import assign_split, split_guard_mask
 from stronglens_assets.science.samples.training_sets import (
     magnitude_auc,
     negative_objects,

@@ -78,7 +78,7 @@ from stronglens_assets.science.lensing.priors import (
     sample_parameters,
 )
 from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
-from stronglens_assets.science.stats.metrics import png_data_uri_markdown
+from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 
 D06_GROUP = "d06"
 RESULTS = "results/D06"

@@ -4,7 +4,7 @@
   label, tier, source, pool class, TYPE, PSF size and depth per band (Parquet).
 * ``calibration_report``: ECE/MCE (torchmetrics' binary convention) overall and by stratum
   (tier, N1/N2, TYPE, PSF-size and depth quantile bins), with a reliability diagram.
-* ``spectroscopic_validation``: recall at p >= 0.5 of Tier-A lenses present in the DESI DR1
+* ``spectroscopic_validation``: recall at p > 0.5 of Tier-A lenses present in the DESI DR1
   strong-lens VAC, with n and a Wilson 68% interval.
 * ``annulus_core_ablation``: the same architecture trained on annulus-only and core-only
   inputs; AUC of each and of the full model with paired bootstrap intervals.
@@ -35,17 +35,19 @@ from stronglens_assets.science.learning.datasets import build_image_cache, load_
 from stronglens_assets.science.learning.models import build_model, sha256_hex, state_dict_bytes
 from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
 from stronglens_assets.science.learning.training import InputMask, load_model_config, predict_logits
-from stronglens_assets.science.stats.metrics import (
-    CALIBRATION_CONVENTION,
-    bootstrap_auc,
-    calibration_errors,
+from stronglens_assets.science.reporting.plots import (
     png_data_uri_markdown,
+    reliability_diagram_png,
+)
+from stronglens_assets.science.stats.calibration import (
+    CALIBRATION_CONVENTION,
+    calibration_errors,
     quantile_bins,
     reliability_bins,
-    reliability_diagram_png,
-    spectroscopic_recall,
     stratum_summary,
 )
+from stronglens_assets.science.stats.detection import spectroscopic_recall
+from stronglens_assets.science.stats.roc import bootstrap_auc
 
 EVALUATION_GROUP = "evaluation"
 #: Manifest columns copied into ``validation_scores`` (contract item 1).
@@ -235,7 +237,7 @@ def build_assets(project: Project) -> list:
         validation_scores: pd.DataFrame,
         desi_dr1_vac: pd.DataFrame,
     ):
-        """Recall at p >= 0.5 of validation Tier-A lenses present in the DESI DR1 strong-lens
+        """Recall at p > 0.5 of validation Tier-A lenses present in the DESI DR1 strong-lens
         VAC (position match), with n and a Wilson 68% interval (seeds' check 4.6)."""
         name = context.partition_key
         evaluation = config_of(context).evaluation

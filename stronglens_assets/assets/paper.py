@@ -40,7 +40,7 @@ from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
-from stronglens_assets.science.stats.metrics import png_data_uri_markdown
+from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
 
 PAPER_GROUP = "paper"

@@ -51,7 +51,7 @@ from stronglens_assets.science.learning.training import (
     sample_weights,
     train_model,
 )
-from stronglens_assets.science.stats.metrics import png_data_uri_markdown, training_curve_png
+from stronglens_assets.science.reporting.plots import png_data_uri_markdown, training_curve_png
 
 TRAINING_GROUP = "training"
 MODEL_CHECKPOINT = "model_checkpoint"

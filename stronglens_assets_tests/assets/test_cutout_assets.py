@@ -26,7 +26,7 @@ from stronglens_assets.resources.shards import (
     read_shard,
     read_shard_set,
 )
-from stronglens_assets.science.samples.selection import assign_split
+from stronglens_assets.science.samples.splits import assign_split
 from stronglens_assets.science.samples.training_sets import MANIFEST_COLUMNS
 from stronglens_assets.settings import load_settings
 from stronglens_assets_tests.assets.test_catalog_assets import _checks_passed, _failure_message
@@ -237,7 +237,7 @@ def _sweep_rows(**columns) -> pd.DataFrame:
 
 
 def test_objects_tables_flag_mock_lenses() -> None:
-    from stronglens_assets.science.samples.selection import NegativeSelectionConfig
+    from stronglens_assets.science.samples.negative_config import NegativeSelectionConfig
     from stronglens_assets.science.samples.training_sets import negative_objects, positive_objects
 
     gates = NegativeSelectionConfig(selection_version="test")
@@ -323,11 +323,9 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_training_data_are_fair_on_the_mock_survey(pipeline: Pipeline) -> None:
     """Issue 8 on the two-brick mock sky: positives pass the negatives' gates, every cutout
     box lies in one split, losses are reported per tier in one place."""
-    from stronglens_assets.science.samples.selection import (
-        load_negative_selection_config,
-        quality_reasons,
-        split_guard_mask,
-    )
+    from stronglens_assets.science.samples.negative_config import load_negative_selection_config
+    from stronglens_assets.science.samples.quality import quality_reasons
+    from stronglens_assets.science.samples.splits import split_guard_mask
 
     metadata = {}
     for cell in CELLS:

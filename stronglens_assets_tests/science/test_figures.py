@@ -35,19 +35,6 @@ def _selection_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_wilson_interval_matches_the_formula_and_handles_empty_cells():
-    k = np.array([0, 3, 10, 0])
-    n = np.array([10, 10, 10, 0])
-    low, high = F.wilson_interval(k, n)
-    for i in range(3):
-        lo, hi = _wilson_formula(int(k[i]), int(n[i]))
-        assert low[i] == pytest.approx(lo, abs=1e-4)
-        assert high[i] == pytest.approx(hi, abs=1e-4)
-    assert np.isnan(low[3]) and np.isnan(high[3])
-    with pytest.raises(ValueError, match="k <= n"):
-        F.wilson_interval([5], [4])
-
-
 def test_completeness_grid_sums_the_other_axes():
     table = _selection_table()
     grid = F.completeness_grid(table)

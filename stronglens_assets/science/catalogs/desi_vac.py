@@ -43,6 +43,7 @@ from stronglens_assets.science.catalogs.lenscat import (
     CatalogValueError,
     check_coordinates,
 )
+from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.fits_columns import native_array
 
 __all__ = [
@@ -118,12 +119,9 @@ def desi_vac_frame(columns: dict[str, Any], source: str) -> pd.DataFrame:
         CatalogSchemaError: missing columns (all named) or a COEFF that is not a 10-vector.
         CatalogValueError: non-finite / out-of-range TARGET_RA or TARGET_DEC.
     """
-    missing = [name for name in DESI_VAC_COLUMNS if name not in columns]
-    if missing:
-        raise CatalogSchemaError(
-            f"{source}: HDU {DESI_VAC_HDU!r} is missing required column(s) "
-            + ", ".join(repr(m) for m in missing)
-        )
+    require_columns(
+        columns, DESI_VAC_COLUMNS, f"{source}: HDU {DESI_VAC_HDU!r}", error=CatalogSchemaError
+    )
     out: dict[str, Any] = {}
     for name, values in columns.items():
         arr = native_array(values)

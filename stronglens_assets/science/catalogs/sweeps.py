@@ -26,8 +26,8 @@ from astropy.io import fits
 from stronglens_assets.science.catalogs.lenscat import (
     CatalogSchemaError,
     CatalogValueError,
-    check_required_columns,
 )
+from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.fits_columns import native_array
 
 __all__ = [
@@ -92,7 +92,7 @@ def normalize_sweep(
         CatalogSchemaError: required columns missing (``source`` and all missing names given).
         CatalogValueError: non-finite RA/DEC, or |DEC| > 90 deg (column and row count given).
     """
-    check_required_columns(df.columns, SWEEP_COLUMNS, source)
+    require_columns(df.columns, SWEEP_COLUMNS, source, error=CatalogSchemaError)
     if "BRICK_PRIMARY" in df.columns:
         primary = df["BRICK_PRIMARY"].to_numpy()
         if primary.dtype != np.bool_:
@@ -141,7 +141,7 @@ def _read_fits_table(path: Path, columns: Sequence[str] | None, source: str) -> 
         hdu = tables[0]
         names = list(hdu.columns.names)
         upper = {n.upper(): n for n in names}
-        check_required_columns(upper, SWEEP_COLUMNS, source)
+        require_columns(upper, SWEEP_COLUMNS, source, error=CatalogSchemaError)
         wanted = (
             names
             if columns is None
@@ -183,7 +183,7 @@ def read_sweep(path: str | os.PathLike[str], columns: Sequence[str] | None = Non
             schema = pq.read_schema(path)
         except (OSError, ValueError) as exc:
             raise CatalogSchemaError(f"{source}: not a readable Parquet file ({exc})") from exc
-        check_required_columns(schema.names, SWEEP_COLUMNS, source)
+        require_columns(schema.names, SWEEP_COLUMNS, source, error=CatalogSchemaError)
         wanted = None
         if columns is not None:
             keep = {*SWEEP_COLUMNS, "BRICK_PRIMARY", *columns}

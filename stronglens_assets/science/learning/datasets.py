@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP, STAT_RADIUS_PX, preprocess
 
 SAFE_AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90")
@@ -52,9 +53,7 @@ def cache_digest(manifest: pd.DataFrame, crop: int) -> str:
 
 
 def _check_columns(manifest: pd.DataFrame, source: str) -> None:
-    missing = [c for c in ("cutout_key", "cutout_row") if c not in manifest.columns]
-    if missing:
-        raise ManifestError(f"{source}: manifest has no column(s) {missing}")
+    require_columns(manifest.columns, ("cutout_key", "cutout_row"), source, error=ManifestError)
 
 
 def load_cutouts(

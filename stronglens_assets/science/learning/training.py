@@ -29,11 +29,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
-from sklearn.metrics import roc_auc_score
 
 from stronglens_assets.config import StrictModel, load_profiled_config
 from stronglens_assets.science.learning.datasets import SAFE_AUGMENTATIONS, BatchLoader
 from stronglens_assets.science.learning.models import build_model
+from stronglens_assets.science.stats.roc import auc
 
 MODELS_DIRNAME = "models"
 TIERS: tuple[str, ...] = ("A", "B", "N1", "N2")
@@ -251,14 +251,6 @@ def predict_logits(
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def auc_or_nan(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (scikit-learn); NaN when one class is absent."""
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, scores))
-
-
 def train_model(
     config: ModelConfig,
     images: np.ndarray,
@@ -332,7 +324,7 @@ def train_model(
         train_seconds += train_time
         scheduler.step()
         val_logits = predict_logits(model, images, val_idx, device, max(config.batch_size, 256))
-        val_auc = auc_or_nan(labels[val_idx], val_logits)
+        val_auc = auc(labels[val_idx], val_logits)
         history.append(
             {
                 "epoch": epoch,
