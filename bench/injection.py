@@ -50,7 +50,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 def draw(n: int, seed: int) -> dict:
     import numpy as np
 
-    from stronglens_assets.science.lensing.injection import flux_from_magnitude
+    from stronglens_assets.science.core.units import mag_to_nanomaggies
 
     rng = np.random.default_rng(seed)
     te = rng.uniform(0.5, 3.0, n)
@@ -64,7 +64,7 @@ def draw(n: int, seed: int) -> dict:
         "n_sersic": rng.uniform(0.5, 4.0, n),
         "axis_ratio": rng.uniform(0.3, 1.0, n),
         "position_angle": rng.uniform(0.0, np.pi, n),
-        "flux": flux_from_magnitude(rng.uniform(19.0, 24.0, (n, 3))),
+        "flux": mag_to_nanomaggies(rng.uniform(19.0, 24.0, (n, 3))),
         "psf_fwhm": rng.uniform(0.9, 1.8, (n, 3)),
     }
 

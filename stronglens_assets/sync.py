@@ -20,7 +20,6 @@ with the object (``x-amz-meta-sha256``) are skipped. Other files are listed as n
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from stronglens_assets.science.core.hashing import sha256_file
 from stronglens_assets.settings import Settings
 
 _BRICK = r"[0-9]{4}[mp][0-9]{3}"
@@ -132,14 +132,6 @@ def verify_file(item: Planned) -> None:
         raise ValueError(f"unknown kind {item.kind}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _remote_sha256(client: Any, bucket: str, key: str) -> str | None:
     from botocore.exceptions import ClientError
 
@@ -176,7 +168,7 @@ def sync_directory(
             summary.rejected[item.relative] = f"{type(exc).__name__}: {exc}"
             status = "REJECTED"
         else:
-            checksum = _sha256(item.path)
+            checksum = sha256_file(item.path)
             if _remote_sha256(client, item.bucket, item.key) == checksum:
                 summary.unchanged.append(item.relative)
                 status = "unchanged"

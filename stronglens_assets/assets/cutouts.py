@@ -6,9 +6,6 @@ behind a pointer ``cutouts/{positives,negatives}/<partition>.json`` that is repl
 The assets return metadata (URI, counts kept / rejected by reason, bytes, data version).
 """
 
-import hashlib
-import json
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -26,6 +23,7 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.resources.survey import SurveyResource
+from stronglens_assets.science.core.hashing import sha256_json
 from stronglens_assets.science.imaging.cutouts import (
     REJECT_REASONS,
     extract_brick_cutouts,
@@ -351,9 +349,7 @@ def _training_manifest(
         parity_uri, parity_sha = storage.write_value(
             PARITY_KEY.format(version=version).removesuffix(".parquet"), parity
         )
-        config_sha = hashlib.sha256(
-            json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        config_sha = sha256_json(config.model_dump(mode="json"))
         metadata = {
             "version": version,
             "counts": split_counts(manifest),

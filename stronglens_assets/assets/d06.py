@@ -45,6 +45,7 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.resources.object_store import ObjectNotFoundError
 from stronglens_assets.resources.serialization import encode, encode_npz
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.experiments import (
     D06_CONFIG_FILENAME,
     D06Config,
@@ -79,6 +80,7 @@ from stronglens_assets.science.lensing.priors import (
 )
 from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
+from stronglens_assets.science.stats.detection import count_detected
 
 D06_GROUP = "d06"
 RESULTS = "results/D06"
@@ -414,7 +416,6 @@ def cell_key(variant: str, cell: int) -> str:
 
 def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any], Any]:
     """Run one grid partition; write cell files, the selection function and grid_results."""
-    import hashlib
 
     if variant not in ("no_poisson", "poisson"):
         raise D06Error(f"unknown grid variant {variant!r}")
@@ -465,8 +466,8 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         run.store.write_bytes(key, data)
         scores_by_cell.append(scores)
         all_hosts.append(batch.host_index)
-        cell_files.append({"cell": cell, "key": key, "sha256": hashlib.sha256(data).hexdigest()})
-        k = int(np.count_nonzero(scores > cfg.threshold))
+        cell_files.append({"cell": cell, "key": key, "sha256": sha256_bytes(data)})
+        k = count_detected(scores, cfg.threshold)
         log.info(
             f"grid {variant}: cell {cell + 1}/{len(cells)} "
             + " ".join(f"{name}={fixed[name]:g}" for name in PARAMETERS)
@@ -539,7 +540,7 @@ def verify_grid_files(store: Any, variant: str, table: pd.DataFrame) -> dg.Asset
     for row in table.itertuples(index=False):
         with np.load(io.BytesIO(store.read_bytes(cell_key(variant, int(row.cell))))) as cell:
             scores = cell["scores"]
-        if len(scores) != row.n or int(np.count_nonzero(scores > threshold)) != row.k:
+        if len(scores) != row.n or count_detected(scores, threshold) != row.k:
             mismatched.append(int(row.cell))
     return dg.AssetCheckResult(
         check_name="counts_match_cell_files",

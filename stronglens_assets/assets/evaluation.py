@@ -31,8 +31,9 @@ from stronglens_assets.assets.training import (
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache, load_cutouts
-from stronglens_assets.science.learning.models import build_model, sha256_hex, state_dict_bytes
+from stronglens_assets.science.learning.models import build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
 from stronglens_assets.science.learning.training import InputMask, load_model_config, predict_logits
 from stronglens_assets.science.reporting.plots import (
@@ -331,7 +332,7 @@ def build_assets(project: Project) -> list:
             details[variant] = {
                 "input_mask": mask.model_dump(),
                 "checkpoint_key": key,
-                "sha256": sha256_hex(data),
+                "sha256": sha256_bytes(data),
                 "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch,
             }

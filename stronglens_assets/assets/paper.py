@@ -17,7 +17,6 @@ Science is in :mod:`~stronglens_assets.science.figures`, :mod:`~.gallery`, :mod:
 and :mod:`~.provenance`; this module only reads, calls and writes.
 """
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from stronglens_assets.resources.serialization import decode_npz
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
 from stronglens_assets.science import tables as T
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
 from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.science.reporting import gallery as G
@@ -178,12 +178,11 @@ def _write_all(storage: StorageResource, pending: Mapping[str, bytes]) -> dict[s
     reading or rendering leaves the previous outputs untouched); return key -> sha256."""
     for key, data in pending.items():
         storage.write_bytes(key, data)
-    return {key: hashlib.sha256(data).hexdigest() for key, data in sorted(pending.items())}
+    return {key: sha256_bytes(data) for key, data in sorted(pending.items())}
 
 
 def _version(written: Mapping[str, str]) -> dg.DataVersion:
-    digest = hashlib.sha256(json.dumps(dict(sorted(written.items()))).encode()).hexdigest()
-    return dg.DataVersion(digest)
+    return dg.DataVersion(sha256_json(dict(written)))
 
 
 def _figure_tex(entries: list[dict[str, Any]]) -> str:
@@ -277,7 +276,7 @@ def upstream_lineage(
 
 def _checkpoint_sha_now(storage: StorageResource, key: str) -> str | None:
     try:
-        return P.sha256_bytes(storage.read_bytes(key))
+        return sha256_bytes(storage.read_bytes(key))
     except ObjectNotFoundError:
         return None
 
@@ -700,7 +699,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         return dg.Output(
             {
                 "key": PROVENANCE_KEY,
-                "sha256": P.sha256_bytes(data),
+                "sha256": sha256_bytes(data),
                 "checkpoint_sha256": checkpoint["sha256"],
                 "configs": len(record["configs"]),
             },

@@ -30,12 +30,12 @@ from stronglens_assets.config import ConfigError, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache
 from stronglens_assets.science.learning.models import (
     build_model,
     load_checked_state_dict,
     read_state_dict,
-    sha256_hex,
     state_dict_bytes,
 )
 from stronglens_assets.science.learning.scoring import (
@@ -271,7 +271,7 @@ def build_assets(project: Project) -> list:
                     ),
                 }
             )
-        sha = sha256_hex(best)
+        sha = sha256_bytes(best)
         # best.pt last: a reader that sees the new best.pt also sees its history and last.pt.
         store.write_bytes(HISTORY_KEY.format(name=name), _history_bytes(history))
         store.write_bytes(LAST_CHECKPOINT_KEY.format(name=name), last)

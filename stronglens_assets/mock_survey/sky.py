@@ -69,6 +69,7 @@ from stronglens_assets.science.catalogs.bricks import (
     brick_wcs,
     parse_brick_name,
 )
+from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
 
 __all__ = [
     "BRIGHT_STAR_MAG",
@@ -79,9 +80,7 @@ __all__ = [
     "SkyModel",
     "bright_star_mask_radius_arcsec",
     "draw_brick_sky",
-    "flux_to_mag",
     "lenscat_in_brick",
-    "mag_to_flux",
 ]
 
 #: Class labels of the objects table (``cls``).
@@ -107,18 +106,6 @@ _S_COND, _S_STARS, _S_DISKS, _S_LRGS, _S_CONF, _S_LENSCAT, _S_MOCK, _S_IDS = ran
 PSFSIZE_STEP_ARCSEC: float = 2.0**-13
 #: Noise streams of the renderer start here (one per band, in ALLOWED_BANDS order).
 NOISE_STREAM_OFFSET: int = 8
-
-
-def mag_to_flux(mag: np.ndarray | float) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (zero point 22.5)."""
-    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - 22.5))
-
-
-def flux_to_mag(flux: np.ndarray | float) -> np.ndarray:
-    """Flux in nanomaggies -> AB magnitude (NaN for flux <= 0)."""
-    f = np.asarray(flux, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f > 0, 22.5 - 2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
 def bright_star_mask_radius_arcsec(mag: np.ndarray | float) -> np.ndarray:
@@ -238,7 +225,7 @@ def _band_fluxes(
     mags = {"g": mag_r + g_r, "r": mag_r, "z": mag_r - r_z}
     mags["i"] = mag_r - 0.55 * r_z
     mags["w1"] = mags["z"] - z_w1
-    return {b: mag_to_flux(mags[b]) for b in (*bands, "w1")}
+    return {b: mag_to_nanomaggies(mags[b]) for b in (*bands, "w1")}
 
 
 def _empty_columns(n: int, bands: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -403,9 +390,9 @@ def _two_component_fluxes(
     bands: tuple[str, ...],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Total band fluxes and per-band fraction of component 2 for two-colour objects."""
-    total_r = mag_to_flux(mag_r)
-    f1 = _band_fluxes(flux_to_mag(total_r * (1.0 - frac2_r)), *colours1, bands)
-    f2 = _band_fluxes(flux_to_mag(total_r * frac2_r), *colours2, bands)
+    total_r = mag_to_nanomaggies(mag_r)
+    f1 = _band_fluxes(nanomaggies_to_mag(total_r * (1.0 - frac2_r)), *colours1, bands)
+    f2 = _band_fluxes(nanomaggies_to_mag(total_r * frac2_r), *colours2, bands)
     total = {b: f1[b] + f2[b] for b in f1}
     frac2 = {b: f2[b] / total[b] for b in bands}
     return total, frac2
@@ -546,11 +533,11 @@ def _lens_parameters(
     c_dy = rng.normal(0.0, 1.0, (n, kmax)) * src_re[:, None]
     c_re = rng.uniform(*lc.clump_r_e_arcsec, (n, kmax))
     clump_total = cfrac.sum(axis=1)
-    total_r = mag_to_flux(mag_r)
-    main = _band_fluxes(flux_to_mag(total_r * (1 - clump_total)), g_r, r_z, r_z * 0, bands)
+    total_r = mag_to_nanomaggies(mag_r)
+    main = _band_fluxes(nanomaggies_to_mag(total_r * (1 - clump_total)), g_r, r_z, r_z * 0, bands)
     with np.errstate(divide="ignore"):
         clumps = _band_fluxes(
-            flux_to_mag(np.where(clump_total > 0, total_r * clump_total, 1e-30)),
+            nanomaggies_to_mag(np.where(clump_total > 0, total_r * clump_total, 1e-30)),
             g_r - 0.15,
             r_z - 0.1,
             r_z * 0,
@@ -575,7 +562,7 @@ def _lens_parameters(
         clump_b = np.where(clump_total > 0, clumps[b], 0.0)
         out[f"src_main_flux_{b}"] = main[b]
         out[f"src_clump_flux_{b}"] = clump_b
-        out[f"src_mag_{b}"] = flux_to_mag(main[b] + clump_b)
+        out[f"src_mag_{b}"] = nanomaggies_to_mag(main[b] + clump_b)
     for k in range(kmax):
         used = k < n_clumps
         out[f"clump{k}_x"] = np.where(used, c_dx[:, k], np.nan)
@@ -679,13 +666,13 @@ def draw_brick_sky(
     wcs = brick_wcs(info)
     x, y = wcs.all_world2pix(objects["ra"].to_numpy(), objects["dec"].to_numpy(), 0)
     objects["x"], objects["y"] = x, y
-    objects["mag_r"] = flux_to_mag(objects["flux_r"].to_numpy())
+    objects["mag_r"] = nanomaggies_to_mag(objects["flux_r"].to_numpy())
 
     # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors) of the lens
     # search's sample (z < deflector_max_mag_z), chosen uniformly: deflectors have the
     # magnitude and size distribution of the LRGs a z-limited search (and N1) selects
     rng_mock = streams[_S_MOCK]
-    mag_z = flux_to_mag(objects["flux_z"].to_numpy())
+    mag_z = nanomaggies_to_mag(objects["flux_z"].to_numpy())
     lrg_idx = np.flatnonzero(
         (objects["cls"] == "lrg").to_numpy()
         & ~objects["is_lens"].to_numpy()

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from stronglens_assets.config import Footprint
+from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.survey import (
@@ -23,14 +24,13 @@ from stronglens_assets.resources.survey import (
     mock_truth_lenses_path,
 )
 from stronglens_assets.science.catalogs.bricks import parse_brick_name
-from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
 from stronglens_assets.science.catalogs.lenscat import (
     desi_candidates,
     lenscat_csv_path,
     read_lenscat_csv,
 )
-from stronglens_assets.science.catalogs.sweeps import synthetic_sweep
 from stronglens_assets.settings import load_settings
+from stronglens_assets.testing.sweeps import synthetic_sweep
 
 TEST_BRICKS = ("0366m037", "0161m005")
 

@@ -26,7 +26,7 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
 from stronglens_assets.science.learning.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.science.synthetic import synthetic_manifest
+from stronglens_assets.testing.cutouts import synthetic_manifest
 
 NAME = "tiny_resnet"
 TINY = f"""name: {NAME}

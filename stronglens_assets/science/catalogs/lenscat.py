@@ -14,7 +14,6 @@ reader of the science layer (lenscat, DESI VAC, DR10 sweeps).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ import pandas as pd
 
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.hashing import sha256_file
 
 __all__ = [
     "DESI_NAME_TOKEN",
@@ -204,8 +204,4 @@ def all_known_lens_positions(
 
 def catalog_checksum(path: str | os.PathLike[str]) -> str:
     """SHA-256 hex digest of the file bytes (the data version of the lenscat asset)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

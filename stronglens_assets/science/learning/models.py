@@ -20,7 +20,6 @@ non-persistent buffer, so it never changes the state-dict layout.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Mapping
 from typing import Any
@@ -214,10 +213,6 @@ def state_dict_bytes(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> 
     buffer = io.BytesIO()
     torch.save(cpu, buffer)
     return buffer.getvalue()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_state_dict(data: bytes, source: str) -> dict[str, torch.Tensor]:

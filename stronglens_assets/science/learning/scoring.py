@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.imaging.preprocess import preprocess
-from stronglens_assets.science.learning.models import model_from_checkpoint, sha256_hex
+from stronglens_assets.science.learning.models import model_from_checkpoint
 
 CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
 LAST_CHECKPOINT_KEY = "checkpoints/{name}/last.pt"
@@ -113,4 +114,4 @@ def load_frozen_model(
     key = CHECKPOINT_KEY.format(name=model_config_name)
     data = store.read_bytes(key)
     model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
-    return model, sha256_hex(data)
+    return model, sha256_bytes(data)

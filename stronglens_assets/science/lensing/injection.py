@@ -75,6 +75,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.special
 
+from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.lensing.profiles import (
     SERSIC_SMOOTHING_ARCSEC,
     ellipticity_from_phi_q,
@@ -85,10 +86,8 @@ from stronglens_assets.science.lensing.profiles import (
 
 __all__ = [
     "CHUNK_ELEMENTS",
-    "NANOMAGGY_ZERO_POINT",
     "PSF_TRUNCATION",
     "clip_arcs_to_magnitude",
-    "flux_from_magnitude",
     "gaussian_kernel_1d",
     "inject",
     "render_arcs",
@@ -96,8 +95,6 @@ __all__ = [
 
 ArrayLike = Any
 
-#: AB zero point of nanomaggies: ``m = 22.5 - 2.5 log10(flux / nanomaggy)``.
-NANOMAGGY_ZERO_POINT: float = 22.5
 #: Sersic indices the engine renders (its b_n root and the profile tables are checked there).
 N_SERSIC_RANGE: tuple[float, float] = (0.2, 10.0)
 #: Gaussian PSF truncation radius in sigma (lenstronomy's ``PSF(truncation=5)``).
@@ -106,11 +103,6 @@ PSF_TRUNCATION: float = 5.0
 CHUNK_ELEMENTS: int = 1 << 20
 #: Largest Poisson mean numpy's generator accepts safely (int64 counts).
 _POISSON_LAM_MAX: float = 1e18
-
-
-def flux_from_magnitude(mag: ArrayLike) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (zero point 22.5)."""
-    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - NANOMAGGY_ZERO_POINT))
 
 
 def _is_cupy(a: Any) -> bool:
@@ -523,7 +515,7 @@ def render_arcs(
         position_angle: ``(N,)`` major-axis angle (radians, counter-clockwise from +x;
             lenstronomy's phi).
         flux: ``(N, B)`` total unlensed source flux per band (nanomaggies, >= 0; see
-            :func:`flux_from_magnitude`).
+            :func:`~stronglens_assets.science.core.units.mag_to_nanomaggies`).
         psf_fwhm: ``(N, B)`` Gaussian PSF FWHM per band (arcsec, e.g. the host cutout's
             ``psfsize``), or ``None`` for no PSF.
         size: stamp side (pixels).
@@ -836,7 +828,7 @@ def clip_arcs_to_magnitude(arcs: ArrayLike, mag_limit: float, *, xp: ModuleType 
     xp = _array_module(arcs) if xp is None else xp
     if not math.isfinite(float(mag_limit)):
         raise ValueError(f"clip must be a finite magnitude, got {mag_limit!r}")
-    f_lim = float(flux_from_magnitude(mag_limit))
+    f_lim = float(mag_to_nanomaggies(mag_limit))
     totals = arcs.sum(axis=(2, 3), dtype=xp.float64).max(axis=1)  # (N,)
     scale = xp.where(totals > f_lim, f_lim / xp.where(totals > 0, totals, 1.0), 1.0)
     return arcs * scale.astype(arcs.dtype)[:, None, None, None]

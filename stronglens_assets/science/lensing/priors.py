@@ -30,7 +30,6 @@ value outside a parameter's physical domain (e.g. a negative theta_E) or an unkn
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -45,10 +44,11 @@ from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
+from stronglens_assets.science.core.units import AB_ZERO_POINT, mag_to_nanomaggies
 from stronglens_assets.science.lensing.injection import N_SERSIC_RANGE
 
 PRIORS_CONFIG_FILENAME = "injection_priors.yaml"
-AB_ZERO_POINT = 22.5
 
 #: The six injection parameters, in the grid's axis order (slowest-varying first).
 PARAMETERS: tuple[str, ...] = (
@@ -337,14 +337,14 @@ def load_priors(
 def priors_sha256(priors: InjectionPriors) -> str:
     """sha256 of the canonical JSON of the resolved priors (sorted keys, profile applied)."""
     text = json.dumps(priors.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_bytes(text.encode())
 
 
 def priors_file_sha256(config_dir: str | os.PathLike[str]) -> str:
     """sha256 of the YAML file's bytes (what the seeds' provenance records)."""
     path = Path(config_dir) / PRIORS_CONFIG_FILENAME
     load_yaml(path)  # clear error if missing / not YAML
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def grid_cells(grid: GridAxes) -> pd.DataFrame:
@@ -392,11 +392,6 @@ class InjectionParameters:
 
     def take(self, index: np.ndarray | slice) -> InjectionParameters:
         return InjectionParameters(**{k: v[index] for k, v in self.arrays().items()})
-
-
-def mag_to_nanomaggies(mag: np.ndarray, zero_point: float = AB_ZERO_POINT) -> np.ndarray:
-    """Flux in nanomaggies of AB magnitude ``mag`` (``10**(-0.4 (mag - 22.5))``)."""
-    return np.power(10.0, -0.4 * (np.asarray(mag, dtype=np.float64) - zero_point))
 
 
 def sample_parameters(

@@ -29,7 +29,7 @@ from stronglens_assets.science.learning.training import (
     train_model,
 )
 from stronglens_assets.settings import PROJECT_ROOT
-from stronglens_assets_tests.science.synthetic import synthetic_manifest
+from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
 @pytest.fixture(autouse=True)

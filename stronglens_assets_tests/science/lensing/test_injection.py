@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
+from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.lensing import injection as INJ
 from stronglens_assets.science.lensing import profiles as P
 
@@ -61,7 +62,7 @@ def _draw(n: int, seed: int, bands: int = 3) -> dict[str, np.ndarray]:
         "n_sersic": rng.uniform(0.5, 4.0, n),
         "axis_ratio": rng.uniform(0.3, 1.0, n),
         "position_angle": rng.uniform(0.0, np.pi, n),
-        "flux": INJ.flux_from_magnitude(rng.uniform(19.0, 24.0, (n, bands))),
+        "flux": mag_to_nanomaggies(rng.uniform(19.0, 24.0, (n, bands))),
         "psf_fwhm": rng.uniform(0.9, 1.8, (n, bands)),
     }
 

@@ -13,6 +13,7 @@ from scipy import stats
 
 from stronglens_assets.config import ConfigError
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
+from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
@@ -20,7 +21,6 @@ from stronglens_assets.science.lensing.priors import (
     bright_arc_distributions,
     grid_cells,
     load_priors,
-    mag_to_nanomaggies,
     priors_sha256,
     probe_distributions,
     sample_parameters,

@@ -14,7 +14,7 @@ import yaml
 
 from stronglens_assets.config import ConfigError
 from stronglens_assets.science.catalogs.crossmatch import within_radius
-from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS, synthetic_sweep
+from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
 from stronglens_assets.science.samples import classes as CL
 from stronglens_assets.science.samples import manifest as MA
 from stronglens_assets.science.samples import negative_config as NC
@@ -22,6 +22,7 @@ from stronglens_assets.science.samples import pool as PO
 from stronglens_assets.science.samples import quality as Q
 from stronglens_assets.science.samples import splits as SP
 from stronglens_assets.settings import PROJECT_ROOT
+from stronglens_assets.testing.sweeps import synthetic_sweep
 
 CONFIG_PATH = PROJECT_ROOT / "configs" / "negatives.yaml"
 

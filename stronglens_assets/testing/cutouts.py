@@ -1,4 +1,4 @@
-"""Hand-built cutout shards and parity manifests for training and evaluation tests.
+"""Synthetic cutout shards and parity manifests (training/evaluation tests and benchmarks).
 
 Lenses are a galaxy blob plus a ring of radius 8 px (a stand-in arc); non-lenses the blob
 only. Shards are real ``.npz`` files in a local object store, the manifest has the parity
