@@ -200,14 +200,13 @@ def profile(args: argparse.Namespace) -> None:
 
 
 def gpu_section(seed: int) -> None:
-    try:
-        import cupy
-        import numpy as np
+    import numpy as np
 
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            raise RuntimeError("no device")
-    except Exception as exc:
-        print(f"GPU: not measured (CuPy/GPU unavailable: {type(exc).__name__})")
+    from stronglens_assets.science.core.arrays import gpu_array_module
+
+    cupy = gpu_array_module()
+    if cupy is None:
+        print("GPU: not measured (CuPy not installed or no GPU)")
         return
     from stronglens_assets.science.lensing.injection import render_arcs
 

@@ -27,7 +27,6 @@ untouched). A grid run writes its cell files first and ``grid_results.json`` (wh
 each cell file's sha256) last.
 """
 
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -43,9 +42,10 @@ from stronglens_assets.partitions import bright_arc_variant_partitions, grid_var
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.object_store import ObjectNotFoundError
-from stronglens_assets.resources.serialization import encode, encode_npz
+from stronglens_assets.resources.serialization import encode
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.npz import decode_npz, encode_npz
 from stronglens_assets.science.experiments import (
     D06_CONFIG_FILENAME,
     D06Config,
@@ -538,8 +538,9 @@ def verify_grid_files(store: Any, variant: str, table: pd.DataFrame) -> dg.Asset
     threshold = results["threshold"]
     mismatched = []
     for row in table.itertuples(index=False):
-        with np.load(io.BytesIO(store.read_bytes(cell_key(variant, int(row.cell))))) as cell:
-            scores = cell["scores"]
+        scores = decode_npz(store.read_bytes(cell_key(variant, int(row.cell))), ("scores",))[
+            "scores"
+        ]
         if len(scores) != row.n or count_detected(scores, threshold) != row.k:
             mismatched.append(int(row.cell))
     return dg.AssetCheckResult(

@@ -31,11 +31,11 @@ from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
 from stronglens_assets.project import Project
 from stronglens_assets.resources.object_store import ObjectNotFoundError
-from stronglens_assets.resources.serialization import decode_npz
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
 from stronglens_assets.science import tables as T
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
+from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.science.reporting import gallery as G

@@ -70,6 +70,7 @@ from stronglens_assets.science.catalogs.bricks import (
     parse_brick_name,
 )
 from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
+from stronglens_assets.science.lensing.profiles import ellipticity_from_phi_q
 
 __all__ = [
     "BRIGHT_STAR_MAG",
@@ -213,11 +214,6 @@ def _sizes(rng: np.random.Generator, mag_r: np.ndarray, offset_dex: float = 0.0)
     return np.clip(10.0**log_r, 0.08, 12.0)
 
 
-def _ellipticity(phi: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    e = (1.0 - q) / (1.0 + q)
-    return e * np.cos(2.0 * phi), e * np.sin(2.0 * phi)
-
-
 def _band_fluxes(
     mag_r: np.ndarray, g_r: np.ndarray, r_z: np.ndarray, z_w1: np.ndarray, bands: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
@@ -266,7 +262,7 @@ def _catalog_shape_from_stamp(
     re_circ: np.ndarray, phi: np.ndarray, q: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stamp-frame (R_circ, phi, q) -> (shape_r, shape_e1, shape_e2, c_e1, c_e2)."""
-    c_e1, c_e2 = _ellipticity(phi, q)
+    c_e1, c_e2 = ellipticity_from_phi_q(phi, q)
     return re_circ / np.sqrt(q), -c_e1, -c_e2, c_e1, c_e2
 
 
@@ -464,7 +460,7 @@ def _confusers(
     re1 = np.where(is_ring, ring_bulge_re, np.where(is_spiral, disk_re, m_re1))
     n1 = np.where(is_ring, 4.0, np.where(is_spiral, 1.0, m_n1))
     qq1 = np.where(is_spiral, disk_q, q1)
-    ce1, ce2 = _ellipticity(phi1, qq1)
+    ce1, ce2 = ellipticity_from_phi_q(phi1, qq1)
     cols["c1_re"], cols["c1_n"], cols["c1_e1"], cols["c1_e2"] = re1, n1, ce1, ce2
     # component 2 (merger offsets keep the r-band flux-weighted centroid at the position)
     f2 = frac2_r
@@ -476,7 +472,7 @@ def _confusers(
     cols["c2_n"] = np.where(is_ring, ring_width, np.where(is_spiral, 4.0, m_n2))
     qq2 = np.where(is_ring, q2, np.where(is_spiral, 1.0, q2))
     phi_c2 = np.where(is_ring, phi1, phi2)
-    cols["c2_e1"], cols["c2_e2"] = _ellipticity(phi_c2, qq2)
+    cols["c2_e1"], cols["c2_e2"] = ellipticity_from_phi_q(phi_c2, qq2)
     cols["arm_amp"] = np.where(is_spiral, arm_amp, 0.0)
     cols["arm_pitch_deg"] = np.where(is_spiral, arm_pitch, 0.0)
     cols["arm_phase"] = np.where(is_spiral, arm_phase, 0.0)
@@ -513,7 +509,7 @@ def _lens_parameters(
     q_m = rng.uniform(*lc.mass_axis_ratio, n)
     phi_light = 0.5 * np.arctan2(light_e2, light_e1)
     phi_m = phi_light + np.deg2rad(rng.normal(0.0, 10.0, n))
-    e1, e2 = _ellipticity(phi_m, q_m)
+    e1, e2 = ellipticity_from_phi_q(phi_m, q_m)
     gamma = lc.shear_max * np.sqrt(rng.random(n))
     phi_g = rng.uniform(0.0, np.pi, n)
     beta = lc.source_beta_max_frac * theta_e * np.sqrt(rng.random(n))
@@ -521,7 +517,7 @@ def _lens_parameters(
     src_re = rng.uniform(*lc.source_r_e_arcsec, n)
     src_n = rng.uniform(0.7, 1.5, n)
     src_q = rng.uniform(0.5, 1.0, n)
-    src_e1, src_e2 = _ellipticity(rng.uniform(0.0, np.pi, n), src_q)
+    src_e1, src_e2 = ellipticity_from_phi_q(rng.uniform(0.0, np.pi, n), src_q)
     mag_r = rng.uniform(*lc.source_mag_r, n)
     g_r = np.clip(rng.normal(0.3, 0.15, n), -0.2, 0.8)
     r_z = np.clip(rng.normal(0.2, 0.15, n), -0.3, 0.7)

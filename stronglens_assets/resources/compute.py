@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.science.core.arrays import gpu_array_module
 
 #: Concurrency pool of GPU steps (limit it in dagster.yaml ``concurrency: pools:``).
 GPU_POOL = "gpu"
@@ -128,14 +129,11 @@ class ComputeResource(dg.ConfigurableResource):
         return torch.device("cuda" if available else "cpu")
 
     def array_module(self) -> ModuleType:
-        """NumPy, or CuPy when the device is CUDA and CuPy imports."""
+        """NumPy, or CuPy when the device is CUDA and CuPy is installed (a broken CuPy install
+        raises instead of silently falling back to the CPU)."""
         if self.torch_device().type != "cuda":
             return np
-        try:
-            import cupy  # type: ignore[import-not-found]
-        except ImportError:
-            return np
-        return cupy
+        return gpu_array_module() or np
 
 
 def build_compute(

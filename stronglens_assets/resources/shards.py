@@ -27,8 +27,9 @@ import pandas as pd
 
 from stronglens_assets.partitions import validate_partition_key
 from stronglens_assets.resources.object_store import ObjectStore
-from stronglens_assets.resources.serialization import decode_npz, encode, encode_npz
+from stronglens_assets.resources.serialization import encode
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.npz import decode_npz, encode_npz
 
 POINTER_FORMAT = 1
 

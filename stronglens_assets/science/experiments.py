@@ -33,7 +33,9 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.science.core.arrays import to_host
 from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     InjectionParameters,
@@ -313,16 +315,16 @@ def read_cutouts(
     rows = table["cutout_row"].to_numpy(dtype=np.int64)
     for key in sorted(set(keys)):
         where = np.flatnonzero(keys == key)
-        with np.load(io.BytesIO(read_bytes(key)), allow_pickle=False) as shard:
-            for member in members:
-                if member not in shard.files:
-                    raise HostError(f"shard {key} has no array {member!r}")
-                data = shard[member]
-                if rows[where].max() >= len(data) or rows[where].min() < 0:
-                    raise HostError(f"cutout_row out of range for shard {key} ({len(data)} rows)")
-                if member not in out:
-                    out[member] = np.empty((len(table), *data.shape[1:]), dtype=np.float32)
-                out[member][where] = data[rows[where]]
+        shard = decode_npz(read_bytes(key), members)
+        for member in members:
+            if member not in shard:
+                raise HostError(f"shard {key} has no array {member!r}")
+            data = shard[member]
+            if rows[where].max() >= len(data) or rows[where].min() < 0:
+                raise HostError(f"cutout_row out of range for shard {key} ({len(data)} rows)")
+            if member not in out:
+                out[member] = np.empty((len(table), *data.shape[1:]), dtype=np.float32)
+            out[member][where] = data[rows[where]]
     ids = table["object_id"].astype(str).to_numpy()
     if "cutout" in out:
         finite = np.isfinite(out["cutout"]).reshape(len(table), -1).all(axis=1)
@@ -352,10 +354,6 @@ def _engine() -> tuple[Callable[..., Any], Callable[..., Any]]:
     from stronglens_assets.science.lensing.injection import inject, render_arcs
 
     return render_arcs, inject
-
-
-def _to_numpy(array: Any) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)
 
 
 def render_injection_arcs(
@@ -419,7 +417,7 @@ def inject_cutouts(
             clip=clip,
             rng=rng,
         )
-        out[part] = _to_numpy(injected)
+        out[part] = to_host(injected)
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.resources.object_store import ObjectStore
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 
 SIZE = 101
 

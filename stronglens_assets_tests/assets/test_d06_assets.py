@@ -26,7 +26,7 @@ from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import inject_cutouts, load_d06_config
 from stronglens_assets.science.learning.models import build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import score_cutouts

@@ -29,7 +29,7 @@ from stronglens_assets.partitions import (
 )
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets_tests.conftest import TEST_BRICKS

@@ -8,7 +8,7 @@ import pytest
 from astropy.stats import binom_conf_interval
 
 from stronglens_assets.config import ConfigError
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import (
     HostError,
     derived_rng,

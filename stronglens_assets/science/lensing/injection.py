@@ -75,6 +75,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.special
 
+from stronglens_assets.science.core.arrays import array_module, to_host
 from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.lensing.profiles import (
     SERSIC_SMOOTHING_ARCSEC,
@@ -105,32 +106,13 @@ CHUNK_ELEMENTS: int = 1 << 20
 _POISSON_LAM_MAX: float = 1e18
 
 
-def _is_cupy(a: Any) -> bool:
-    return type(a).__module__.split(".")[0] == "cupy"
-
-
-def _array_module(a: Any) -> ModuleType:
-    """``cupy`` for CuPy arrays, else ``numpy`` (CuPy is imported only if ``a`` is one)."""
-    if _is_cupy(a):
-        import cupy  # optional GPU dependency, never imported on CPU
-
-        return cupy
-    return np
-
-
-def _host(a: Any) -> np.ndarray:
-    if _is_cupy(a):
-        return np.asarray(a.get())
-    return np.asarray(a)
-
-
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
 
 
 def _vector(name: str, value: ArrayLike, n: int | None) -> np.ndarray:
-    arr = _host(value).astype(np.float64)
+    arr = to_host(value).astype(np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of length N, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
@@ -152,7 +134,7 @@ def _check(name: str, ok: np.ndarray, rule: str) -> None:
 
 
 def _per_band(name: str, value: ArrayLike, n: int, bands: int | None) -> np.ndarray:
-    arr = _host(value).astype(np.float64)
+    arr = to_host(value).astype(np.float64)
     if arr.ndim != 2 or arr.shape[0] != n or (bands is not None and arr.shape[1] != bands):
         want = f"({n}, {bands if bands is not None else 'B'})"
         raise ValueError(f"{name} must have shape {want} (N, B), got {arr.shape}")
@@ -646,7 +628,7 @@ def _bright_margins(unit: Any, tol: float, xp: ModuleType) -> np.ndarray:
     c1 = xp.argmax(cols[:, ::-1], axis=1)
     edge = xp.minimum(xp.minimum(r0, r1), xp.minimum(c0, c1))
     edge = xp.where(rows.any(axis=1), edge, min(h, w) // 2)
-    return np.minimum(_host(edge).astype(np.int64), min(h, w) // 2)
+    return np.minimum(to_host(edge).astype(np.int64), min(h, w) // 2)
 
 
 def _render_chunk(
@@ -825,7 +807,7 @@ def clip_arcs_to_magnitude(arcs: ArrayLike, mag_limit: float, *, xp: ModuleType 
     Returns:
         New ``(N, B, H, W)`` array of ``arcs``' dtype.
     """
-    xp = _array_module(arcs) if xp is None else xp
+    xp = array_module(arcs) if xp is None else xp
     if not math.isfinite(float(mag_limit)):
         raise ValueError(f"clip must be a finite magnitude, got {mag_limit!r}")
     f_lim = float(mag_to_nanomaggies(mag_limit))
@@ -867,7 +849,7 @@ def inject(
         ValueError: naming ``hosts``/``arcs``/``poisson_gain``/``clip`` for NaNs, shape
             mismatch or invalid values.
     """
-    xp = _array_module(hosts)
+    xp = array_module(hosts)
     if hosts.ndim != 4 or tuple(arcs.shape) != tuple(hosts.shape):
         raise ValueError(
             f"hosts and arcs must both be (N, B, H, W) of the same shape, got "
@@ -875,7 +857,7 @@ def inject(
         )
     bad_host = ~xp.isfinite(hosts).reshape(hosts.shape[0], -1).all(axis=1)
     if bool(bad_host.any()):
-        first = int(_host(xp.flatnonzero(bad_host))[0])
+        first = int(to_host(xp.flatnonzero(bad_host))[0])
         raise ValueError(f"hosts contains NaN or infinite pixels (first bad cutout: {first})")
     if not bool(xp.isfinite(arcs).all()):
         raise ValueError("arcs contains NaN or infinite pixels")
@@ -883,7 +865,7 @@ def inject(
     if clip is not None:
         arc = clip_arcs_to_magnitude(arc, float(clip), xp=xp)
     if poisson_gain is not None:
-        gain = _host(poisson_gain).astype(np.float64)
+        gain = to_host(poisson_gain).astype(np.float64)
         if gain.ndim > 1 or (gain.ndim == 1 and gain.shape[0] != hosts.shape[1]):
             raise ValueError(f"poisson_gain must be a scalar or shape (B,), got {gain.shape}")
         if not np.all(np.isfinite(gain) & (gain > 0)):

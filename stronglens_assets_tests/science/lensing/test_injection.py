@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
+from stronglens_assets.science.core.arrays import gpu_array_module
 from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.lensing import injection as INJ
 from stronglens_assets.science.lensing import profiles as P
@@ -22,20 +23,8 @@ PIX = 0.262
 NPIX = 101
 
 
-def _cupy_or_none() -> ModuleType | None:
-    try:
-        import cupy
-    except Exception:
-        return None
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-    except Exception:
-        return None
-    return cupy
-
-
-_CUPY = _cupy_or_none()
+# None only when CuPy is not installed or no GPU is present; a broken install fails here
+_CUPY = gpu_array_module()
 XPS = [
     pytest.param(np, id="numpy"),
     pytest.param(
