@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import BrickNameError, parse_brick_name
 from stronglens_assets.science.catalogs.healpix import MAX_PARTITION_NSIDE
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(StronglensError, ValueError):
     """A configuration file is missing, unreadable or invalid; the message names file and field."""
 
 

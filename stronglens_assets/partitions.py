@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from stronglens_assets.errors import StronglensError
+
 PARTITION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 HEALPIX_KEY_PATTERN = re.compile(r"^hpx-nest(\d+)-(\d+)$")
 
@@ -29,7 +31,7 @@ BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
 )
 
 
-class PartitionKeyError(ValueError):
+class PartitionKeyError(StronglensError, ValueError):
     """A partition key is malformed or not part of the partition set."""
 
 

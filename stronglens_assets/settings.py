@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stronglens_assets.errors import StronglensError
+
 EnvironmentName = Literal["local", "s3"]
 ENVIRONMENTS: tuple[EnvironmentName, ...] = ("local", "s3")
 ProfileName = Literal["demo", "full"]
@@ -38,7 +40,7 @@ DEFAULT_S3_PREFIX = "stronglens_calibration"
 _BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class SettingsError(ValueError):
+class SettingsError(StronglensError, ValueError):
     """A setting (environment variable) has an invalid value."""
 
 

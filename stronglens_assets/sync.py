@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.hashing import sha256_file
 from stronglens_assets.settings import Settings
 
@@ -42,7 +43,7 @@ _CHECKPOINT = re.compile(
 )
 
 
-class SyncError(ValueError):
+class SyncError(StronglensError, ValueError):
     """``sync`` cannot start (wrong environment, missing directory, unusable bucket)."""
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from stronglens_assets.assets.training import frozen_check_spec, frozen_model_check
 from stronglens_assets.config import ConfigError
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
@@ -88,7 +89,7 @@ MODEL_CHECKPOINT = "model_checkpoint"
 HOST_MODES = ("random", "tier_a_matched")
 
 
-class D06Error(RuntimeError):
+class D06Error(StronglensError, RuntimeError):
     """A D06 experiment cannot run on these inputs; the message says which and why."""
 
 
@@ -218,16 +219,19 @@ def _run_context(
     )
 
 
-def _json_bytes(value: Any) -> bytes:
-    data, extension = encode(value)
-    assert extension == "json"
+def _encoded(value: Any, extension: str) -> bytes:
+    data, got = encode(value)
+    if got != extension:
+        raise D06Error(f"expected a {extension} value, got one encoded as {got}")
     return data
+
+
+def _json_bytes(value: Any) -> bytes:
+    return _encoded(value, "json")
 
 
 def _parquet_bytes(table: pd.DataFrame) -> bytes:
-    data, extension = encode(table)
-    assert extension == "parquet"
-    return data
+    return _encoded(table, "parquet")
 
 
 def _id_array(values: pd.Series) -> np.ndarray:

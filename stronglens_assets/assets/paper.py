@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
 from stronglens_assets.project import Project
 from stronglens_assets.resources.object_store import ObjectNotFoundError
@@ -124,7 +125,7 @@ def load_paper_config(config_dir: Any) -> PaperConfig:
 # --------------------------------------------------------------------------------------------
 
 
-class MissingResultError(FileNotFoundError):
+class MissingResultError(StronglensError, FileNotFoundError):
     """A D06 result file the paper needs is not in storage."""
 
 

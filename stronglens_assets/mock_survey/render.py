@@ -433,7 +433,8 @@ def _render_objects(
                 if kind == "psf":
                     p = _moffat_stamps(fwhm[b], cx, cy, int(size))
                 else:
-                    assert comp1 is not None
+                    if comp1 is None:
+                        raise ValueError(f"no light profile for morphology {kind!r}")
                     model = comp1
                     if comp2 is not None:
                         f2 = _col(df, f"frac2_{b}")

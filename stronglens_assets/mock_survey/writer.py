@@ -376,8 +376,7 @@ def build_brick(
     cfg_sum = config_checksum(config)
     in_sum = _inputs_checksum(lenscat)
     marker = _read_marker(paths)
-    if _marker_valid(paths, marker, cfg_sum, in_sum):
-        assert marker is not None
+    if marker is not None and _marker_valid(paths, marker, cfg_sum, in_sum):
         return BrickResult(
             brickname=brickname,
             brickid=info.brickid,

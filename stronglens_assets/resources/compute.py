@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.arrays import gpu_array_module
 
 #: Concurrency pool of GPU steps (limit it in dagster.yaml ``concurrency: pools:``).
@@ -101,7 +102,7 @@ def gpu_op_tags(config_dir: str | os.PathLike[str] | None = None) -> dict[str, A
     }
 
 
-class ComputeError(RuntimeError):
+class ComputeError(StronglensError, RuntimeError):
     """The configured device is not available."""
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.arrays import to_host
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.npz import decode_npz
@@ -61,7 +62,7 @@ HOST_COLUMNS: tuple[str, ...] = (
 )
 
 
-class HostError(ValueError):
+class HostError(StronglensError, ValueError):
     """A host or lens cutout (or its manifest row) is unusable; the message names it."""
 
 

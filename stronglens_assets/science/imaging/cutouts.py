@@ -43,6 +43,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.wcs import WCS
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import brick_wcs
 from stronglens_assets.science.core.columns import require_columns
 
@@ -111,7 +112,7 @@ _CORRUPT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-class CoaddError(RuntimeError):
+class CoaddError(StronglensError, RuntimeError):
     """Base class of coadd access errors; messages name the brick, file, URL or URI."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP, STAT_RADIUS_PX, preprocess
@@ -32,7 +33,7 @@ SAFE_AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90")
 CACHE_FORMAT = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(StronglensError, ValueError):
     """A manifest row cannot be served (missing column, missing shard, row out of range)."""
 
 

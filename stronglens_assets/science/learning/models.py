@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.imaging.preprocess import radial_mask
 
 ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
@@ -35,7 +36,7 @@ ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
 WRAPPER_KEYS: tuple[str, ...] = ("model_state_dict", "state_dict", "model")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StronglensError, ValueError):
     """A checkpoint cannot be used: not a state dict, or keys/shapes differ from the model."""
 
 

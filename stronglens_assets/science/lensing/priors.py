@@ -113,8 +113,7 @@ class Distribution(StrictModel):
         for key in given:
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{key} must be finite, got {getattr(self, key)}")
-        if needed == {"low", "high"}:
-            assert self.low is not None and self.high is not None
+        if needed == {"low", "high"} and self.low is not None and self.high is not None:
             if not self.low < self.high:
                 raise ValueError(
                     f"inverted or empty range: low ({self.low}) must be < high ({self.high})"
