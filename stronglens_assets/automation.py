@@ -45,7 +45,7 @@ import hashlib
 import inspect
 import types
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import dagster as dg
@@ -520,20 +520,15 @@ def automated_definitions(
 # --------------------------------------------------------------------------------------------
 # Production: executor and concurrency-pool limits
 # --------------------------------------------------------------------------------------------
-EXECUTOR_ENV = "STRONGLENS_EXECUTOR"
-
-
-def executor_from_env(environ: dict[str, str] | None = None) -> dg.ExecutorDefinition | None:
+def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition | None:
     """``k8s_job_executor`` (every step in its own pod, its ``dagster-k8s/config`` tag applied)
     when ``STRONGLENS_EXECUTOR=k8s`` (set by the production run launcher), else ``None``
-    (Dagster's default multiprocess executor)."""
-    import os
+    (Dagster's default multiprocess executor). The variable is read by
+    :func:`stronglens_assets.settings.executor_name`."""
+    from stronglens_assets.settings import executor_name
 
-    value = (os.environ if environ is None else environ).get(EXECUTOR_ENV, "").strip().lower()
-    if value in ("", "default", "multiprocess"):
+    if executor_name(environ) == "default":
         return None
-    if value != "k8s":
-        raise ValueError(f"{EXECUTOR_ENV}={value!r}: use 'k8s' or leave it unset")
     from dagster_k8s import k8s_job_executor
 
     return k8s_job_executor

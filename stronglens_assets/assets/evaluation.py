@@ -33,9 +33,10 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache, load_cutouts
+from stronglens_assets.science.learning.model_config import InputMask, load_model_config
 from stronglens_assets.science.learning.models import build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
-from stronglens_assets.science.learning.training import InputMask, load_model_config, predict_logits
+from stronglens_assets.science.learning.training import predict_logits
 from stronglens_assets.science.reporting.plots import (
     png_data_uri_markdown,
     reliability_diagram_png,

@@ -29,7 +29,6 @@ from pydantic import Field, field_validator
 
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.errors import StronglensError
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
 from stronglens_assets.project import Project
 from stronglens_assets.resources.object_store import ObjectNotFoundError
 from stronglens_assets.resources.storage import StorageResource
@@ -38,7 +37,12 @@ from stronglens_assets.science import tables as T
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
 from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.experiments import load_d06_config
-from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
+from stronglens_assets.science.lensing.priors import (
+    BRIGHT_ARC_VARIANTS,
+    GRID_VARIANTS,
+    load_priors,
+    priors_sha256,
+)
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown

@@ -32,6 +32,11 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache
+from stronglens_assets.science.learning.model_config import (
+    ModelConfig,
+    load_model_config,
+    model_config_names,
+)
 from stronglens_assets.science.learning.models import (
     build_model,
     load_checked_state_dict,
@@ -43,14 +48,7 @@ from stronglens_assets.science.learning.scoring import (
     HISTORY_KEY,
     LAST_CHECKPOINT_KEY,
 )
-from stronglens_assets.science.learning.training import (
-    ModelConfig,
-    TrainingResult,
-    load_model_config,
-    model_config_names,
-    sample_weights,
-    train_model,
-)
+from stronglens_assets.science.learning.training import TrainingResult, sample_weights, train_model
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown, training_curve_png
 
 TRAINING_GROUP = "training"

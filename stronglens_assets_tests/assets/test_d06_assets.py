@@ -22,16 +22,19 @@ import pytest
 import torch
 
 from stronglens_assets.assets import d06
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
 from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import inject_cutouts, load_d06_config
+from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import score_cutouts
-from stronglens_assets.science.learning.training import load_model_config
-from stronglens_assets.science.lensing.priors import load_priors, sample_parameters
+from stronglens_assets.science.lensing.priors import (
+    BRIGHT_ARC_VARIANTS,
+    load_priors,
+    sample_parameters,
+)
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 
 SIZE = 101

@@ -23,8 +23,8 @@ from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
 from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
+from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
-from stronglens_assets.science.learning.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
 from stronglens_assets.testing.cutouts import synthetic_manifest
 

@@ -17,6 +17,7 @@ import torch
 
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import model_from_checkpoint
 
 CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
@@ -87,7 +88,7 @@ def load_frozen_model(
     model_config_name: str,
     config_dir: str | os.PathLike[str],
     *,
-    profile: str | None = None,
+    profile: str,
 ) -> tuple[torch.nn.Module, str]:
     """The trained (frozen) model of a config and the sha256 of its ``best.pt`` bytes.
 
@@ -95,18 +96,12 @@ def load_frozen_model(
         storage_store: an :class:`~stronglens_assets.resources.object_store.ObjectStore` or a
             storage resource (anything with ``read_bytes``, or ``object_store()``).
         model_config_name: a file stem of ``<config_dir>/models/``.
-        profile: size profile of the config (default: the current settings').
+        profile: size profile of the config (the caller's settings decide it).
 
     Returns:
         ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
         made with the model: the freeze check compares it with ``model_checkpoint``'s.
     """
-    from stronglens_assets.science.learning.training import load_model_config
-
-    if profile is None:
-        from stronglens_assets.settings import load_settings
-
-        profile = load_settings().profile
     store = (
         storage_store.object_store() if hasattr(storage_store, "object_store") else storage_store
     )

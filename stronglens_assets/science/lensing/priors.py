@@ -43,12 +43,23 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
 from stronglens_assets.science.core.units import AB_ZERO_POINT, mag_to_nanomaggies
 from stronglens_assets.science.lensing.injection import N_SERSIC_RANGE
 
 PRIORS_CONFIG_FILENAME = "injection_priors.yaml"
+
+#: D06 injection-recovery grid variants (ARCHITECTURE: ``grid_completeness``).
+GRID_VARIANTS: tuple[str, ...] = ("no_poisson", "poisson")
+#: D06 bright-arc variants (seeds, Reproducibility Guide 4.2).
+BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
+    "baseline",
+    "poisson",
+    "clip20",
+    "gain_1e12",
+    "poisson_clip20",
+    "unrestricted",
+)
 
 #: The six injection parameters, in the grid's axis order (slowest-varying first).
 PARAMETERS: tuple[str, ...] = (

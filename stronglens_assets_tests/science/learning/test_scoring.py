@@ -12,13 +12,13 @@ import torch
 
 from stronglens_assets.resources.object_store import LocalObjectStore, ObjectNotFoundError
 from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import CheckpointError, build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import (
     embed_cutouts,
     load_frozen_model,
     score_cutouts,
 )
-from stronglens_assets.science.learning.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT
 
 
