@@ -36,7 +36,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.assets.training import frozen_check_spec, frozen_model_check
+from stronglens_assets.assets.shared import (
+    MODEL_CHECKPOINT,
+    frozen_check_spec,
+    frozen_model_check,
+    load_frozen_model,
+)
 from stronglens_assets.config import ConfigError
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
@@ -82,10 +87,19 @@ from stronglens_assets.science.lensing.priors import (
 from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.science.stats.detection import count_detected
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    POISSON_DIAGNOSTICS_KEY,
+    POISSON_DIAGNOSTICS_PLOT_KEY,
+    PROBE_EMBEDDINGS_KEY,
+    PROBE_RESULTS_KEY,
+    TIER_A_SCORES_KEY,
+    ba_keys,
+    cell_key,
+    grid_keys,
+)
 
 D06_GROUP = "d06"
-RESULTS = "results/D06"
-MODEL_CHECKPOINT = "model_checkpoint"
 HOST_MODES = ("random", "tier_a_matched")
 
 
@@ -179,8 +193,6 @@ def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
 
 def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
     """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none)."""
-    from stronglens_assets.science.learning.scoring import CHECKPOINT_KEY, load_frozen_model
-
     settings = project.settings
     key = CHECKPOINT_KEY.format(name=name)
     if not store.exists(key):
@@ -405,19 +417,6 @@ def build_assets(project: Project) -> list:
 # --------------------------------------------------------------------------------------------
 
 
-def grid_keys(variant: str) -> dict[str, str]:
-    base = f"{RESULTS}/grid_{variant}"
-    return {
-        "results_key": f"{base}/grid_results.json",
-        "selection_function_key": f"{base}/selection_function.parquet",
-        "cutouts_prefix": f"{base}/cutouts",
-    }
-
-
-def cell_key(variant: str, cell: int) -> str:
-    return f"{RESULTS}/grid_{variant}/cutouts/cell{cell:04d}.npz"
-
-
 def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any], Any]:
     """Run one grid partition; write cell files, the selection function and grid_results."""
 
@@ -563,11 +562,6 @@ def _marginal_markdown(summary: dict[str, Any], threshold: float) -> str:
         )
         lines.append(f"- **{axis}**: {cells}")
     return "\n".join(lines)
-
-
-def ba_keys(variant: str) -> dict[str, str]:
-    base = f"{RESULTS}/ba_{variant}"
-    return {"results_key": f"{base}/results.json", "cutouts_key": f"{base}/cutouts.npz"}
 
 
 def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
@@ -729,8 +723,8 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         **run.provenance(),
     }
     keys = {
-        "results_key": f"{RESULTS}/linear_probe/linear_probe_results.json",
-        "embeddings_key": f"{RESULTS}/linear_probe/embeddings.npz",
+        "results_key": PROBE_RESULTS_KEY,
+        "embeddings_key": PROBE_EMBEDDINGS_KEY,
     }
     run.store.write_bytes(
         keys["embeddings_key"],
@@ -803,7 +797,7 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     table.insert(1, "score", scores.astype(np.float32))
     table["checkpoint_sha256"] = run.checkpoint_sha256
     table["priors_sha256"] = run.priors_sha256
-    key = f"{RESULTS}/tier_a_scoring/tier_a_scores.parquet"
+    key = TIER_A_SCORES_KEY
     run.store.write_bytes(key, _parquet_bytes(table))
     rates = threshold_rates(scores, cfg.thresholds, cfg.confidence_level)
     log.info(f"tier_a_scoring: {len(table)} Tier-A lenses scored")
@@ -851,8 +845,8 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         arcs, residual, invvar, gain, run.priors.bands, arc_sigma=cfg.poisson_diagnostics.arc_sigma
     )
     keys = {
-        "results_key": f"{RESULTS}/poisson_diagnostics/poisson_diagnostics.json",
-        "plot_key": f"{RESULTS}/poisson_diagnostics/poisson_diagnostics.png",
+        "results_key": POISSON_DIAGNOSTICS_KEY,
+        "plot_key": POISSON_DIAGNOSTICS_PLOT_KEY,
     }
     results = {
         "n_injections": n,

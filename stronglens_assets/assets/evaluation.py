@@ -19,10 +19,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.assets.training import (
+from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
     json_safe,
+    load_frozen_model,
     load_parity_manifest,
     model_config_partitions,
     parity_manifest_key,
@@ -35,7 +36,7 @@ from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache, load_cutouts
 from stronglens_assets.science.learning.model_config import InputMask, load_model_config
 from stronglens_assets.science.learning.models import build_model, state_dict_bytes
-from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
+from stronglens_assets.science.learning.scoring import score_cutouts
 from stronglens_assets.science.learning.training import predict_logits
 from stronglens_assets.science.reporting.plots import (
     png_data_uri_markdown,
@@ -50,6 +51,7 @@ from stronglens_assets.science.stats.calibration import (
 )
 from stronglens_assets.science.stats.detection import spectroscopic_recall
 from stronglens_assets.science.stats.roc import bootstrap_auc
+from stronglens_assets.storage_keys import ABLATION_CHECKPOINT_KEY
 
 EVALUATION_GROUP = "evaluation"
 #: Manifest columns copied into ``validation_scores`` (contract item 1).
@@ -328,7 +330,7 @@ def build_assets(project: Project) -> list:
             model.load_state_dict(result.best_state)
             score_sets[variant] = predict_logits(model, images, val_idx, device, 512)
             data = state_dict_bytes(result.best_state)
-            key = f"checkpoints/{name}/ablation_{variant}.pt"
+            key = ABLATION_CHECKPOINT_KEY.format(name=name, variant=variant)
             store.write_bytes(key, data)
             details[variant] = {
                 "input_mask": mask.model_dump(),

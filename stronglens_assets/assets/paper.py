@@ -47,21 +47,22 @@ from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
+from stronglens_assets.storage_keys import (
+    BRIGHT_ARC_CUTOUTS_KEY,
+    BRIGHT_ARC_RESULTS_KEY,
+    FIGURE5_KEY,
+    FIGURES_PREFIX,
+    GALLERY_KEY,
+    GRID_RESULTS_KEY,
+    PROBE_EMBEDDINGS_KEY,
+    PROBE_RESULTS_KEY,
+    PROVENANCE_KEY,
+    SELECTION_KEY,
+    TABLES_PREFIX,
+    TIER_A_SCORES_KEY,
+)
 
 PAPER_GROUP = "paper"
-D06_ROOT = "results/D06"
-GRID_RESULTS_KEY = D06_ROOT + "/grid_{variant}/grid_results.json"
-SELECTION_KEY = D06_ROOT + "/grid_{variant}/selection_function.parquet"
-BRIGHT_ARC_RESULTS_KEY = D06_ROOT + "/ba_{variant}/results.json"
-BRIGHT_ARC_CUTOUTS_KEY = D06_ROOT + "/ba_{variant}/cutouts.npz"
-PROBE_RESULTS_KEY = D06_ROOT + "/linear_probe/linear_probe_results.json"
-PROBE_EMBEDDINGS_KEY = D06_ROOT + "/linear_probe/embeddings.npz"
-TIER_A_SCORES_KEY = D06_ROOT + "/tier_a_scoring/tier_a_scores.parquet"
-PROVENANCE_KEY = D06_ROOT + "/provenance.json"
-FIGURE5_KEY = D06_ROOT + "/comparison_figure/figure5"
-GALLERY_KEY = D06_ROOT + "/gallery/index.html"
-FIGURES_PREFIX = "paper/figures"
-TABLES_PREFIX = "paper/tables"
 D06_ASSETS = (
     "grid_completeness",
     "bright_arc",
