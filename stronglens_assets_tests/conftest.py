@@ -1,22 +1,23 @@
-"""Shared fixtures: a real S3 server (moto's server mode on 127.0.0.1) and env isolation."""
+"""Session-wide fixtures: env isolation, a real S3 server (moto's server mode on 127.0.0.1), the
+two-brick mock sky and the one demo run of the end-to-end tests. Helpers live in
+:mod:`stronglens_assets_tests.harness`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
 
-from stronglens_assets.mock_survey import BrickResult, DemoSkyConfig, build_survey, load_demo_sky
+from stronglens_assets.mock_survey import DemoSkyConfig, build_survey, load_demo_sky
 from stronglens_assets.science.catalogs.lenscat import (
     desi_candidates,
     lenscat_csv_path,
     read_lenscat_csv,
 )
+from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky, DemoRun
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -64,36 +65,6 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-east-2"}
     )
     return bucket
-
-
-#: Demo bricks used by the tests: 4 lenscat candidates in the first, 1 in the second.
-TEST_BRICKS: tuple[str, ...] = ("0366m037", "0161m005")
-
-
-@dataclass(frozen=True)
-class BuiltSky:
-    config: DemoSkyConfig
-    lenscat: pd.DataFrame
-    root: Path
-    results: list[BrickResult]
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """One ``stronglens demo`` of the whole graph, shared by every end-to-end test."""
-
-    home: Path
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def storage(self) -> Path:
-        return self.home / "storage"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster_home"
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from stronglens_assets.resources import CoaddSourceResource, S3StorageResource
 from stronglens_assets.resources.object_store import StorageError
 from stronglens_assets.resources.survey import sweep_files_for_bricks
 from stronglens_assets.settings import load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
+from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky
 
 
 def _upload_dr10_layout(client, bucket: str, sky: BuiltSky, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import torch
 from stronglens_assets import storage_keys as SK
 from stronglens_assets.assets import d06
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
 from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import inject_cutouts, load_d06_config
@@ -37,6 +37,7 @@ from stronglens_assets.science.lensing.priors import (
     sample_parameters,
 )
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 SIZE = 101
 NEG_KEY = "cutouts/negatives/hpx-test/v1/shard-00000.npz"
@@ -89,11 +90,7 @@ class D06Storage:
     instance: dg.DagsterInstance
 
     def resources(self) -> dict:
-        return {
-            "storage": self.storage,
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "compute": ComputeResource(device="cpu", num_threads=1),
-        }
+        return local_resources(self.storage, compute=ComputeResource(device="cpu", num_threads=1))
 
     def assets(self) -> list:
         model_partitions = dg.StaticPartitionsDefinition([self.model_name])
@@ -104,13 +101,8 @@ class D06Storage:
         ]
 
     def run(self, selection: str, partition: str | None = None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets(),
-            resources=self.resources(),
-            selection=[selection],
-            partition_key=partition,
-            instance=self.instance,
-            raise_on_error=False,
+        return AssetHarness(self.assets(), self.resources(), self.instance).run(
+            selection, partition
         )
 
     def read(self, key: str) -> bytes:

@@ -29,16 +29,15 @@ from stronglens_assets.partitions import (
     static_partitions_def,
 )
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS
+from stronglens_assets_tests.harness import TEST_BRICKS, AssetHarness, local_resources, require_tool
 from stronglens_assets_tests.paper_tools import (
     load_in_chromium,
     pdf_page_count,
     png_size,
-    require_tool,
 )
 
 MODEL = "paperIV_bottlenecked_resnet"
@@ -259,22 +258,15 @@ class PaperGraph:
         )
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
         self.root = Path(self.storage.root)
-        self.resources = {
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "storage": self.storage,
-        }
-        self.assets = [*fake_d06_assets(), *paper.build_assets(self.project)]
-        self.instance = dg.DagsterInstance.ephemeral()
+        self.harness = AssetHarness(
+            [*fake_d06_assets(), *paper.build_assets(self.project)], local_resources(self.storage)
+        )
+        self.resources = self.harness.resources
+        self.assets = self.harness.assets
+        self.instance = self.harness.instance
 
     def materialize(self, selection, partition_key=None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets,
-            resources=self.resources,
-            selection=selection,
-            partition_key=partition_key,
-            instance=self.instance,
-            raise_on_error=False,
-        )
+        return self.harness.run(selection, partition_key)
 
     def materialize_upstream(self) -> None:
         assert self.materialize(["training_manifest"]).success

@@ -21,12 +21,15 @@ import torch
 from stronglens_assets.assets import evaluation, training
 from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets.storage_keys import CHECKPOINT_KEY
+from stronglens_assets.storage_keys import PARITY_KEY as PARITY_KEY_TEMPLATE
 from stronglens_assets.testing.cutouts import synthetic_manifest
+from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 NAME = "tiny_resnet"
 TINY = f"""name: {NAME}
@@ -40,7 +43,7 @@ learning_rate: 3.0e-3
 evaluation: {{calibration_bins: 10, stratum_quantile_bins: 2, batch_size: 32}}
 ablation: {{core_radius_px: 4.0, annulus_outer_px: 12.0, epochs: 1, bootstrap_samples: 20}}
 """
-PARITY_KEY = "manifests/training_parity_70_30_v1.parquet"
+PARITY_KEY = PARITY_KEY_TEMPLATE.format(version="v1")
 
 
 class Graph:
@@ -64,11 +67,7 @@ class Graph:
         vac = self.manifest[self.manifest["tier"] == "A"].iloc[:3]
         self.vac = pd.DataFrame({"TARGET_RA": vac["ra"], "TARGET_DEC": vac["dec"]})
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "storage": self.storage,
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "compute": ComputeResource(device="cpu"),
-        }
+        self.resources = local_resources(self.storage, compute=ComputeResource(device="cpu"))
 
     def set_model_yaml(self, text: str) -> None:
         (self.config_dir / "models" / f"{NAME}.yaml").write_text(text)
@@ -92,17 +91,11 @@ class Graph:
         ]
 
     def run(self, selection: list[str]) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets(),
-            resources=self.resources,
-            selection=selection,
-            partition_key=NAME,
-            instance=self.instance,
-            raise_on_error=False,
-        )
+        """Materialize ``selection`` of the current assets (the model YAML may have changed)."""
+        return AssetHarness(self.assets(), self.resources, self.instance).run(selection, NAME)
 
     def checkpoint(self) -> bytes:
-        return self.store.read_bytes(f"checkpoints/{NAME}/best.pt")
+        return self.store.read_bytes(CHECKPOINT_KEY.format(name=NAME))
 
 
 EVALUATION = [

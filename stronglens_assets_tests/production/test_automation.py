@@ -31,7 +31,7 @@ from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
 from stronglens_assets.science.catalogs.lenscat import lenscat_csv_path
 from stronglens_assets.settings import Settings, load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS
+from stronglens_assets_tests.harness import TEST_BRICKS
 
 SMALL = {"survey_footprint", "lenscat_catalog", "lenscat_positives", "desi_dr1_vac"}
 VAC_KEY = "stronglens_calibration/data/external/desi_dr1/desi-sl-vac-v1.fits"

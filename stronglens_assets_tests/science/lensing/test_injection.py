@@ -18,6 +18,7 @@ from stronglens_assets.science.core.arrays import gpu_array_module
 from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.lensing import injection as INJ
 from stronglens_assets.science.lensing import profiles as P
+from stronglens_assets_tests.harness import require_module
 
 PIX = 0.262
 NPIX = 101
@@ -82,8 +83,7 @@ class _Lenstronomy:
     """SIS + SERSIC_ELLIPSE ImageModel, supersampling 4, GAUSSIAN PSF (or none)."""
 
     def __init__(self) -> None:
-        lenstronomy = pytest.importorskip("lenstronomy")
-        del lenstronomy
+        require_module("lenstronomy", "the engine is tested against lenstronomy")
         from lenstronomy.Data.imaging_data import ImageData
         from lenstronomy.LensModel.lens_model import LensModel
         from lenstronomy.LightModel.light_model import LightModel
