@@ -10,6 +10,7 @@ helpers from here, never from a conftest or from another test module.
 * :func:`checks_passed`, :func:`failure_message`: reading an in-process result;
 * the small DR10-format survey of the asset tests (:func:`write_small_survey`) and the
   dataclasses of the shared session fixtures (:class:`BuiltSky`, :class:`DemoRun`);
+* :func:`wilson_formula`, the reference binomial interval;
 * optional tools, packages and services (:func:`require_tool`, :func:`require_module`,
   :func:`missing`): skipped on a developer machine that lacks them, a failure when ``CI`` is
   set (``.ci/run`` installs every one, so a missing one there is a broken CI, not a skip).
@@ -18,6 +19,7 @@ helpers from here, never from a conftest or from another test module.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -30,6 +32,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 
 from stronglens_assets.config import Footprint
 from stronglens_assets.mock_survey import BrickResult, DemoSkyConfig
@@ -162,6 +165,18 @@ class AssetHarness:
         """Dispose of the instance (its storages' database connections)."""
         if self.instance is not None:
             self.instance.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Reference values
+# --------------------------------------------------------------------------------------------
+def wilson_formula(k: int, n: int, level: float = 0.6827) -> tuple[float, float]:
+    """Wilson score interval written out (Wilson 1927): the reference the interval, recall and
+    completeness tests compare with."""
+    z = float(norm.ppf(0.5 + level / 2))
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
+    return centre - half, centre + half
 
 
 # --------------------------------------------------------------------------------------------

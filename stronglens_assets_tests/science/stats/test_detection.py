@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
 
 from stronglens_assets.science.stats.detection import (
     count_detected,
@@ -15,13 +12,7 @@ from stronglens_assets.science.stats.detection import (
     recall_at,
     spectroscopic_recall,
 )
-
-
-def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    z = norm.ppf(0.5 + confidence / 2)
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
-    return centre - half, centre + half
+from stronglens_assets_tests.harness import wilson_formula
 
 
 def test_detection_is_strictly_above_the_threshold():
@@ -36,7 +27,7 @@ def test_recall_on_a_constructed_table():
     # the former p >= t of recall_at, which gave k = 3)
     result = recall_at([0.9, 0.5, 0.49, 0.1, 0.7], threshold=0.5)
     assert (result["n"], result["k"], result["recall"]) == (5, 2, 0.4)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx(_wilson(2, 5, 0.6827))
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(wilson_formula(2, 5, 0.6827))
     assert recall_at([], 0.5)["recall"] is None
 
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from astropy.stats import binom_conf_interval
-from scipy.stats import norm
 
 from stronglens_assets.science.stats.intervals import wilson_interval
-
-
-def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    z = norm.ppf(0.5 + confidence / 2)
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
-    return centre - half, centre + half
+from stronglens_assets_tests.harness import wilson_formula
 
 
 @pytest.mark.parametrize(("k", "n"), [(29, 48), (0, 5), (5, 5), (1, 3)])
 def test_wilson_interval_matches_the_formula(k, n):
-    assert wilson_interval(k, n, 0.6827) == pytest.approx(_wilson(k, n, 0.6827), abs=1e-9)
+    assert wilson_interval(k, n, 0.6827) == pytest.approx(wilson_formula(k, n, 0.6827), abs=1e-9)
 
 
 def test_wilson_matches_astropy() -> None:
@@ -38,21 +29,12 @@ def test_wilson_matches_astropy() -> None:
         wilson_interval(4, 3)
 
 
-def _wilson_formula(k: int, n: int, level: float = 0.6827) -> tuple[float, float]:
-    """Wilson score interval written out (Wilson 1927)."""
-    z = norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
-
-
 def test_wilson_interval_matches_the_formula_and_handles_empty_cells():
     k = np.array([0, 3, 10, 0])
     n = np.array([10, 10, 10, 0])
     low, high = wilson_interval(k, n)
     for i in range(3):
-        lo, hi = _wilson_formula(int(k[i]), int(n[i]))
+        lo, hi = wilson_formula(int(k[i]), int(n[i]))
         assert low[i] == pytest.approx(lo, abs=1e-4)
         assert high[i] == pytest.approx(hi, abs=1e-4)
     assert np.isnan(low[3]) and np.isnan(high[3])
