@@ -69,6 +69,7 @@ from stronglens_assets.science.catalogs.bricks import (
     brick_wcs,
     parse_brick_name,
 )
+from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
 from stronglens_assets.science.lensing.profiles import ellipticity_from_phi_q
 
@@ -575,9 +576,7 @@ def lenscat_in_brick(lenscat_positions: pd.DataFrame | None, brickname: str) -> 
         return pd.DataFrame(
             {c: pd.Series(dtype=float if c in ("ra", "dec") else object) for c in cols}
         )
-    missing = [c for c in cols if c not in lenscat_positions.columns]
-    if missing:
-        raise ValueError(f"lenscat positions lack column(s) {missing}; need {cols}")
+    require_columns(lenscat_positions.columns, cols, "lenscat positions", hint=f"need {cols}")
     names = brick_name(
         lenscat_positions["ra"].to_numpy(float), lenscat_positions["dec"].to_numpy(float)
     )
