@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import boto3
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -17,7 +18,12 @@ from stronglens_assets.science.catalogs.lenscat import (
     lenscat_csv_path,
     read_lenscat_csv,
 )
-from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky, DemoRun
+from stronglens_assets_tests.harness import (
+    TEST_BRICKS,
+    BuiltSky,
+    DemoRun,
+    open_database_connections,
+)
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -115,3 +121,25 @@ def built_sky(
     root = tmp_path_factory.mktemp("mock_sky")
     results = build_survey(demo_config, root, lenscat_positions, bricks=TEST_BRICKS, processes=2)
     return BuiltSky(demo_config, lenscat_positions, root, results)
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance, disposed after the test."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a test left a database connection open (a Dagster instance that
+    was never disposed) instead of printing SQLAlchemy tracebacks at interpreter exit."""
+    leaked = open_database_connections()
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"{len(leaked)} database connection(s) left open by the tests (dispose every "
+            f"Dagster instance you create, e.g. with the dagster_instance fixture): {leaked}"
+        )
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,8 +3,9 @@
 ``conftest.py`` files only declare fixtures (built from these helpers); test modules import
 helpers from here, never from a conftest or from another test module.
 
-* :class:`AssetHarness`: assets + resources materialized in process on one Dagster instance
-  (``dg.materialize``), collecting the asset-check results of every run;
+* :class:`AssetHarness`: assets + resources materialized in process (``dg.materialize``),
+  collecting the asset-check results of every run; :func:`open_database_connections` finds
+  Dagster instances nobody disposed;
 * :func:`local_resources`, :func:`make_project`: storage/IO manager on a local directory and a
   ``Project`` on the test bricks;
 * :func:`checks_passed`, :func:`failure_message`: reading an in-process result;
@@ -18,10 +19,12 @@ helpers from here, never from a conftest or from another test module.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,19 +129,16 @@ def make_project(
 class AssetHarness:
     """``assets`` with ``resources`` materialized in process (``dg.materialize``).
 
-    Every run uses the same ``instance`` (default: one ephemeral instance per harness, so
-    checks that read earlier materializations see them) and adds its asset-check results to
-    :attr:`checks`. Runs never raise: assert on ``result.success``.
+    With an ``instance`` (e.g. the ``dagster_instance`` fixture, which disposes it) every run
+    uses it, so checks that read earlier materializations see them; without one, each run
+    gets its own ephemeral instance, disposed by Dagster. Every run adds its asset-check
+    results to :attr:`checks`. Runs never raise: assert on ``result.success``.
     """
 
     assets: list
     resources: dict[str, Any]
     instance: dg.DagsterInstance | None = None
     checks: dict[str, bool] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.instance is None:
-            self.instance = dg.DagsterInstance.ephemeral()
 
     def run(
         self,
@@ -161,10 +161,21 @@ class AssetHarness:
         self.checks.update(checks_passed(result))
         return result
 
-    def close(self) -> None:
-        """Dispose of the instance (its storages' database connections)."""
-        if self.instance is not None:
-            self.instance.dispose()
+
+def open_database_connections() -> list[str]:
+    """URLs of the SQLAlchemy connections still open (e.g. of a Dagster instance nobody
+    disposed). Left open at interpreter exit, their finalizers print "Cannot operate on a
+    closed database" tracebacks after pytest's summary; the root conftest fails the session
+    instead, so a leak is found where it is made."""
+    engine_base = sys.modules.get("sqlalchemy.engine.base")
+    if engine_base is None:
+        return []
+    gc.collect()
+    return sorted(
+        str(obj.engine.url)
+        for obj in gc.get_objects()
+        if isinstance(obj, engine_base.Connection) and not obj.closed
+    )
 
 
 # --------------------------------------------------------------------------------------------

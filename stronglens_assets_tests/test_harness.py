@@ -12,6 +12,7 @@ from stronglens_assets_tests.harness import (
     AssetHarness,
     failure_message,
     local_resources,
+    open_database_connections,
     require_module,
     require_tool,
 )
@@ -43,7 +44,7 @@ def test_a_broken_install_is_never_skipped(monkeypatch, tmp_path) -> None:
     assert require_module("json", "stdlib").dumps([1]) == "[1]"
 
 
-def test_asset_harness_runs_on_one_instance_and_collects_checks(tmp_path) -> None:
+def test_asset_harness_runs_on_one_instance_and_collects_checks(tmp_path, dagster_instance) -> None:
     @dg.asset(check_specs=[dg.AssetCheckSpec("positive", asset="number")])
     def number():
         yield dg.Output({"n": 3})
@@ -56,15 +57,24 @@ def test_asset_harness_runs_on_one_instance_and_collects_checks(tmp_path) -> Non
         return {"n": 2 * number["n"]}
 
     storage = LocalStorageResource(root=str(tmp_path))
-    harness = AssetHarness([number, double], local_resources(storage))
+    harness = AssetHarness([number, double], local_resources(storage), dagster_instance)
+    assert harness.run("number").success
+    assert harness.run(["double"]).success
+    assert harness.checks == {"number:positive": True}
+    assert storage.read_value("double.json") == {"n": 6}
+    assert dagster_instance.get_latest_materialization_event(dg.AssetKey("double"))
+    storage.write_bytes("number.json", b'{"n": 101}')
+    failed = harness.run(dg.AssetSelection.assets("double"))
+    assert not failed.success and "too large" in failure_message(failed)
+
+
+def test_an_undisposed_instance_is_found() -> None:
+    before = open_database_connections()
+    instance = dg.DagsterInstance.ephemeral()
     try:
-        assert harness.run("number").success
-        assert harness.run(["double"]).success
-        assert harness.checks == {"number:positive": True}
-        assert storage.read_value("double.json") == {"n": 6}
-        assert harness.instance.get_latest_materialization_event(dg.AssetKey("double"))
-        storage.write_bytes("number.json", b'{"n": 101}')
-        failed = harness.run(dg.AssetSelection.assets("double"))
-        assert not failed.success and "too large" in failure_message(failed)
+        leaked = open_database_connections()
+        assert len(leaked) == len(before) + 2  # its run and event-log storages
+        assert any("runs-" in url for url in leaked) and any("events-" in url for url in leaked)
     finally:
-        harness.close()
+        instance.dispose()
+    assert open_database_connections() == before

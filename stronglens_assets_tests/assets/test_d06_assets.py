@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,8 +145,22 @@ def _build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) ->
 
 
 @pytest.fixture
-def d06_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> D06Storage:
-    return _build(tmp_path, monkeypatch, PROJECT_ROOT / "configs")
+def build_d06(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """``_build(tmp_path, monkeypatch, config_dir)``, its instance disposed after the test."""
+    built: list[D06Storage] = []
+
+    def build(config_dir: Path) -> D06Storage:
+        built.append(_build(tmp_path, monkeypatch, config_dir))
+        return built[-1]
+
+    yield build
+    for storage in built:
+        storage.instance.dispose()
+
+
+@pytest.fixture
+def d06_storage(build_d06) -> D06Storage:
+    return build_d06(PROJECT_ROOT / "configs")
 
 
 def _copied_configs(tmp_path: Path) -> Path:
@@ -281,11 +296,9 @@ def test_zero_arc_scores_exactly_as_the_host(d06_storage: D06Storage) -> None:
     )
 
 
-def test_bad_priors_fail_clearly_and_overwrite_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_priors_fail_clearly_and_overwrite_nothing(tmp_path: Path, build_d06) -> None:
     config_dir = _copied_configs(tmp_path)
-    s = _build(tmp_path, monkeypatch, config_dir)
+    s = build_d06(config_dir)
     assert s.run("injection_priors").success
     before = s.read("injection_priors.json")
     path = config_dir / "injection_priors.yaml"

@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -244,7 +245,7 @@ PAPER_KEYS = ["paper_figures", "paper_tables", "comparison_gallery", "d06_proven
 class PaperGraph:
     """Fake D06 upstream + the real paper assets on a private config dir and storage."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, instance: dg.DagsterInstance):
         self.config_dir = tmp_path / "configs"
         shutil.copytree(PROJECT_ROOT / "configs", self.config_dir)
         settings = load_settings(
@@ -259,7 +260,9 @@ class PaperGraph:
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
         self.root = Path(self.storage.root)
         self.harness = AssetHarness(
-            [*fake_d06_assets(), *paper.build_assets(self.project)], local_resources(self.storage)
+            [*fake_d06_assets(), *paper.build_assets(self.project)],
+            local_resources(self.storage),
+            instance,
         )
         self.resources = self.harness.resources
         self.assets = self.harness.assets
@@ -287,13 +290,14 @@ class PaperGraph:
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory) -> PaperGraph:
-    graph = PaperGraph(tmp_path_factory.mktemp("paper"))
-    graph.materialize_upstream()
-    result = graph.materialize(PAPER_KEYS)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
-    graph.result = result
-    return graph
+def graph(tmp_path_factory) -> Iterator[PaperGraph]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        graph = PaperGraph(tmp_path_factory.mktemp("paper"), instance)
+        graph.materialize_upstream()
+        result = graph.materialize(PAPER_KEYS)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        graph.result = result
+        yield graph
 
 
 def test_figures_have_their_panels_pages_sizes_and_captions(graph):

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -120,10 +121,25 @@ def _error(result: dg.ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Graph, dg.ExecuteInProcessResult]:
+def trained(tmp_path_factory) -> Iterator[tuple[Graph, dg.ExecuteInProcessResult]]:
     graph = Graph(tmp_path_factory.mktemp("graph"))
     result = graph.run(["desi_dr1_vac", "model_checkpoint", *EVALUATION])
-    return graph, result
+    yield graph, result
+    graph.instance.dispose()
+
+
+@pytest.fixture
+def make_graph(tmp_path: Path) -> Iterator[Callable[[], Graph]]:
+    """``Graph(tmp_path)``, its Dagster instance disposed after the test."""
+    graphs: list[Graph] = []
+
+    def make() -> Graph:
+        graphs.append(Graph(tmp_path))
+        return graphs[-1]
+
+    yield make
+    for graph in graphs:
+        graph.instance.dispose()
 
 
 def test_graph_trains_and_evaluates(trained):
@@ -179,8 +195,8 @@ def test_evaluation_outputs(trained):
     assert graph.store.exists(f"checkpoints/{NAME}/ablation_core_only.pt")
 
 
-def test_gpu_tags_and_pool(tmp_path):
-    graph = Graph(tmp_path)
+def test_gpu_tags_and_pool(make_graph):
+    graph = make_graph()
     (checkpoint,) = training.build_assets(graph.project)
     spec = checkpoint.get_asset_spec(dg.AssetKey("model_checkpoint"))
     assert checkpoint.op.pool == GPU_POOL
@@ -225,8 +241,8 @@ def _save(obj) -> bytes:
     return buffer.getvalue()
 
 
-def test_pretrained_import_wrapped_and_mismatched(tmp_path):
-    graph = Graph(tmp_path)
+def test_pretrained_import_wrapped_and_mismatched(make_graph, tmp_path):
+    graph = make_graph()
     config = load_model_config(graph.config_dir, NAME, "full")
     torch.manual_seed(11)
     source = build_model(config)
