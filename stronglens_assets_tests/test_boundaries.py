@@ -248,3 +248,29 @@ def test_the_checks_catch_violations(tmp_path: Path) -> None:
         ["stronglens_assets.science.stats.a", "stronglens_assets.science.stats.b",
          "stronglens_assets.science.stats.a"]
     ]  # fmt: skip
+
+
+def test_every_error_class_derives_from_the_root() -> None:
+    """One exception root: every exception class the package defines is a StronglensError
+    (each keeps its built-in base, so callers' ``except ValueError`` still work)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import stronglens_assets
+    from stronglens_assets.errors import StronglensError
+
+    outside = []
+    for info in pkgutil.walk_packages(stronglens_assets.__path__, f"{PACKAGE}."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module.__name__
+                and not issubclass(value, StronglensError)
+            ):
+                outside.append(f"{module.__name__}.{name}")
+    assert outside == []
