@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,11 +172,13 @@ def open_database_connections() -> list[str]:
     if engine_base is None:
         return []
     gc.collect()
-    return sorted(
-        str(obj.engine.url)
-        for obj in gc.get_objects()
-        if isinstance(obj, engine_base.Connection) and not obj.closed
-    )
+    with warnings.catch_warnings():  # isinstance on every object wakes deprecated lazy attributes
+        warnings.simplefilter("ignore")
+        return sorted(
+            str(obj.engine.url)
+            for obj in gc.get_objects()
+            if isinstance(obj, engine_base.Connection) and not obj.closed
+        )
 
 
 # --------------------------------------------------------------------------------------------
