@@ -10,6 +10,9 @@
     Print the resolved environment, storage location, footprint and partitions.
 ``stronglens sync --from DIR``
     Verify and upload local inputs into the configured S3 bucket (:mod:`stronglens_assets.sync`).
+``stronglens paper --results DIR --out DIR [--compare DIR]``
+    The paper's figures, tables and ``summary.json`` from a D06 results directory in the
+    published layout (local or ``s3://``) (:mod:`stronglens_assets.paper_command`).
 """
 
 from __future__ import annotations
@@ -127,6 +130,19 @@ def command_sync(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def command_paper(args: argparse.Namespace) -> int:
+    from stronglens_assets.paper_command import run_paper
+
+    return run_paper(
+        args.results,
+        args.out,
+        compare=args.compare,
+        embedding=args.embedding,
+        label=args.label,
+        seed=args.seed,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stronglens",
@@ -172,6 +188,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--from", dest="source", required=True, metavar="DIR")
     sync.set_defaults(handler=command_sync)
+    paper = commands.add_parser(
+        "paper",
+        help="the paper's figures, tables and summary.json from a D06 results directory",
+        description="Read a D06 results directory in the published layout (grid_<partition>/, "
+        "ba_<variant>/, linear_probe/, tier_a_scoring/, poisson_diagnostics/; a local path or "
+        "s3://bucket/prefix) and write figures/, tables/, summary.json and manifest.json under "
+        "--out, saying what it skipped and why. paper/build --generated OUT makes the PDF.",
+    )
+    paper.add_argument("--results", required=True, metavar="DIR", help="results directory")
+    paper.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    paper.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="a reference results directory (e.g. the published one): adds a table of "
+        "reference vs this run",
+    )
+    paper.add_argument(
+        "--embedding",
+        choices=("auto", "umap", "pca"),
+        default="auto",
+        help="embedding map of Figure 2 (auto: UMAP when umap-learn is installed, else PCA)",
+    )
+    paper.add_argument("--label", help="name of the results in the comparison table")
+    paper.add_argument("--seed", type=int, default=0, help="random state of the UMAP map")
+    paper.set_defaults(handler=command_paper)
     return parser
 
 
