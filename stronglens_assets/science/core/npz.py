@@ -43,7 +43,12 @@ def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def decode_npz(data: bytes, members: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Arrays of ``.npz`` bytes (``allow_pickle=False``): every member, or only ``members``
-    (those the archive holds; the caller checks for missing ones and names its source)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+    (those the archive holds; the caller checks for missing ones and names its source).
+    ``ValueError`` for bytes that are a bare ``.npy`` array or hold pickles; numpy's and
+    zipfile's errors for bytes that are no archive at all."""
+    loaded = np.load(io.BytesIO(data), allow_pickle=False)
+    if not hasattr(loaded, "files"):  # a bare .npy array
+        raise ValueError("a single array (.npy), not an .npz archive")
+    with loaded as archive:
         names = archive.files if members is None else [m for m in members if m in archive.files]
         return {name: archive[name] for name in names}

@@ -144,3 +144,7 @@ def test_npz_round_trip_is_deterministic_and_refuses_pickles() -> None:
     np.savez(buffer, o=np.array([{"x": 1}], dtype=object))  # a pickle inside an npz
     with pytest.raises(ValueError, match="allow_pickle"):
         decode_npz(buffer.getvalue())
+    single = io.BytesIO()
+    np.save(single, np.arange(3))
+    with pytest.raises(ValueError, match=r"not an \.npz archive"):
+        decode_npz(single.getvalue())
