@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from stronglens_assets.science.experiments import host_pool, make_injections
+from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import build_model
 from stronglens_assets.science.learning.scoring import score_cutouts
-from stronglens_assets.science.learning.training import load_model_config
 from stronglens_assets.science.lensing.priors import PARAMETERS, grid_cells, load_priors
 from stronglens_assets.settings import PROJECT_ROOT
 

@@ -3,7 +3,7 @@
 Generates a seeded synthetic sweep partition (default 2,000,000 rows, a ~13 deg^2 box in the
 XMM-LSS field, so real lenscat lenses fall inside it), then times
 
-* ``build_negative_pool`` (stronglens_assets.science.samples.selection) on the whole partition, and
+* ``build_negative_pool`` (stronglens_assets.science.samples.pool) on the whole partition, and
 * a reference written the obvious pandas way: ``DataFrame.apply(axis=1)`` with a Python
   function per row for the quality gates and the N1/N2 rules, astropy
   ``SkyCoord.match_to_catalog_sky`` for the known-lens exclusion, a per-cell Python hash
@@ -48,14 +48,15 @@ from stronglens_assets.science.catalogs.lenscat import (  # noqa: E402
     lenscat_csv_path,
     read_lenscat_csv,
 )
-from stronglens_assets.science.catalogs.sweeps import synthetic_sweep  # noqa: E402
-from stronglens_assets.science.samples.selection import (  # noqa: E402
+from stronglens_assets.science.core.units import AB_ZERO_POINT  # noqa: E402
+from stronglens_assets.science.samples.negative_config import (  # noqa: E402
     NEGATIVES_CONFIG_FILENAME,
     NegativeSelectionConfig,
-    build_negative_pool,
     load_negative_selection_config,
 )
+from stronglens_assets.science.samples.pool import build_negative_pool  # noqa: E402
 from stronglens_assets.settings import PROJECT_ROOT  # noqa: E402
+from stronglens_assets.testing.sweeps import synthetic_sweep  # noqa: E402
 
 _MASK64 = (1 << 64) - 1
 
@@ -95,7 +96,7 @@ def reference_pool(
         if not float(mw) > 0:
             return math.nan
         f = float(flux) / float(mw)
-        return 22.5 - 2.5 * math.log10(f) if f > 0 else math.nan
+        return AB_ZERO_POINT - 2.5 * math.log10(f) if f > 0 else math.nan
 
     def classify(row: pd.Series) -> str:
         if not (row["FLUX_G"] > 0 and row["FLUX_R"] > 0 and row["FLUX_Z"] > 0):

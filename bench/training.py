@@ -31,7 +31,7 @@ from stronglens_assets.resources.object_store import LocalObjectStore
 from stronglens_assets.science.imaging.preprocess import preprocess
 from stronglens_assets.science.learning.datasets import BatchLoader, build_image_cache, load_cutouts
 from stronglens_assets.science.learning.models import BottleneckedResNet, ResNet18
-from stronglens_assets_tests.science.synthetic import synthetic_manifest
+from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
 def cpu_clock() -> float:

@@ -99,9 +99,9 @@ def command_ui(args: argparse.Namespace) -> int:
     settings = load_settings()
     from stronglens_assets.runner import ensure_instance_home
 
-    ensure_instance_home(settings)
+    home = ensure_instance_home(settings)
     command = ["dagster", "dev", "-m", "stronglens_assets.definitions", *args.dagster_args]
-    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    print(f"DAGSTER_HOME={home} {' '.join(command)}")
     os.execvp(command[0], command)
     return 0  # pragma: no cover
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import BrickNameError, parse_brick_name
 from stronglens_assets.science.catalogs.healpix import MAX_PARTITION_NSIDE
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(StronglensError, ValueError):
     """A configuration file is missing, unreadable or invalid; the message names file and field."""
 
 
@@ -71,6 +72,10 @@ def load_config(path: str | os.PathLike[str], model: type[ModelT]) -> ModelT:
 
 
 PROFILES_FIELD = "profiles"
+ProfileName = Literal["demo", "full"]
+#: Size profiles: ``demo`` shrinks sizes, epochs and widths for the embedded default (never the
+#: code path); ``full`` is the survey-scale configuration of the seeds.
+PROFILES: tuple[ProfileName, ...] = ("demo", "full")
 
 
 def load_profiled_config(path: str | os.PathLike[str], model: type[ModelT], profile: str) -> ModelT:
@@ -86,8 +91,6 @@ def load_profiled_config(path: str | os.PathLike[str], model: type[ModelT], prof
     profiles = data.pop(PROFILES_FIELD, None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"invalid config {path}:\n  {PROFILES_FIELD}: must be a mapping")
-    from stronglens_assets.settings import PROFILES
-
     unknown = sorted(set(profiles) - set(PROFILES))
     if unknown:
         raise ConfigError(

@@ -1,5 +1,8 @@
 """Partition definitions: HEALPix cells (NEST), model configs, experiment variants.
 
+The D06 variant names are the experiment's (:mod:`stronglens_assets.science.lensing.priors`);
+this module only turns them into Dagster partitions.
+
 Bricks are never a partition dimension (DR10 has ~660k). Sky partitions are HEALPix NEST
 cells at ``partition_nside`` (at most 32, i.e. 12,288 keys), restricted to the cells that
 cover the footprint in use. Keys use only ``[A-Za-z0-9_-]``; a HEALPix key reads
@@ -13,23 +16,14 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.lensing.priors import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
+
 PARTITION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 HEALPIX_KEY_PATTERN = re.compile(r"^hpx-nest(\d+)-(\d+)$")
 
-#: D06 injection-recovery grid variants (ARCHITECTURE: ``grid_completeness``).
-GRID_VARIANTS: tuple[str, ...] = ("no_poisson", "poisson")
-#: D06 bright-arc variants (seeds, Reproducibility Guide 4.2).
-BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
-    "baseline",
-    "poisson",
-    "clip20",
-    "gain_1e12",
-    "poisson_clip20",
-    "unrestricted",
-)
 
-
-class PartitionKeyError(ValueError):
+class PartitionKeyError(StronglensError, ValueError):
     """A partition key is malformed or not part of the partition set."""
 
 

@@ -11,7 +11,6 @@ semantics); a failed WARN-severity check is reported with the run but does not s
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from stronglens_assets.settings import Settings
+from stronglens_assets.settings import Settings, export_dagster_home
 
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -52,7 +51,7 @@ def ensure_instance_home(settings: Settings) -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
+    export_dagster_home(home)
     return home
 
 

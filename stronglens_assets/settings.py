@@ -12,7 +12,10 @@ Two environments, chosen by ``STRONGLENS_ENV``:
     the standard AWS chain (env vars, profile, instance role), never from this repository.
 
 Every setting can be overridden by an environment variable; :func:`load_settings` reads
-them once and validates them, so a typo fails at start-up with the variable named.
+them once and validates them, so a typo fails at start-up with the variable named. This is
+the only module that touches ``os.environ`` (a test enforces it): the production executor
+(:func:`executor_name`), ``DAGSTER_HOME`` for the local instance (:func:`export_dagster_home`)
+and cuBLAS determinism on CUDA (:func:`enable_deterministic_cuda`) live here too.
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stronglens_assets.config import PROFILES, ProfileName
+from stronglens_assets.errors import StronglensError
+
 EnvironmentName = Literal["local", "s3"]
 ENVIRONMENTS: tuple[EnvironmentName, ...] = ("local", "s3")
-ProfileName = Literal["demo", "full"]
-#: Size profiles: ``demo`` shrinks sizes, epochs and widths for the embedded default (never the
-#: code path); ``full`` is the survey-scale configuration of the seeds.
-PROFILES: tuple[ProfileName, ...] = ("demo", "full")
 
 #: Project root of a source checkout (where ``configs/`` lives).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +40,7 @@ DEFAULT_S3_PREFIX = "stronglens_calibration"
 _BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class SettingsError(ValueError):
+class SettingsError(StronglensError, ValueError):
     """A setting (environment variable) has an invalid value."""
 
 
@@ -167,3 +169,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         coadd_url=coadd_url,
         footprint_file=environ.get("STRONGLENS_FOOTPRINT") or None,
     )
+
+
+#: Variable selecting the run executor in production (set by the k8s run launcher).
+EXECUTOR_ENV = "STRONGLENS_EXECUTOR"
+ExecutorName = Literal["default", "k8s"]
+
+
+def executor_name(environ: Mapping[str, str] | None = None) -> ExecutorName:
+    """``"k8s"`` when ``STRONGLENS_EXECUTOR=k8s``, ``"default"`` when it is unset, empty,
+    ``default`` or ``multiprocess``; :class:`SettingsError` otherwise."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(EXECUTOR_ENV, "").strip().lower()
+    if value in ("", "default", "multiprocess"):
+        return "default"
+    if value != "k8s":
+        raise SettingsError(f"{EXECUTOR_ENV}={value!r}: use 'k8s' or leave it unset")
+    return "k8s"
+
+
+def export_dagster_home(home: Path) -> None:
+    """Point Dagster at the instance in ``home`` (``DAGSTER_HOME``) for this process and the
+    processes it starts."""
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
+#: cuBLAS workspace setting that makes CUDA matrix products deterministic.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def enable_deterministic_cuda() -> None:
+    """Ask cuBLAS for deterministic results (``CUBLAS_WORKSPACE_CONFIG``, unless the user set
+    it); call before the first CUDA work of the process (the compute resource does)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)

@@ -20,7 +20,6 @@ with the object (``x-amz-meta-sha256``) are skipped. Other files are listed as n
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.hashing import sha256_file
 from stronglens_assets.settings import Settings
 
 _BRICK = r"[0-9]{4}[mp][0-9]{3}"
@@ -42,7 +43,7 @@ _CHECKPOINT = re.compile(
 )
 
 
-class SyncError(ValueError):
+class SyncError(StronglensError, ValueError):
     """``sync`` cannot start (wrong environment, missing directory, unusable bucket)."""
 
 
@@ -132,14 +133,6 @@ def verify_file(item: Planned) -> None:
         raise ValueError(f"unknown kind {item.kind}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _remote_sha256(client: Any, bucket: str, key: str) -> str | None:
     from botocore.exceptions import ClientError
 
@@ -176,7 +169,7 @@ def sync_directory(
             summary.rejected[item.relative] = f"{type(exc).__name__}: {exc}"
             status = "REJECTED"
         else:
-            checksum = _sha256(item.path)
+            checksum = sha256_file(item.path)
             if _remote_sha256(client, item.bucket, item.key) == checksum:
                 summary.unchanged.append(item.relative)
                 status = "unchanged"

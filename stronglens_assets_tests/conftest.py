@@ -1,21 +1,28 @@
-"""Shared fixtures: a real S3 server (moto's server mode on 127.0.0.1) and env isolation."""
+"""Session-wide fixtures: env isolation, a real S3 server (moto's server mode on 127.0.0.1), the
+two-brick mock sky and the one demo run of the end-to-end tests. Helpers live in
+:mod:`stronglens_assets_tests.harness`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
+import dagster as dg
 import pandas as pd
 import pytest
 
-from stronglens_assets.mock_survey import BrickResult, DemoSkyConfig, build_survey, load_demo_sky
+from stronglens_assets.mock_survey import DemoSkyConfig, build_survey, load_demo_sky
 from stronglens_assets.science.catalogs.lenscat import (
     desi_candidates,
     lenscat_csv_path,
     read_lenscat_csv,
+)
+from stronglens_assets_tests.harness import (
+    TEST_BRICKS,
+    BuiltSky,
+    DemoRun,
+    open_database_connections,
 )
 
 S3_ENV = {
@@ -66,36 +73,6 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return bucket
 
 
-#: Demo bricks used by the tests: 4 lenscat candidates in the first, 1 in the second.
-TEST_BRICKS: tuple[str, ...] = ("0366m037", "0161m005")
-
-
-@dataclass(frozen=True)
-class BuiltSky:
-    config: DemoSkyConfig
-    lenscat: pd.DataFrame
-    root: Path
-    results: list[BrickResult]
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """One ``stronglens demo`` of the whole graph, shared by every end-to-end test."""
-
-    home: Path
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def storage(self) -> Path:
-        return self.home / "storage"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster_home"
-
-
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """Run ``stronglens demo`` once per test session in a fresh ``STRONGLENS_HOME``.
@@ -144,3 +121,25 @@ def built_sky(
     root = tmp_path_factory.mktemp("mock_sky")
     results = build_survey(demo_config, root, lenscat_positions, bricks=TEST_BRICKS, processes=2)
     return BuiltSky(demo_config, lenscat_positions, root, results)
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance, disposed after the test."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a test left a database connection open (a Dagster instance that
+    was never disposed) instead of printing SQLAlchemy tracebacks at interpreter exit."""
+    leaked = open_database_connections()
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"{len(leaked)} database connection(s) left open by the tests (dispose every "
+            f"Dagster instance you create, e.g. with the dagster_instance fixture): {leaked}"
+        )
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

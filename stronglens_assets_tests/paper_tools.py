@@ -1,21 +1,20 @@
 """Test helpers for the paper outputs: PDF/PNG inspection and a headless Chromium page load.
 
 External tools (``chromium``, ``latexmk``, ``pdfinfo``) are optional on a developer machine:
-:func:`require_tool` skips with the reason when one is absent, but fails when ``CI`` is set,
-because CI installs them (Debian packages) and must run those tests.
+:func:`~stronglens_assets_tests.harness.require_tool` skips with the reason when one is absent,
+but fails when ``CI`` is set, because CI installs them (Debian packages) and must run those
+tests.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from stronglens_assets_tests.harness import require_tool
 
 #: Headless Chromium with no traffic of its own (no updates, sync, first-run pages).
 CHROMIUM_OFFLINE_FLAGS = (
@@ -30,17 +29,6 @@ CHROMIUM_OFFLINE_FLAGS = (
 #: ... plus the console on stderr, which :func:`load_in_chromium` scans for errors.
 CHROMIUM_FLAGS = (*CHROMIUM_OFFLINE_FLAGS, "--enable-logging=stderr", "--v=0")
 _CONSOLE = re.compile(r":CONSOLE[^\]]*\]\s*(.*)")
-
-
-def require_tool(name: str, why: str) -> str:
-    """Path of executable ``name``; skip (no ``CI``) or fail (``CI`` set) when it is absent."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed; {why}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: install it from the Debian packages)")
-    pytest.skip(message)
 
 
 def pdf_page_count(data: bytes) -> int:

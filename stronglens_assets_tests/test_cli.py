@@ -8,7 +8,7 @@ import pytest
 from stronglens_assets.cli import main
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import load_settings
-from stronglens_assets_tests.conftest import DemoRun
+from stronglens_assets_tests.harness import DemoRun
 
 
 def test_help_explains_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

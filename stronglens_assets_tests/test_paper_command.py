@@ -14,7 +14,8 @@ from stronglens_assets.cli import main
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.reporting.d06_results import read_d06_results
 from stronglens_assets.science.reporting.paper_summary import build_summary
-from stronglens_assets_tests.paper_tools import pdf_page_count, png_size, require_tool
+from stronglens_assets_tests.harness import require_tool
+from stronglens_assets_tests.paper_tools import pdf_page_count, png_size
 from stronglens_assets_tests.science.reporting.published import (
     PUBLISHED_DIR,
     complete_layout,

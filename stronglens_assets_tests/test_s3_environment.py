@@ -19,7 +19,7 @@ from stronglens_assets.resources import CoaddSourceResource, S3StorageResource
 from stronglens_assets.resources.object_store import StorageError
 from stronglens_assets.resources.survey import sweep_files_for_bricks
 from stronglens_assets.settings import load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
+from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky
 
 
 def _upload_dr10_layout(client, bucket: str, sky: BuiltSky, tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def _upload_dr10_layout(client, bucket: str, sky: BuiltSky, tmp_path: Path) -> N
         client.upload_file(str(path), bucket, f"dr10/sweep/10.1/{box}")
         for fits_file in sorted((sky.root / "coadd" / brick[:3] / brick).glob("*.fits.fz")):
             client.upload_file(str(fits_file), bucket, f"dr10/coadd_cache/{brick}/{fits_file.name}")
-    from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
+    from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 
     vac = tmp_path / "desi-sl-vac-v1.fits"
     lenses = pd.concat(

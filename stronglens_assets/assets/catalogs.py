@@ -14,11 +14,12 @@ from stronglens_assets.science.catalogs import lenscat
 from stronglens_assets.science.catalogs.crossmatch import crossmatch_positives, match_counts_by_tier
 from stronglens_assets.science.catalogs.desi_vac import DESI_VAC_COLUMNS, read_desi_vac
 from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
-from stronglens_assets.science.samples.selection import (
+from stronglens_assets.science.core.columns import missing_columns
+from stronglens_assets.science.samples.negative_config import (
     NEGATIVES_CONFIG_FILENAME,
     load_negative_selection_config,
-    quality_reasons,
 )
+from stronglens_assets.science.samples.quality import quality_reasons
 
 CATALOGS_GROUP = "catalogs"
 
@@ -36,7 +37,7 @@ def load_catalogs_config(project: Project) -> CatalogsConfig:
 
 
 def _columns_check(frame: pd.DataFrame, required: tuple[str, ...]) -> dg.AssetCheckResult:
-    missing = [c for c in required if c not in frame.columns]
+    missing = missing_columns(frame.columns, required)
     return dg.AssetCheckResult(
         check_name="schema", passed=not missing, metadata={"missing_columns": missing}
     )

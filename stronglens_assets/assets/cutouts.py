@@ -6,15 +6,11 @@ behind a pointer ``cutouts/{positives,negatives}/<partition>.json`` that is repl
 The assets return metadata (URI, counts kept / rejected by reason, bytes, data version).
 """
 
-import hashlib
-import json
-
 import dagster as dg
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
-from stronglens_assets.config import StrictModel, load_config
+from stronglens_assets.assets.shared import CutoutsConfig, load_cutouts_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.coadds import CoaddSourceResource
 from stronglens_assets.resources.shards import (
@@ -26,17 +22,17 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.resources.survey import SurveyResource
+from stronglens_assets.science.core.hashing import sha256_json
 from stronglens_assets.science.imaging.cutouts import (
     REJECT_REASONS,
     extract_brick_cutouts,
     pack_shard,
 )
-from stronglens_assets.science.samples.selection import (
+from stronglens_assets.science.samples.negative_config import (
     NEGATIVES_CONFIG_FILENAME,
-    assign_split,
     load_negative_selection_config,
-    split_guard_mask,
 )
+from stronglens_assets.science.samples.splits import assign_split, split_guard_mask
 from stronglens_assets.science.samples.training_sets import (
     magnitude_auc,
     negative_objects,
@@ -47,25 +43,9 @@ from stronglens_assets.science.samples.training_sets import (
     split_counts,
     training_manifest,
 )
+from stronglens_assets.storage_keys import CUTOUT_SHARD_PREFIXES, PARITY_KEY, PARITY_META_KEY
 
 CUTOUTS_GROUP = "cutouts"
-SHARD_PREFIXES = {"positive_cutouts": "cutouts/positives", "negative_cutouts": "cutouts/negatives"}
-PARITY_KEY = "manifests/training_parity_70_30_{version}.parquet"
-PARITY_META_KEY = "manifests/training_parity_{version}.json"
-
-
-class CutoutsConfig(StrictModel):
-    """``configs/cutouts.yaml``."""
-
-    cutout_size: int = Field(default=101, ge=3)
-    bands: tuple[str, ...] = ("g", "r", "z")
-    max_zero_invvar_fraction: float = Field(default=0.05, ge=0, le=1)
-    shard_size: int = Field(default=256, ge=1)
-    mock_tier_a_min_residual_snr: float = Field(default=150.0, gt=0)
-    exclude_gated_positives: bool = True
-    tier_weights: dict[str, float] = Field(default_factory=dict)
-    parity_splits: dict[str, list[str]] = Field(default_factory=dict)
-    manifest_version: str = "v1"
 
 
 def _cut_partition(
@@ -178,7 +158,7 @@ def _verify_shards(
 
 
 def build_assets(project: Project) -> list:
-    config = load_config(project.settings.config_dir / "cutouts.yaml", CutoutsConfig)
+    config = load_cutouts_config(project)
     split_config = load_negative_selection_config(
         project.settings.config_dir / NEGATIVES_CONFIG_FILENAME, project.settings.profile
     )
@@ -195,7 +175,7 @@ def build_assets(project: Project) -> list:
         partition = context.partition_key
         shards, index = _cut_partition(objects, coadds, config, context.log)
         index["partition"] = partition
-        prefix = SHARD_PREFIXES[asset_name]
+        prefix = CUTOUT_SHARD_PREFIXES[asset_name]
         store = storage.object_store()
         shard_set = write_shard_set(store, prefix, partition, shards, index)
         reasons = index["status"].value_counts()
@@ -328,7 +308,7 @@ def _training_manifest(
         """
         store = storage.object_store()
         indexes, kept = [], 0
-        for prefix in SHARD_PREFIXES.values():
+        for prefix in CUTOUT_SHARD_PREFIXES.values():
             for partition in partitions:
                 shard_set = read_shard_set(store, prefix, partition)
                 index = read_index(store, shard_set)
@@ -352,9 +332,7 @@ def _training_manifest(
         parity_uri, parity_sha = storage.write_value(
             PARITY_KEY.format(version=version).removesuffix(".parquet"), parity
         )
-        config_sha = hashlib.sha256(
-            json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        config_sha = sha256_json(config.model_dump(mode="json"))
         metadata = {
             "version": version,
             "counts": split_counts(manifest),

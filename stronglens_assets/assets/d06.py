@@ -27,7 +27,6 @@ untouched). A grid run writes its cell files first and ``grid_results.json`` (wh
 each cell file's sha256) last.
 """
 
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -37,14 +36,22 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.assets.training import frozen_check_spec, frozen_model_check
+from stronglens_assets.assets.shared import (
+    MODEL_CHECKPOINT,
+    frozen_check_spec,
+    frozen_model_check,
+    load_frozen_model,
+)
 from stronglens_assets.config import ConfigError
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.object_store import ObjectNotFoundError
-from stronglens_assets.resources.serialization import encode, encode_npz
+from stronglens_assets.resources.serialization import encode
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.npz import decode_npz, encode_npz
 from stronglens_assets.science.experiments import (
     D06_CONFIG_FILENAME,
     D06Config,
@@ -78,15 +85,25 @@ from stronglens_assets.science.lensing.priors import (
     sample_parameters,
 )
 from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
-from stronglens_assets.science.stats.metrics import png_data_uri_markdown
+from stronglens_assets.science.reporting.plots import png_data_uri_markdown
+from stronglens_assets.science.stats.detection import count_detected
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    POISSON_DIAGNOSTICS_KEY,
+    POISSON_DIAGNOSTICS_PLOT_KEY,
+    PROBE_EMBEDDINGS_KEY,
+    PROBE_RESULTS_KEY,
+    TIER_A_SCORES_KEY,
+    ba_keys,
+    cell_key,
+    grid_keys,
+)
 
 D06_GROUP = "d06"
-RESULTS = "results/D06"
-MODEL_CHECKPOINT = "model_checkpoint"
 HOST_MODES = ("random", "tier_a_matched")
 
 
-class D06Error(RuntimeError):
+class D06Error(StronglensError, RuntimeError):
     """A D06 experiment cannot run on these inputs; the message says which and why."""
 
 
@@ -176,8 +193,6 @@ def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
 
 def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
     """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none)."""
-    from stronglens_assets.science.learning.scoring import CHECKPOINT_KEY, load_frozen_model
-
     settings = project.settings
     key = CHECKPOINT_KEY.format(name=name)
     if not store.exists(key):
@@ -216,16 +231,19 @@ def _run_context(
     )
 
 
-def _json_bytes(value: Any) -> bytes:
-    data, extension = encode(value)
-    assert extension == "json"
+def _encoded(value: Any, extension: str) -> bytes:
+    data, got = encode(value)
+    if got != extension:
+        raise D06Error(f"expected a {extension} value, got one encoded as {got}")
     return data
+
+
+def _json_bytes(value: Any) -> bytes:
+    return _encoded(value, "json")
 
 
 def _parquet_bytes(table: pd.DataFrame) -> bytes:
-    data, extension = encode(table)
-    assert extension == "parquet"
-    return data
+    return _encoded(table, "parquet")
 
 
 def _id_array(values: pd.Series) -> np.ndarray:
@@ -399,22 +417,8 @@ def build_assets(project: Project) -> list:
 # --------------------------------------------------------------------------------------------
 
 
-def grid_keys(variant: str) -> dict[str, str]:
-    base = f"{RESULTS}/grid_{variant}"
-    return {
-        "results_key": f"{base}/grid_results.json",
-        "selection_function_key": f"{base}/selection_function.parquet",
-        "cutouts_prefix": f"{base}/cutouts",
-    }
-
-
-def cell_key(variant: str, cell: int) -> str:
-    return f"{RESULTS}/grid_{variant}/cutouts/cell{cell:04d}.npz"
-
-
 def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any], Any]:
     """Run one grid partition; write cell files, the selection function and grid_results."""
-    import hashlib
 
     if variant not in ("no_poisson", "poisson"):
         raise D06Error(f"unknown grid variant {variant!r}")
@@ -465,8 +469,8 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         run.store.write_bytes(key, data)
         scores_by_cell.append(scores)
         all_hosts.append(batch.host_index)
-        cell_files.append({"cell": cell, "key": key, "sha256": hashlib.sha256(data).hexdigest()})
-        k = int(np.count_nonzero(scores > cfg.threshold))
+        cell_files.append({"cell": cell, "key": key, "sha256": sha256_bytes(data)})
+        k = count_detected(scores, cfg.threshold)
         log.info(
             f"grid {variant}: cell {cell + 1}/{len(cells)} "
             + " ".join(f"{name}={fixed[name]:g}" for name in PARAMETERS)
@@ -537,9 +541,10 @@ def verify_grid_files(store: Any, variant: str, table: pd.DataFrame) -> dg.Asset
     threshold = results["threshold"]
     mismatched = []
     for row in table.itertuples(index=False):
-        with np.load(io.BytesIO(store.read_bytes(cell_key(variant, int(row.cell))))) as cell:
-            scores = cell["scores"]
-        if len(scores) != row.n or int(np.count_nonzero(scores > threshold)) != row.k:
+        scores = decode_npz(store.read_bytes(cell_key(variant, int(row.cell))), ("scores",))[
+            "scores"
+        ]
+        if len(scores) != row.n or count_detected(scores, threshold) != row.k:
             mismatched.append(int(row.cell))
     return dg.AssetCheckResult(
         check_name="counts_match_cell_files",
@@ -557,11 +562,6 @@ def _marginal_markdown(summary: dict[str, Any], threshold: float) -> str:
         )
         lines.append(f"- **{axis}**: {cells}")
     return "\n".join(lines)
-
-
-def ba_keys(variant: str) -> dict[str, str]:
-    base = f"{RESULTS}/ba_{variant}"
-    return {"results_key": f"{base}/results.json", "cutouts_key": f"{base}/cutouts.npz"}
 
 
 def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
@@ -723,8 +723,8 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         **run.provenance(),
     }
     keys = {
-        "results_key": f"{RESULTS}/linear_probe/linear_probe_results.json",
-        "embeddings_key": f"{RESULTS}/linear_probe/embeddings.npz",
+        "results_key": PROBE_RESULTS_KEY,
+        "embeddings_key": PROBE_EMBEDDINGS_KEY,
     }
     run.store.write_bytes(
         keys["embeddings_key"],
@@ -797,7 +797,7 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     table.insert(1, "score", scores.astype(np.float32))
     table["checkpoint_sha256"] = run.checkpoint_sha256
     table["priors_sha256"] = run.priors_sha256
-    key = f"{RESULTS}/tier_a_scoring/tier_a_scores.parquet"
+    key = TIER_A_SCORES_KEY
     run.store.write_bytes(key, _parquet_bytes(table))
     rates = threshold_rates(scores, cfg.thresholds, cfg.confidence_level)
     log.info(f"tier_a_scoring: {len(table)} Tier-A lenses scored")
@@ -845,8 +845,8 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         arcs, residual, invvar, gain, run.priors.bands, arc_sigma=cfg.poisson_diagnostics.arc_sigma
     )
     keys = {
-        "results_key": f"{RESULTS}/poisson_diagnostics/poisson_diagnostics.json",
-        "plot_key": f"{RESULTS}/poisson_diagnostics/poisson_diagnostics.png",
+        "results_key": POISSON_DIAGNOSTICS_KEY,
+        "plot_key": POISSON_DIAGNOSTICS_PLOT_KEY,
     }
     results = {
         "n_injections": n,

@@ -4,7 +4,7 @@
   label, tier, source, pool class, TYPE, PSF size and depth per band (Parquet).
 * ``calibration_report``: ECE/MCE (torchmetrics' binary convention) overall and by stratum
   (tier, N1/N2, TYPE, PSF-size and depth quantile bins), with a reliability diagram.
-* ``spectroscopic_validation``: recall at p >= 0.5 of Tier-A lenses present in the DESI DR1
+* ``spectroscopic_validation``: recall at p > 0.5 of Tier-A lenses present in the DESI DR1
   strong-lens VAC, with n and a Wilson 68% interval.
 * ``annulus_core_ablation``: the same architecture trained on annulus-only and core-only
   inputs; AUC of each and of the full model with paired bootstrap intervals.
@@ -19,10 +19,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.assets.training import (
+from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
     json_safe,
+    load_frozen_model,
     load_parity_manifest,
     model_config_partitions,
     parity_manifest_key,
@@ -31,21 +32,26 @@ from stronglens_assets.assets.training import (
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.datasets import build_image_cache, load_cutouts
-from stronglens_assets.science.learning.models import build_model, sha256_hex, state_dict_bytes
-from stronglens_assets.science.learning.scoring import load_frozen_model, score_cutouts
-from stronglens_assets.science.learning.training import InputMask, load_model_config, predict_logits
-from stronglens_assets.science.stats.metrics import (
-    CALIBRATION_CONVENTION,
-    bootstrap_auc,
-    calibration_errors,
+from stronglens_assets.science.learning.model_config import InputMask, load_model_config
+from stronglens_assets.science.learning.models import build_model, state_dict_bytes
+from stronglens_assets.science.learning.scoring import score_cutouts
+from stronglens_assets.science.learning.training import predict_logits
+from stronglens_assets.science.reporting.plots import (
     png_data_uri_markdown,
+    reliability_diagram_png,
+)
+from stronglens_assets.science.stats.calibration import (
+    CALIBRATION_CONVENTION,
+    calibration_errors,
     quantile_bins,
     reliability_bins,
-    reliability_diagram_png,
-    spectroscopic_recall,
     stratum_summary,
 )
+from stronglens_assets.science.stats.detection import spectroscopic_recall
+from stronglens_assets.science.stats.roc import bootstrap_auc
+from stronglens_assets.storage_keys import ABLATION_CHECKPOINT_KEY
 
 EVALUATION_GROUP = "evaluation"
 #: Manifest columns copied into ``validation_scores`` (contract item 1).
@@ -235,7 +241,7 @@ def build_assets(project: Project) -> list:
         validation_scores: pd.DataFrame,
         desi_dr1_vac: pd.DataFrame,
     ):
-        """Recall at p >= 0.5 of validation Tier-A lenses present in the DESI DR1 strong-lens
+        """Recall at p > 0.5 of validation Tier-A lenses present in the DESI DR1 strong-lens
         VAC (position match), with n and a Wilson 68% interval (seeds' check 4.6)."""
         name = context.partition_key
         evaluation = config_of(context).evaluation
@@ -324,12 +330,12 @@ def build_assets(project: Project) -> list:
             model.load_state_dict(result.best_state)
             score_sets[variant] = predict_logits(model, images, val_idx, device, 512)
             data = state_dict_bytes(result.best_state)
-            key = f"checkpoints/{name}/ablation_{variant}.pt"
+            key = ABLATION_CHECKPOINT_KEY.format(name=name, variant=variant)
             store.write_bytes(key, data)
             details[variant] = {
                 "input_mask": mask.model_dump(),
                 "checkpoint_key": key,
-                "sha256": sha256_hex(data),
+                "sha256": sha256_bytes(data),
                 "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch,
             }

@@ -7,9 +7,6 @@ with two processes, skipping bricks already complete for the same config and len
 ``desi_dr1_vac``, cutouts) read those files exactly as they read real DR10 products.
 """
 
-import hashlib
-import json
-
 import dagster as dg
 import pandas as pd
 
@@ -18,6 +15,7 @@ from stronglens_assets.mock_survey.vac import demo_vac_rows, write_demo_vac
 from stronglens_assets.mock_survey.writer import build_survey
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import MockSurveySource
+from stronglens_assets.science.core.hashing import sha256_file, sha256_json
 
 MOCK_SURVEY_GROUP = "mock_survey"
 
@@ -45,7 +43,7 @@ def build_assets(project: Project) -> list:
         positions = lenscat_positives[["name", "ra", "dec", "grading"]]
         results = build_survey(sky_config, root, positions, bricks=bricks)
         files = {path: digest for r in results for path, digest in sorted(r.files.items())}
-        version = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        version = sha256_json(files)
         lenses_lenscat = sum(r.n_lenses_lenscat for r in results)
         visible_lenscat = sum(r.n_visible_lenscat for r in results)
         return dg.MaterializeResult(
@@ -78,7 +76,7 @@ def build_assets(project: Project) -> list:
         rows = demo_vac_rows(lenses, zlens, sky_config.seed)
         path = write_demo_vac(root, rows, sky_config.seed)
         return dg.MaterializeResult(
-            data_version=dg.DataVersion(hashlib.sha256(path.read_bytes()).hexdigest()),
+            data_version=dg.DataVersion(sha256_file(path)),
             metadata={"path": dg.MetadataValue.path(str(path)), "rows": len(rows)},
         )
 

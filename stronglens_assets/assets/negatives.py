@@ -7,14 +7,16 @@ import pandas as pd
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
 from stronglens_assets.science.catalogs import lenscat
-from stronglens_assets.science.samples.selection import (
-    NEGATIVES_CONFIG_FILENAME,
-    build_negative_pool,
-    known_lens_exclusion_mask,
-    load_negative_selection_config,
+from stronglens_assets.science.catalogs.crossmatch import within_radius
+from stronglens_assets.science.samples.manifest import (
     plan_negative_manifest,
     sample_negative_manifest,
 )
+from stronglens_assets.science.samples.negative_config import (
+    NEGATIVES_CONFIG_FILENAME,
+    load_negative_selection_config,
+)
+from stronglens_assets.science.samples.pool import build_negative_pool
 
 NEGATIVES_GROUP = "negatives"
 
@@ -32,7 +34,7 @@ def _split_disjointness(frame: pd.DataFrame) -> dg.AssetCheckResult:
 def _exclusion_check(
     frame: pd.DataFrame, lens_ra: np.ndarray, lens_dec: np.ndarray, radius_arcsec: float
 ) -> dg.AssetCheckResult:
-    near = known_lens_exclusion_mask(
+    near = within_radius(
         frame["RA"].to_numpy(), frame["DEC"].to_numpy(), lens_ra, lens_dec, radius_arcsec
     )
     return dg.AssetCheckResult(
@@ -128,7 +130,7 @@ def build_assets(project: Project) -> list:
         bricks = list(project.footprint.bricks)
         lens_ra, lens_dec = known_lenses(lenscat_catalog, survey, bricks)
         near = (
-            known_lens_exclusion_mask(
+            within_radius(
                 pool["RA"].to_numpy(),
                 pool["DEC"].to_numpy(),
                 lens_ra,

@@ -17,7 +17,6 @@ Science is in :mod:`~stronglens_assets.science.figures`, :mod:`~.gallery`, :mod:
 and :mod:`~.provenance`; this module only reads, calls and writes.
 """
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -29,34 +28,41 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from stronglens_assets.config import StrictModel, load_config
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.project import Project
 from stronglens_assets.resources.object_store import ObjectNotFoundError
-from stronglens_assets.resources.serialization import decode_npz
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
 from stronglens_assets.science import tables as T
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
+from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.experiments import load_d06_config
-from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
+from stronglens_assets.science.lensing.priors import (
+    BRIGHT_ARC_VARIANTS,
+    GRID_VARIANTS,
+    load_priors,
+    priors_sha256,
+)
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
-from stronglens_assets.science.stats.metrics import png_data_uri_markdown
+from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
+from stronglens_assets.storage_keys import (
+    BRIGHT_ARC_CUTOUTS_KEY,
+    BRIGHT_ARC_RESULTS_KEY,
+    FIGURE5_KEY,
+    FIGURES_PREFIX,
+    GALLERY_KEY,
+    GRID_RESULTS_KEY,
+    PROBE_EMBEDDINGS_KEY,
+    PROBE_RESULTS_KEY,
+    PROVENANCE_KEY,
+    SELECTION_KEY,
+    TABLES_PREFIX,
+    TIER_A_SCORES_KEY,
+)
 
 PAPER_GROUP = "paper"
-D06_ROOT = "results/D06"
-GRID_RESULTS_KEY = D06_ROOT + "/grid_{variant}/grid_results.json"
-SELECTION_KEY = D06_ROOT + "/grid_{variant}/selection_function.parquet"
-BRIGHT_ARC_RESULTS_KEY = D06_ROOT + "/ba_{variant}/results.json"
-BRIGHT_ARC_CUTOUTS_KEY = D06_ROOT + "/ba_{variant}/cutouts.npz"
-PROBE_RESULTS_KEY = D06_ROOT + "/linear_probe/linear_probe_results.json"
-PROBE_EMBEDDINGS_KEY = D06_ROOT + "/linear_probe/embeddings.npz"
-TIER_A_SCORES_KEY = D06_ROOT + "/tier_a_scoring/tier_a_scores.parquet"
-PROVENANCE_KEY = D06_ROOT + "/provenance.json"
-FIGURE5_KEY = D06_ROOT + "/comparison_figure/figure5"
-GALLERY_KEY = D06_ROOT + "/gallery/index.html"
-FIGURES_PREFIX = "paper/figures"
-TABLES_PREFIX = "paper/tables"
 D06_ASSETS = (
     "grid_completeness",
     "bright_arc",
@@ -124,7 +130,7 @@ def load_paper_config(config_dir: Any) -> PaperConfig:
 # --------------------------------------------------------------------------------------------
 
 
-class MissingResultError(FileNotFoundError):
+class MissingResultError(StronglensError, FileNotFoundError):
     """A D06 result file the paper needs is not in storage."""
 
 
@@ -178,12 +184,11 @@ def _write_all(storage: StorageResource, pending: Mapping[str, bytes]) -> dict[s
     reading or rendering leaves the previous outputs untouched); return key -> sha256."""
     for key, data in pending.items():
         storage.write_bytes(key, data)
-    return {key: hashlib.sha256(data).hexdigest() for key, data in sorted(pending.items())}
+    return {key: sha256_bytes(data) for key, data in sorted(pending.items())}
 
 
 def _version(written: Mapping[str, str]) -> dg.DataVersion:
-    digest = hashlib.sha256(json.dumps(dict(sorted(written.items()))).encode()).hexdigest()
-    return dg.DataVersion(digest)
+    return dg.DataVersion(sha256_json(dict(written)))
 
 
 def _figure_tex(entries: list[dict[str, Any]]) -> str:
@@ -277,7 +282,7 @@ def upstream_lineage(
 
 def _checkpoint_sha_now(storage: StorageResource, key: str) -> str | None:
     try:
-        return P.sha256_bytes(storage.read_bytes(key))
+        return sha256_bytes(storage.read_bytes(key))
     except ObjectNotFoundError:
         return None
 
@@ -700,7 +705,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         return dg.Output(
             {
                 "key": PROVENANCE_KEY,
-                "sha256": P.sha256_bytes(data),
+                "sha256": sha256_bytes(data),
                 "checkpoint_sha256": checkpoint["sha256"],
                 "configs": len(record["configs"]),
             },

@@ -22,7 +22,6 @@ products and the sweep flux columns of this project).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -34,6 +33,7 @@ from pydantic import Field, field_validator
 from stronglens_assets.config import StrictModel, load_config, validate_brick_names
 from stronglens_assets.science.catalogs.bricks import brick_center, brick_name
 from stronglens_assets.science.catalogs.healpix import healpix_pixel
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.settings import PROJECT_ROOT
 
 __all__ = [
@@ -246,7 +246,7 @@ def config_checksum(config: DemoSkyConfig) -> str:
     data = config.model_dump(mode="json", exclude={"bricks", "processes"})
     data["_mock_survey_version"] = MOCK_SURVEY_VERSION
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_bytes(text.encode())
 
 
 def densest_candidate_bricks(

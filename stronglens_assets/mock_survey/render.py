@@ -66,10 +66,10 @@ from stronglens_assets.mock_survey.sky import (
     NOISE_STREAM_OFFSET,
     BandConditions,
     SkyModel,
-    flux_to_mag,
     rng_streams,
 )
 from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, PIXEL_SCALE_ARCSEC
+from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
 from stronglens_assets.science.lensing.profiles import (
     bin_supersampled,
     convolve_fft,
@@ -115,7 +115,7 @@ def psf_kernel(fwhm_arcsec: float) -> np.ndarray:
 
 def sigma_pix_from_depth(depth_mag: float, kernel: np.ndarray) -> float:
     """Per-pixel noise (nanomaggies) giving a 5-sigma PSF-weighted depth ``depth_mag`` (AB)."""
-    sigma_ps = 10.0 ** (-0.4 * (depth_mag - 22.5)) / 5.0
+    sigma_ps = float(mag_to_nanomaggies(depth_mag)) / 5.0
     return float(sigma_ps * math.sqrt(float(np.sum(kernel**2))))
 
 
@@ -433,7 +433,8 @@ def _render_objects(
                 if kind == "psf":
                     p = _moffat_stamps(fwhm[b], cx, cy, int(size))
                 else:
-                    assert comp1 is not None
+                    if comp1 is None:
+                        raise ValueError(f"no light profile for morphology {kind!r}")
                     model = comp1
                     if comp2 is not None:
                         f2 = _col(df, f"frac2_{b}")
@@ -570,7 +571,7 @@ def _render_arcs(
                 )
             _add_stamps(images[b], arc, ix[idx], iy[idx])
     for b in bands:
-        out[f"arc_mag_{b}"] = flux_to_mag(out[f"arc_flux_{b}"])
+        out[f"arc_mag_{b}"] = nanomaggies_to_mag(out[f"arc_flux_{b}"])
     snr = np.stack([out[f"arc_snr_{b}"] for b in bands], axis=1) if n else np.zeros((0, 1))
     out["arc_snr_max"] = snr.max(axis=1) if n else np.zeros(0)
     out["arc_visible"] = out["arc_snr_max"] >= ARC_SNR_VISIBLE
@@ -655,7 +656,7 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
         phot[f"psfdepth_{b}"] = inv_c * float(np.sum(kernels[b] ** 2))
         phot[f"galdepth_{b}"] = inv_c * _galdepth_sumsq(kernels[b])
         phot[f"psfsize_{b}"] = np.full(len(objects), fwhm[b])
-    sigma_w1 = 10.0 ** (-0.4 * (config.w1_depth_mag - 22.5)) / 5.0
+    sigma_w1 = float(mag_to_nanomaggies(config.w1_depth_mag)) / 5.0
     shape_r = objects["shape_r"].to_numpy()
     phot["flux_ivar_w1"] = 1.0 / sigma_w1**2 / (1.0 + (shape_r / 3.0) ** 2)
     half_light = np.where(objects["morph"].to_numpy() == "psf", 0.0, shape_r)

@@ -69,6 +69,9 @@ from stronglens_assets.science.catalogs.bricks import (
     brick_wcs,
     parse_brick_name,
 )
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
+from stronglens_assets.science.lensing.profiles import ellipticity_from_phi_q
 
 __all__ = [
     "BRIGHT_STAR_MAG",
@@ -79,9 +82,7 @@ __all__ = [
     "SkyModel",
     "bright_star_mask_radius_arcsec",
     "draw_brick_sky",
-    "flux_to_mag",
     "lenscat_in_brick",
-    "mag_to_flux",
 ]
 
 #: Class labels of the objects table (``cls``).
@@ -107,18 +108,6 @@ _S_COND, _S_STARS, _S_DISKS, _S_LRGS, _S_CONF, _S_LENSCAT, _S_MOCK, _S_IDS = ran
 PSFSIZE_STEP_ARCSEC: float = 2.0**-13
 #: Noise streams of the renderer start here (one per band, in ALLOWED_BANDS order).
 NOISE_STREAM_OFFSET: int = 8
-
-
-def mag_to_flux(mag: np.ndarray | float) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (zero point 22.5)."""
-    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - 22.5))
-
-
-def flux_to_mag(flux: np.ndarray | float) -> np.ndarray:
-    """Flux in nanomaggies -> AB magnitude (NaN for flux <= 0)."""
-    f = np.asarray(flux, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f > 0, 22.5 - 2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
 def bright_star_mask_radius_arcsec(mag: np.ndarray | float) -> np.ndarray:
@@ -226,11 +215,6 @@ def _sizes(rng: np.random.Generator, mag_r: np.ndarray, offset_dex: float = 0.0)
     return np.clip(10.0**log_r, 0.08, 12.0)
 
 
-def _ellipticity(phi: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    e = (1.0 - q) / (1.0 + q)
-    return e * np.cos(2.0 * phi), e * np.sin(2.0 * phi)
-
-
 def _band_fluxes(
     mag_r: np.ndarray, g_r: np.ndarray, r_z: np.ndarray, z_w1: np.ndarray, bands: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
@@ -238,7 +222,7 @@ def _band_fluxes(
     mags = {"g": mag_r + g_r, "r": mag_r, "z": mag_r - r_z}
     mags["i"] = mag_r - 0.55 * r_z
     mags["w1"] = mags["z"] - z_w1
-    return {b: mag_to_flux(mags[b]) for b in (*bands, "w1")}
+    return {b: mag_to_nanomaggies(mags[b]) for b in (*bands, "w1")}
 
 
 def _empty_columns(n: int, bands: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -279,7 +263,7 @@ def _catalog_shape_from_stamp(
     re_circ: np.ndarray, phi: np.ndarray, q: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stamp-frame (R_circ, phi, q) -> (shape_r, shape_e1, shape_e2, c_e1, c_e2)."""
-    c_e1, c_e2 = _ellipticity(phi, q)
+    c_e1, c_e2 = ellipticity_from_phi_q(phi, q)
     return re_circ / np.sqrt(q), -c_e1, -c_e2, c_e1, c_e2
 
 
@@ -403,9 +387,9 @@ def _two_component_fluxes(
     bands: tuple[str, ...],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Total band fluxes and per-band fraction of component 2 for two-colour objects."""
-    total_r = mag_to_flux(mag_r)
-    f1 = _band_fluxes(flux_to_mag(total_r * (1.0 - frac2_r)), *colours1, bands)
-    f2 = _band_fluxes(flux_to_mag(total_r * frac2_r), *colours2, bands)
+    total_r = mag_to_nanomaggies(mag_r)
+    f1 = _band_fluxes(nanomaggies_to_mag(total_r * (1.0 - frac2_r)), *colours1, bands)
+    f2 = _band_fluxes(nanomaggies_to_mag(total_r * frac2_r), *colours2, bands)
     total = {b: f1[b] + f2[b] for b in f1}
     frac2 = {b: f2[b] / total[b] for b in bands}
     return total, frac2
@@ -477,7 +461,7 @@ def _confusers(
     re1 = np.where(is_ring, ring_bulge_re, np.where(is_spiral, disk_re, m_re1))
     n1 = np.where(is_ring, 4.0, np.where(is_spiral, 1.0, m_n1))
     qq1 = np.where(is_spiral, disk_q, q1)
-    ce1, ce2 = _ellipticity(phi1, qq1)
+    ce1, ce2 = ellipticity_from_phi_q(phi1, qq1)
     cols["c1_re"], cols["c1_n"], cols["c1_e1"], cols["c1_e2"] = re1, n1, ce1, ce2
     # component 2 (merger offsets keep the r-band flux-weighted centroid at the position)
     f2 = frac2_r
@@ -489,7 +473,7 @@ def _confusers(
     cols["c2_n"] = np.where(is_ring, ring_width, np.where(is_spiral, 4.0, m_n2))
     qq2 = np.where(is_ring, q2, np.where(is_spiral, 1.0, q2))
     phi_c2 = np.where(is_ring, phi1, phi2)
-    cols["c2_e1"], cols["c2_e2"] = _ellipticity(phi_c2, qq2)
+    cols["c2_e1"], cols["c2_e2"] = ellipticity_from_phi_q(phi_c2, qq2)
     cols["arm_amp"] = np.where(is_spiral, arm_amp, 0.0)
     cols["arm_pitch_deg"] = np.where(is_spiral, arm_pitch, 0.0)
     cols["arm_phase"] = np.where(is_spiral, arm_phase, 0.0)
@@ -526,7 +510,7 @@ def _lens_parameters(
     q_m = rng.uniform(*lc.mass_axis_ratio, n)
     phi_light = 0.5 * np.arctan2(light_e2, light_e1)
     phi_m = phi_light + np.deg2rad(rng.normal(0.0, 10.0, n))
-    e1, e2 = _ellipticity(phi_m, q_m)
+    e1, e2 = ellipticity_from_phi_q(phi_m, q_m)
     gamma = lc.shear_max * np.sqrt(rng.random(n))
     phi_g = rng.uniform(0.0, np.pi, n)
     beta = lc.source_beta_max_frac * theta_e * np.sqrt(rng.random(n))
@@ -534,7 +518,7 @@ def _lens_parameters(
     src_re = rng.uniform(*lc.source_r_e_arcsec, n)
     src_n = rng.uniform(0.7, 1.5, n)
     src_q = rng.uniform(0.5, 1.0, n)
-    src_e1, src_e2 = _ellipticity(rng.uniform(0.0, np.pi, n), src_q)
+    src_e1, src_e2 = ellipticity_from_phi_q(rng.uniform(0.0, np.pi, n), src_q)
     mag_r = rng.uniform(*lc.source_mag_r, n)
     g_r = np.clip(rng.normal(0.3, 0.15, n), -0.2, 0.8)
     r_z = np.clip(rng.normal(0.2, 0.15, n), -0.3, 0.7)
@@ -546,11 +530,11 @@ def _lens_parameters(
     c_dy = rng.normal(0.0, 1.0, (n, kmax)) * src_re[:, None]
     c_re = rng.uniform(*lc.clump_r_e_arcsec, (n, kmax))
     clump_total = cfrac.sum(axis=1)
-    total_r = mag_to_flux(mag_r)
-    main = _band_fluxes(flux_to_mag(total_r * (1 - clump_total)), g_r, r_z, r_z * 0, bands)
+    total_r = mag_to_nanomaggies(mag_r)
+    main = _band_fluxes(nanomaggies_to_mag(total_r * (1 - clump_total)), g_r, r_z, r_z * 0, bands)
     with np.errstate(divide="ignore"):
         clumps = _band_fluxes(
-            flux_to_mag(np.where(clump_total > 0, total_r * clump_total, 1e-30)),
+            nanomaggies_to_mag(np.where(clump_total > 0, total_r * clump_total, 1e-30)),
             g_r - 0.15,
             r_z - 0.1,
             r_z * 0,
@@ -575,7 +559,7 @@ def _lens_parameters(
         clump_b = np.where(clump_total > 0, clumps[b], 0.0)
         out[f"src_main_flux_{b}"] = main[b]
         out[f"src_clump_flux_{b}"] = clump_b
-        out[f"src_mag_{b}"] = flux_to_mag(main[b] + clump_b)
+        out[f"src_mag_{b}"] = nanomaggies_to_mag(main[b] + clump_b)
     for k in range(kmax):
         used = k < n_clumps
         out[f"clump{k}_x"] = np.where(used, c_dx[:, k], np.nan)
@@ -592,9 +576,7 @@ def lenscat_in_brick(lenscat_positions: pd.DataFrame | None, brickname: str) -> 
         return pd.DataFrame(
             {c: pd.Series(dtype=float if c in ("ra", "dec") else object) for c in cols}
         )
-    missing = [c for c in cols if c not in lenscat_positions.columns]
-    if missing:
-        raise ValueError(f"lenscat positions lack column(s) {missing}; need {cols}")
+    require_columns(lenscat_positions.columns, cols, "lenscat positions", hint=f"need {cols}")
     names = brick_name(
         lenscat_positions["ra"].to_numpy(float), lenscat_positions["dec"].to_numpy(float)
     )
@@ -679,13 +661,13 @@ def draw_brick_sky(
     wcs = brick_wcs(info)
     x, y = wcs.all_world2pix(objects["ra"].to_numpy(), objects["dec"].to_numpy(), 0)
     objects["x"], objects["y"] = x, y
-    objects["mag_r"] = flux_to_mag(objects["flux_r"].to_numpy())
+    objects["mag_r"] = nanomaggies_to_mag(objects["flux_r"].to_numpy())
 
     # mock lenses: planted on the brick's own LRGs (not on lenscat deflectors) of the lens
     # search's sample (z < deflector_max_mag_z), chosen uniformly: deflectors have the
     # magnitude and size distribution of the LRGs a z-limited search (and N1) selects
     rng_mock = streams[_S_MOCK]
-    mag_z = flux_to_mag(objects["flux_z"].to_numpy())
+    mag_z = nanomaggies_to_mag(objects["flux_z"].to_numpy())
     lrg_idx = np.flatnonzero(
         (objects["cls"] == "lrg").to_numpy()
         & ~objects["is_lens"].to_numpy()

@@ -69,6 +69,8 @@ from stronglens_assets.mock_survey.sky import (
     lenscat_in_brick,
 )
 from stronglens_assets.science.catalogs.bricks import brick_name, brick_wcs_header, parse_brick_name
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
+from stronglens_assets.science.core.units import AB_ZERO_POINT
 
 __all__ = [
     "COMPLETE_MARKER",
@@ -168,21 +170,13 @@ class BrickResult:
 # ----------------------------------------------------------------------------------------
 # checksums and completeness
 # ----------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _inputs_checksum(lenscat: pd.DataFrame) -> str:
     """sha256 of the lenscat rows inside a brick (name, ra, dec, grading)."""
     rows = [
         [str(r.name), repr(float(r.ra)), repr(float(r.dec)), str(r.grading)]
         for r in lenscat.itertuples(index=False)
     ]
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return sha256_bytes(json.dumps(rows).encode())
 
 
 def _read_marker(paths: BrickPaths) -> dict | None:
@@ -202,7 +196,7 @@ def _marker_valid(paths: BrickPaths, marker: dict | None, cfg_sum: str, in_sum: 
         return False
     for rel, digest in files.items():
         path = paths.root / rel
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             return False
     return True
 
@@ -290,7 +284,7 @@ def _fits_header(brickname: str, band: str, product: str) -> fits.Header:
         hdr.remove(key, ignore_missing=True)
     hdr["BAND"] = (band, "filter")
     hdr["BUNIT"] = (PRODUCTS[product], "pixel unit")
-    hdr["MAGZERO"] = (22.5, "AB mag = 22.5 - 2.5 log10(flux)")
+    hdr["MAGZERO"] = (AB_ZERO_POINT, "AB mag = 22.5 - 2.5 log10(flux)")
     hdr["PRODTYPE"] = (product, "coadd product")
     hdr["SURVEY"] = ("mock-dr10", "stronglens_assets mock sky, not real data")
     return hdr
@@ -382,8 +376,7 @@ def build_brick(
     cfg_sum = config_checksum(config)
     in_sum = _inputs_checksum(lenscat)
     marker = _read_marker(paths)
-    if _marker_valid(paths, marker, cfg_sum, in_sum):
-        assert marker is not None
+    if marker is not None and _marker_valid(paths, marker, cfg_sum, in_sum):
         return BrickResult(
             brickname=brickname,
             brickid=info.brickid,
@@ -426,13 +419,13 @@ def build_brick(
                     *_quantisation(product, data, bimg.invvar),
                     _dither_seed(config.seed, brickname, band, product),
                 )
-                files[paths.relative(paths.coadd_dir / name)] = _sha256(tmp_dir / name)
+                files[paths.relative(paths.coadd_dir / name)] = sha256_file(tmp_dir / name)
         for target, df in tables.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.tmp-{token}"
             tmp_files[target] = tmp
             _write_parquet(df, tmp)
-            files[paths.relative(target)] = _sha256(tmp)
+            files[paths.relative(target)] = sha256_file(tmp)
         lens_tab = tables[paths.truth_lenses]
         is_lc = (lens_tab["source"] == "lenscat").to_numpy()
         visible = lens_tab["arc_visible"].to_numpy(bool)

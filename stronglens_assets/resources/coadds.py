@@ -15,8 +15,10 @@ Remote files are downloaded into a local cache (same relative layout) atomically
 into a temporary file in the target directory, size-checked against the advertised length,
 checked with :func:`~stronglens_assets.science.imaging.cutouts.validate_fits` and renamed into
 place, so the cache never holds a partial or corrupt file. Transient failures (throttling,
-5xx, connection errors, timeouts, short reads) are retried with exponential backoff;
-permanent ones raise at once: :class:`CoaddNotFoundError` (404 / 403 / absent) naming the
+5xx, connection errors, timeouts, short reads) are retried with exponential backoff by one
+loop (:meth:`RetryPolicy.run`); on S3 this is on top of botocore's own retries of a request,
+because botocore does not retry a body that breaks off while it is streamed. Permanent
+failures raise at once: :class:`CoaddNotFoundError` (404 / 403 / absent) naming the
 URL or ``s3://`` URI, :class:`CoaddFetchError` otherwise.
 """
 
@@ -34,11 +36,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import parse_brick_name
 from stronglens_assets.science.imaging.cutouts import (
     BANDS,
@@ -77,13 +80,14 @@ DEFAULT_S3_PREFIX = "dr10/coadd_cache"
 
 _TOKEN = re.compile(r"^[a-z0-9]+$")
 _CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 class CoaddFetchError(CoaddError):
     """A download failed permanently or kept failing after all retries (names the URL/URI)."""
 
 
-class _TransientError(Exception):
+class _TransientError(StronglensError):
     """Internal: a failure worth retrying."""
 
 
@@ -134,6 +138,22 @@ class RetryPolicy:
         for k in range(self.attempts - 1):
             yield min(self.max_backoff_s, self.backoff_s * 2**k) * (0.5 + 0.5 * random.random())
 
+    def run(self, attempt: Callable[[], _T], what: str) -> _T:
+        """``attempt()`` until it returns; a :class:`_TransientError` is retried after the next
+        delay, any other exception propagates. After the last attempt
+        :class:`CoaddFetchError` says ``"<what> failed after <n> attempt(s): <cause>"``."""
+        delays = self.delays()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except _TransientError as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise CoaddFetchError(f"{what} failed after {tries} attempt(s): {exc}") from exc
+                self.sleep(delay)
+
 
 def _atomic_fetch(
     dest: Path, uri: str, fetch: Callable[[IO[bytes]], int | None], policy: RetryPolicy
@@ -144,10 +164,8 @@ def _atomic_fetch(
     validated as FITS and renamed into place. :class:`_TransientError` is retried.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    delays = policy.delays()
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def attempt() -> Path:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         tmp = Path(tmp_name)
         try:
@@ -165,15 +183,10 @@ def _atomic_fetch(
                 ) from exc
             os.replace(tmp, dest)
             return dest
-        except _TransientError as exc:
-            delay = next(delays, None)
-            if delay is None:
-                raise CoaddFetchError(
-                    f"{uri}: download failed after {attempt} attempt(s): {exc}"
-                ) from exc
-            policy.sleep(delay)
         finally:
             tmp.unlink(missing_ok=True)
+
+    return policy.run(attempt, f"{uri}: download")
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,19 +379,15 @@ class S3CoaddSource(CoaddSource):
             return True
         prefix = self._key(brick) + "/"
         uri = f"s3://{self.bucket}/{prefix}"
-        delays = self.policy.delays()
-        while True:
+
+        def attempt() -> bool:
             try:
                 page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
-                return int(page.get("KeyCount", len(page.get("Contents", [])))) > 0
             except Exception as exc:
-                mapped = self._classify(exc, uri, {"brick": brick})
-                if not isinstance(mapped, _TransientError):
-                    raise mapped from exc
-                delay = next(delays, None)
-                if delay is None:
-                    raise CoaddFetchError(f"{uri}: listing failed: {mapped}") from exc
-                self.policy.sleep(delay)
+                raise self._classify(exc, uri, {"brick": brick}) from exc
+            return int(page.get("KeyCount", len(page.get("Contents", [])))) > 0
+
+        return self.policy.run(attempt, f"{uri}: listing")
 
 
 _HTTP_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -468,21 +477,19 @@ class HttpCoaddSource(CoaddSource):
                 return True
         for band in bands:
             url = self.uri(brick, "image", band)
-            delays = self.policy.delays()
-            while True:
+
+            def attempt(url: str = url) -> bool:
                 try:
                     with self._request(url, method="HEAD"):
                         return True
                 except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                     mapped = self._classify(exc, url, {"brick": brick})
                     if isinstance(mapped, CoaddNotFoundError):
-                        break
-                    if not isinstance(mapped, _TransientError):
-                        raise mapped from exc
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise CoaddFetchError(f"{url}: HEAD failed: {mapped}") from exc
-                    self.policy.sleep(delay)
+                        return False
+                    raise mapped from exc
+
+            if self.policy.run(attempt, f"{url}: HEAD"):
+                return True
         return False
 
 

@@ -22,6 +22,9 @@ import numpy as np
 from pydantic import Field
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.arrays import gpu_array_module
+from stronglens_assets.settings import enable_deterministic_cuda
 
 #: Concurrency pool of GPU steps (limit it in dagster.yaml ``concurrency: pools:``).
 GPU_POOL = "gpu"
@@ -58,9 +61,9 @@ class ComputeConfig(StrictModel):
 
 
 def _default_config_dir() -> Path:
-    from stronglens_assets.settings import PROJECT_ROOT
+    from stronglens_assets.settings import load_settings
 
-    return Path(os.environ.get("STRONGLENS_CONFIG_DIR", str(PROJECT_ROOT / "configs")))
+    return load_settings().config_dir
 
 
 def load_compute_config(
@@ -100,7 +103,7 @@ def gpu_op_tags(config_dir: str | os.PathLike[str] | None = None) -> dict[str, A
     }
 
 
-class ComputeError(RuntimeError):
+class ComputeError(StronglensError, RuntimeError):
     """The configured device is not available."""
 
 
@@ -125,17 +128,17 @@ class ComputeResource(dg.ConfigurableResource):
         available = torch.cuda.is_available()
         if self.device == "cuda" and not available:
             raise ComputeError("compute.device is 'cuda' but torch sees no CUDA device")
-        return torch.device("cuda" if available else "cpu")
+        if not available:
+            return torch.device("cpu")
+        enable_deterministic_cuda()
+        return torch.device("cuda")
 
     def array_module(self) -> ModuleType:
-        """NumPy, or CuPy when the device is CUDA and CuPy imports."""
+        """NumPy, or CuPy when the device is CUDA and CuPy is installed (a broken CuPy install
+        raises instead of silently falling back to the CPU)."""
         if self.torch_device().type != "cuda":
             return np
-        try:
-            import cupy  # type: ignore[import-not-found]
-        except ImportError:
-            return np
-        return cupy
+        return gpu_array_module() or np
 
 
 def build_compute(

@@ -16,10 +16,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from stronglens_assets.errors import StronglensError
+
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*$")
 
 
-class StorageError(RuntimeError):
+class StorageError(StronglensError, RuntimeError):
     """A storage operation failed; the message names the URI."""
 
 

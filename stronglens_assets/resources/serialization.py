@@ -10,29 +10,30 @@ mapping of ``str`` -> ``numpy.ndarray``  ``npz``   one member per key
 ``dict`` / ``list`` (JSON types)       ``json``    sorted keys, 2-space indent, no NaN
 =====================================  ==========  ==========================================
 
-No pickle anywhere: ``.npz`` is read with ``allow_pickle=False`` and ``.pt`` with
-``weights_only=True``. The same value always encodes to the same bytes (``.npz`` members
-carry a fixed timestamp), so re-materializing an asset with the same inputs writes the same
-bytes.
+No pickle anywhere: ``.npz`` is read with ``allow_pickle=False``
+(:mod:`stronglens_assets.science.core.npz`) and ``.pt`` with ``weights_only=True``. The same
+value always encodes to the same bytes (``.npz`` members carry a fixed timestamp), so
+re-materializing an asset with the same inputs writes the same bytes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.npz import NpzError, decode_npz, encode_npz
+
 EXTENSIONS: tuple[str, ...] = ("parquet", "pt", "npz", "json")
 SINGLE_ARRAY_MEMBER = "array"
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-class SerializationError(TypeError):
+class SerializationError(StronglensError, TypeError):
     """A value cannot be stored under the storage contract."""
 
 
@@ -70,29 +71,6 @@ def extension_for(obj: Any) -> str:
     )
 
 
-def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Write arrays to an uncompressed-header, deflate-compressed ``.npz`` with fixed timestamps."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in arrays:
-            array = np.asarray(arrays[name])
-            if array.dtype.hasobject:
-                raise SerializationError(f"array {name!r} has dtype object; npz stores no pickles")
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(info, member.getvalue(), compresslevel=6)
-    return buffer.getvalue()
-
-
-def decode_npz(data: bytes) -> dict[str, np.ndarray]:
-    """Read all members of an ``.npz`` (no pickles) into a dict."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
@@ -121,7 +99,10 @@ def encode(obj: Any) -> tuple[bytes, str]:
         return buffer.getvalue(), extension
     if extension == "npz":
         arrays = {SINGLE_ARRAY_MEMBER: obj} if isinstance(obj, np.ndarray) else obj
-        return encode_npz(arrays), extension
+        try:
+            return encode_npz(arrays), extension
+        except NpzError as exc:
+            raise SerializationError(str(exc)) from exc
     try:
         text = json.dumps(obj, sort_keys=True, indent=2, allow_nan=False, default=_json_default)
     except ValueError as exc:

@@ -27,7 +27,9 @@ import pandas as pd
 
 from stronglens_assets.partitions import validate_partition_key
 from stronglens_assets.resources.object_store import ObjectStore
-from stronglens_assets.resources.serialization import decode_npz, encode, encode_npz
+from stronglens_assets.resources.serialization import encode
+from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.npz import decode_npz, encode_npz
 
 POINTER_FORMAT = 1
 
@@ -104,7 +106,7 @@ def write_shard_set(
         key = f"{base}/shard-{number:05d}.npz"
         store.write_bytes(key, data)
         rows = len(next(iter(arrays.values()))) if arrays else 0
-        records.append(ShardRecord(key, rows, hashlib.sha256(data).hexdigest(), len(data)))
+        records.append(ShardRecord(key, rows, sha256_bytes(data), len(data)))
     index_key = f"{base}/index.parquet"
     store.write_bytes(index_key, index_bytes)
     shard_set = ShardSet(
@@ -113,7 +115,7 @@ def write_shard_set(
         version=version,
         shards=tuple(records),
         index_key=index_key,
-        index_sha256=hashlib.sha256(index_bytes).hexdigest(),
+        index_sha256=sha256_bytes(index_bytes),
     )
     pointer = json.dumps(shard_set.to_json(), sort_keys=True, indent=2).encode()
     store.write_bytes(pointer_key(prefix, partition), pointer)
@@ -131,7 +133,7 @@ def read_shard_set(store: ObjectStore, prefix: str, partition: str) -> ShardSet:
 def read_shard(store: ObjectStore, record: ShardRecord) -> dict[str, np.ndarray]:
     """Arrays of one shard, after checking its sha256 against the pointer."""
     data = store.read_bytes(record.key)
-    if hashlib.sha256(data).hexdigest() != record.sha256:
+    if sha256_bytes(data) != record.sha256:
         raise ValueError(f"shard {store.uri(record.key)} does not match its recorded sha256")
     return decode_npz(data)
 

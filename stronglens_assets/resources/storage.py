@@ -9,7 +9,6 @@
   :class:`~.object_store.ObjectStore` differs.
 """
 
-import hashlib
 from typing import Any, Literal
 
 import dagster as dg
@@ -26,6 +25,7 @@ from stronglens_assets.resources.object_store import (
     verify_bucket_access,
 )
 from stronglens_assets.resources.serialization import EXTENSIONS, decode, encode
+from stronglens_assets.science.core.hashing import sha256_bytes
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -60,7 +60,7 @@ class StorageResource(dg.ConfigurableResource):
         """
         data, extension = encode(value)
         uri = self.write_bytes(f"{key_stem}.{extension}", data)
-        return uri, hashlib.sha256(data).hexdigest()
+        return uri, sha256_bytes(data)
 
     def read_value(self, key: str) -> Any:
         """Read and decode ``key`` (its extension decides the format)."""
@@ -160,7 +160,7 @@ class ArtifactIOManager(dg.ConfigurableIOManager):
         metadata: dict[str, Any] = {
             "uri": dg.MetadataValue.path(uri),
             "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": sha256_bytes(data),
             "format": extension,
         }
         if extension == "parquet":

@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 from dagster_aws.s3 import S3Resource
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from stronglens_assets.science.catalogs.bricks import parse_brick_name
 from stronglens_assets.science.catalogs.sweeps import read_sweep
@@ -33,7 +34,7 @@ SWEEP_BOX_DEG = 5
 DESI_VAC_FILENAME = "desi-sl-vac-v1.fits"
 
 
-class SurveyInputError(FileNotFoundError):
+class SurveyInputError(StronglensError, FileNotFoundError):
     """A survey input file is missing; the message names it."""
 
 

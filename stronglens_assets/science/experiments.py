@@ -14,10 +14,10 @@ Pure NumPy / pandas (no Dagster). ``assets/d06.py`` wires these to storage and t
   fixed tags (:func:`derived_rng`): the parameters and hosts of grid cell ``c`` depend only on
   ``(seed, "grid", c)``, so both grid partitions see the same injections and differ only in
   the Poisson noise (tag ``("grid-noise", variant, c)``).
-* **Completeness** (:func:`wilson_interval`, :func:`grid_summary`, :func:`selection_function`):
-  ``k`` = injections with ``p(lens) > threshold`` (strictly greater), ``n`` = injections; the
-  interval is Wilson's score interval at ``confidence_level`` (68.27% by default), the same
-  as ``astropy.stats.binom_conf_interval(k, n, cl, "wilson")``.
+* **Completeness** (:func:`grid_summary`, :func:`selection_function`): ``k`` = injections
+  detected (``p(lens) > threshold``, :mod:`~stronglens_assets.science.stats.detection`),
+  ``n`` = injections; the interval is Wilson's score interval at ``confidence_level``
+  (68.27% by default, :func:`~stronglens_assets.science.stats.intervals.wilson_interval`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
-from scipy.special import ndtri
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.arrays import to_host
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.lensing.priors import (
     PARAMETERS,
     InjectionParameters,
@@ -41,6 +44,8 @@ from stronglens_assets.science.lensing.priors import (
     ParameterDistributions,
     sample_parameters,
 )
+from stronglens_assets.science.stats.detection import DETECTION_COMPARISON, count_detected
+from stronglens_assets.science.stats.intervals import wilson_interval
 
 D06_CONFIG_FILENAME = "d06.yaml"
 #: Manifest columns the D06 experiments need (contract item 1).
@@ -57,7 +62,7 @@ HOST_COLUMNS: tuple[str, ...] = (
 )
 
 
-class HostError(ValueError):
+class HostError(StronglensError, ValueError):
     """A host or lens cutout (or its manifest row) is unusable; the message names it."""
 
 
@@ -166,12 +171,14 @@ def derived_rng(seed: int, *tags: int | str) -> np.random.Generator:
 
 def check_manifest_columns(manifest: pd.DataFrame, columns: Sequence[str] = HOST_COLUMNS) -> None:
     """Raise :class:`HostError` naming the manifest columns that are missing."""
-    missing = [c for c in columns if c not in manifest.columns]
-    if missing:
-        raise HostError(
-            f"training_manifest lacks column(s) {missing} needed by the D06 experiments "
-            "(contract item 1: cutout_key, cutout_row, mag_r, shape_r, ...)"
-        )
+    require_columns(
+        manifest.columns,
+        columns,
+        "training_manifest",
+        hint="needed by the D06 experiments (contract item 1: cutout_key, cutout_row, mag_r, "
+        "shape_r, ...)",
+        error=HostError,
+    )
 
 
 def validation_negatives(manifest: pd.DataFrame, splits: Sequence[str]) -> pd.DataFrame:
@@ -309,16 +316,16 @@ def read_cutouts(
     rows = table["cutout_row"].to_numpy(dtype=np.int64)
     for key in sorted(set(keys)):
         where = np.flatnonzero(keys == key)
-        with np.load(io.BytesIO(read_bytes(key)), allow_pickle=False) as shard:
-            for member in members:
-                if member not in shard.files:
-                    raise HostError(f"shard {key} has no array {member!r}")
-                data = shard[member]
-                if rows[where].max() >= len(data) or rows[where].min() < 0:
-                    raise HostError(f"cutout_row out of range for shard {key} ({len(data)} rows)")
-                if member not in out:
-                    out[member] = np.empty((len(table), *data.shape[1:]), dtype=np.float32)
-                out[member][where] = data[rows[where]]
+        shard = decode_npz(read_bytes(key), members)
+        for member in members:
+            if member not in shard:
+                raise HostError(f"shard {key} has no array {member!r}")
+            data = shard[member]
+            if rows[where].max() >= len(data) or rows[where].min() < 0:
+                raise HostError(f"cutout_row out of range for shard {key} ({len(data)} rows)")
+            if member not in out:
+                out[member] = np.empty((len(table), *data.shape[1:]), dtype=np.float32)
+            out[member][where] = data[rows[where]]
     ids = table["object_id"].astype(str).to_numpy()
     if "cutout" in out:
         finite = np.isfinite(out["cutout"]).reshape(len(table), -1).all(axis=1)
@@ -348,10 +355,6 @@ def _engine() -> tuple[Callable[..., Any], Callable[..., Any]]:
     from stronglens_assets.science.lensing.injection import inject, render_arcs
 
     return render_arcs, inject
-
-
-def _to_numpy(array: Any) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)
 
 
 def render_injection_arcs(
@@ -418,7 +421,7 @@ def inject_cutouts(
             clip=clip,
             rng=rng,
         )
-        out[part] = _to_numpy(injected)
+        out[part] = to_host(injected)
     return out
 
 
@@ -475,28 +478,6 @@ def make_injections(
 # --------------------------------------------------------------------------------------------
 
 
-def wilson_interval(
-    k: np.ndarray | int, n: np.ndarray | int, confidence_level: float = 0.6827
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion k/n (n > 0), vectorised.
-
-    ``p = k/n``, ``z = Phi^-1((1 + cl)/2)``; centre ``(k + z^2/2) / (n + z^2)``, half width
-    ``z sqrt(n) / (n + z^2) * sqrt(p (1 - p) + z^2 / (4 n))``.
-    """
-    k = np.asarray(k, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    if np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
-        raise ValueError("Wilson interval needs 0 <= k <= n and n > 0")
-    z = float(ndtri(0.5 + confidence_level / 2.0))
-    p = k / n
-    centre = (k + z * z / 2.0) / (n + z * z)
-    half = z * np.sqrt(n) / (n + z * z) * np.sqrt(p * (1.0 - p) + z * z / (4.0 * n))
-    # the interval always contains p; pin it there against rounding (k = 0 gives low = 0)
-    low = np.minimum(np.clip(centre - half, 0.0, 1.0), p)
-    high = np.maximum(np.clip(centre + half, 0.0, 1.0), p)
-    return low, high
-
-
 def _threshold_key(threshold: float) -> str:
     return f"{threshold:g}"
 
@@ -525,7 +506,7 @@ def selection_function(
     if len(scores) != len(cells):
         raise ValueError(f"{len(cells)} cells but {len(scores)} score arrays")
     n = np.array([len(s) for s in scores], dtype=np.int64)
-    k = np.array([int(np.count_nonzero(np.asarray(s) > threshold)) for s in scores], np.int64)
+    k = np.array([count_detected(s, threshold) for s in scores], np.int64)
     low, high = wilson_interval(k, n, confidence_level)
     table = cells[["cell", *PARAMETERS]].reset_index(drop=True).copy()
     table["n"] = n
@@ -586,7 +567,7 @@ def grid_summary(
     return {
         "threshold": threshold,
         "thresholds": [float(t) for t in thresholds],
-        "comparison": "p(lens) > threshold (strict)",
+        "comparison": DETECTION_COMPARISON,
         "interval": "wilson",
         "confidence_level": confidence_level,
         "n_cells": len(cells),
@@ -612,7 +593,7 @@ def threshold_rates(
     """``{"0.3": {k, n, completeness, ci_low, ci_high}, ...}``: fraction with p > t (strict)."""
     scores = np.asarray(scores, dtype=np.float64)
     return {
-        _threshold_key(t): _rate(int(np.count_nonzero(scores > t)), len(scores), confidence_level)
+        _threshold_key(t): _rate(count_detected(scores, t), len(scores), confidence_level)
         for t in thresholds
     }
 
@@ -644,7 +625,7 @@ def detection_rates(
                 "mag_high": float(edges[b + 1]),
                 "rates": {
                     _threshold_key(t): _rate(
-                        int(np.count_nonzero(scores[members] > t)),
+                        count_detected(scores[members], t),
                         int(members.sum()),
                         confidence_level,
                     )
@@ -656,7 +637,7 @@ def detection_rates(
     quantiles = [0.05, 0.25, 0.5, 0.75, 0.95]
     return {
         "n": len(scores),
-        "comparison": "p(lens) > threshold (strict)",
+        "comparison": DETECTION_COMPARISON,
         "interval": "wilson",
         "confidence_level": confidence_level,
         "rates": threshold_rates(scores, thresholds, confidence_level),
@@ -812,5 +793,4 @@ __all__ = [
     "selection_function",
     "validation_lenses",
     "validation_negatives",
-    "wilson_interval",
 ]

@@ -5,9 +5,9 @@
   R_eff, axis ratio) are marginalised by summing detections ``k`` and injections ``n`` per
   (theta_E, source_mag) cell, so each cell's completeness is ``k / n`` over the grid's uniform
   weighting of the other axes, with a Wilson 68.27% binomial interval
-  (:func:`astropy.stats.binom_conf_interval`). Panel (a) is the completeness with each cell's
-  interval written in it; panel (b) maps the interval width, so the statistical weight of
-  every cell is visible.
+  (:func:`~stronglens_assets.science.stats.intervals.wilson_interval`). Panel (a) is the
+  completeness with each cell's interval written in it; panel (b) maps the interval width, so
+  the statistical weight of every cell is visible.
 * Figure 3: the linear probe (:func:`linear_probe_figure`): a 2-D principal-component
   projection of the CNN embeddings of Tier-A lenses, Tier-B candidates and injections, and
   the cross-validated logistic-regression AUCs (mean +/- standard deviation over folds).
@@ -26,17 +26,18 @@ from dataclasses import dataclass
 
 import matplotlib
 
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.stats.intervals import wilson_interval
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from astropy.stats import binom_conf_interval
 from matplotlib.figure import Figure
 
 __all__ = [
-    "CONFIDENCE_LEVEL",
     "SELECTION_COLUMNS",
     "CompletenessGrid",
     "ProbeAUC",
@@ -48,11 +49,7 @@ __all__ = [
     "render_figure",
     "render_png",
     "score_histogram",
-    "wilson_interval",
 ]
-
-CONFIDENCE_LEVEL = 0.6827
-"""Binomial intervals are Wilson score intervals at this level (1 sigma)."""
 
 SELECTION_COLUMNS: tuple[str, ...] = (
     "theta_e",
@@ -64,28 +61,6 @@ SELECTION_COLUMNS: tuple[str, ...] = (
 
 _PDF_METADATA = {"Creator": "stronglens_assets", "Producer": None, "CreationDate": None}
 _PNG_METADATA = {"Software": "stronglens_assets"}
-
-
-def wilson_interval(
-    k: npt.ArrayLike, n: npt.ArrayLike, confidence_level: float = CONFIDENCE_LEVEL
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of ``k`` successes in ``n`` trials; NaN where ``n == 0``.
-
-    A thin wrapper over :func:`astropy.stats.binom_conf_interval` that accepts empty cells.
-    """
-    k = np.asarray(k, dtype=np.int64)
-    n = np.asarray(n, dtype=np.int64)
-    if np.any(k < 0) or np.any(k > n):
-        raise ValueError("need 0 <= k <= n in every cell")
-    low = np.full(k.shape, np.nan)
-    high = np.full(k.shape, np.nan)
-    ok = n > 0
-    if np.any(ok):
-        bounds = binom_conf_interval(
-            k[ok], n[ok], confidence_level=confidence_level, interval="wilson"
-        )
-        low[ok], high[ok] = bounds[0], bounds[1]
-    return low, high
 
 
 @dataclass(frozen=True)
@@ -122,9 +97,7 @@ def completeness_grid(table: pd.DataFrame) -> CompletenessGrid:
     Raises:
         ValueError: missing columns, an empty table, or a cell with ``k > n`` / negative counts.
     """
-    missing = [c for c in SELECTION_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"selection-function table lacks column(s) {missing}")
+    require_columns(table.columns, SELECTION_COLUMNS, "selection-function table")
     if table.empty:
         raise ValueError("selection-function table has no rows")
     if (table["k"] < 0).any() or (table["k"] > table["n"]).any():
@@ -348,9 +321,7 @@ def bright_arc_figure(
     Raises:
         ValueError: missing columns, or histograms with different bin edges.
     """
-    missing = [c for c in ("variant", "threshold", "k", "n") if c not in rates.columns]
-    if missing:
-        raise ValueError(f"bright-arc rate table lacks column(s) {missing}")
+    require_columns(rates.columns, ("variant", "threshold", "k", "n"), "bright-arc rate table")
     variants = list(dict.fromkeys(rates["variant"]))
     fig, axes = plt.subplots(
         1, 2, figsize=(11.5, 4.6), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.2]}

@@ -11,7 +11,7 @@ rules, a caption and a ``\\label``), ready for ``\\input`` in ``paper/main.tex``
 * :func:`calibration_table`: ECE and MCE overall and per stratum.
 
 Fractions are printed in per cent with their Wilson 68.27% interval
-(:func:`stronglens_assets.science.figures.wilson_interval`). Text from the inputs is escaped
+(:func:`stronglens_assets.science.stats.intervals.wilson_interval`). Text from the inputs is escaped
 for LaTeX (:func:`latex_escape`). The output is deterministic for the same inputs.
 """
 
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stronglens_assets.science.figures import wilson_interval
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.stats.intervals import wilson_interval
 
 __all__ = [
     "ProbeRow",
@@ -89,9 +90,7 @@ def _table(caption: str, label: str, columns: str, header: str, body: Sequence[s
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}")
+    require_columns(table.columns, columns, what)
     if table.empty:
         raise ValueError(f"{what} has no rows")
 

@@ -15,7 +15,7 @@ from stronglens_assets.partitions import PartitionKeyError
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import mock_sweep_path
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.assets.conftest import SmallSurvey, materialize
+from stronglens_assets_tests.harness import AssetHarness, SmallSurvey, failure_message
 
 CELLS = ("hpx-nest16-1105", "hpx-nest16-1126")
 
@@ -28,42 +28,14 @@ def _assets(project: Project) -> list:
     )
 
 
-def _checks_passed(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:"
-        f"{e.asset_check_evaluation_data.check_name}": e.asset_check_evaluation_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """Messages of the first failed step's error and its causes."""
-    error = result.get_step_failure_events()[0].step_failure_data.error
-    parts = []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return "\n".join(parts)
-
-
 def _run_all(small: SmallSurvey, assets: list) -> dict[str, bool]:
-    checks: dict[str, bool] = {}
-    result = materialize(assets, small.resources, ["lenscat_catalog", "lenscat_positives"])
-    assert result.success
-    checks.update(_checks_passed(result))
+    harness = AssetHarness(assets, small.resources)
+    assert harness.run(["lenscat_catalog", "lenscat_positives"]).success
     for cell in CELLS:
-        result = materialize(assets, small.resources, ["dr10_sweep", "negative_pool"], cell)
-        assert result.success, cell
-        checks.update(_checks_passed(result))
-    result = materialize(
-        assets,
-        small.resources,
-        ["desi_dr1_vac", "positives_dr10_crossmatch", "negative_manifest"],
-    )
+        assert harness.run(["dr10_sweep", "negative_pool"], cell).success, cell
+    result = harness.run(["desi_dr1_vac", "positives_dr10_crossmatch", "negative_manifest"])
     assert result.success
-    checks.update(_checks_passed(result))
-    return checks
+    return harness.checks
 
 
 def test_catalogs_and_negatives_end_to_end(small_survey: SmallSurvey) -> None:
@@ -99,8 +71,8 @@ def test_catalogs_and_negatives_end_to_end(small_survey: SmallSurvey) -> None:
 def test_missing_lenscat_column_fails_and_keeps_outputs(
     small_survey: SmallSurvey, tmp_path: Path
 ) -> None:
-    assets = _assets(small_survey.project)
-    assert materialize(assets, small_survey.resources, ["lenscat_catalog"]).success
+    harness = AssetHarness(_assets(small_survey.project), small_survey.resources)
+    assert harness.run("lenscat_catalog").success
     before = small_survey.storage.read_bytes("lenscat_catalog.parquet")
 
     config_dir = tmp_path / "configs"
@@ -112,29 +84,29 @@ def test_missing_lenscat_column_fails_and_keeps_outputs(
         {"STRONGLENS_HOME": str(tmp_path / "home"), "STRONGLENS_CONFIG_DIR": str(config_dir)}
     )
     project = Project(settings=settings, footprint=small_survey.project.footprint)
-    result = materialize(_assets(project), small_survey.resources, ["lenscat_catalog"])
+    result = AssetHarness(_assets(project), small_survey.resources).run("lenscat_catalog")
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert str(bad_csv) in message
     assert "zlens" in message and "grading" in message
     assert small_survey.storage.read_bytes("lenscat_catalog.parquet") == before
 
 
 def test_sweep_with_nan_coordinates_fails_naming_file(small_survey: SmallSurvey) -> None:
-    assets = _assets(small_survey.project)
-    assert materialize(assets, small_survey.resources, ["dr10_sweep"], CELLS[0]).success
+    harness = AssetHarness(_assets(small_survey.project), small_survey.resources)
+    assert harness.run("dr10_sweep", CELLS[0]).success
     before = small_survey.storage.read_bytes(f"dr10_sweep/{CELLS[0]}.parquet")
 
     path = mock_sweep_path(small_survey.root, "0366m037")
     sweep = pd.read_parquet(path)
     sweep.loc[[3, 7], "DEC"] = np.nan
     sweep.to_parquet(path, index=False)
-    result = materialize(assets, small_survey.resources, ["dr10_sweep"], CELLS[0])
+    result = harness.run("dr10_sweep", CELLS[0])
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert str(path) in message and "DEC" in message and "2 non-finite" in message
     assert small_survey.storage.read_bytes(f"dr10_sweep/{CELLS[0]}.parquet") == before
-    assert materialize(assets, small_survey.resources, ["dr10_sweep"], CELLS[1]).success
+    assert harness.run("dr10_sweep", CELLS[1]).success
 
 
 def test_unknown_healpix_key_is_a_clear_error(small_survey: SmallSurvey) -> None:

@@ -12,10 +12,7 @@ import pytest
 from astropy.io import fits
 
 from stronglens_assets.assets import catalogs, cutouts, negatives, survey
-from stronglens_assets.config import Footprint
-from stronglens_assets.project import Project
 from stronglens_assets.resources import (
-    ArtifactIOManager,
     CoaddSourceResource,
     LocalStorageResource,
     MockSurveyResource,
@@ -26,11 +23,16 @@ from stronglens_assets.resources.shards import (
     read_shard,
     read_shard_set,
 )
-from stronglens_assets.science.samples.selection import assign_split
+from stronglens_assets.science.samples.splits import assign_split
 from stronglens_assets.science.samples.training_sets import MANIFEST_COLUMNS
-from stronglens_assets.settings import load_settings
-from stronglens_assets_tests.assets.test_catalog_assets import _checks_passed, _failure_message
-from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
+from stronglens_assets_tests.harness import (
+    TEST_BRICKS,
+    AssetHarness,
+    BuiltSky,
+    failure_message,
+    local_resources,
+    make_project,
+)
 
 CELLS = ("hpx-nest16-1105", "hpx-nest16-1126")
 UPSTREAM = [
@@ -40,40 +42,26 @@ UPSTREAM = [
 ]
 
 
-class Pipeline:
+class Pipeline(AssetHarness):
     """The catalog -> negatives -> cutouts chain on a private copy of the mock sky."""
 
     def __init__(self, built_sky: BuiltSky, tmp_path: Path):
         self.root = tmp_path / "sky"
         shutil.copytree(built_sky.root, self.root)
-        settings = load_settings({"STRONGLENS_HOME": str(tmp_path / "home")})
-        footprint = Footprint(partition_nside=16, bricks=TEST_BRICKS)
-        self.project = Project(settings=settings, footprint=footprint)
+        self.project = make_project(tmp_path / "home")
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
-        self.resources = {
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "storage": self.storage,
-            "survey": MockSurveyResource(root=str(self.root)),
-            "coadds": CoaddSourceResource(kind="local", root=str(self.root)),
-        }
-        self.assets = [
+        resources = local_resources(
+            self.storage,
+            survey=MockSurveyResource(root=str(self.root)),
+            coadds=CoaddSourceResource(kind="local", root=str(self.root)),
+        )
+        assets = [
             *survey.build_assets(self.project),
             *catalogs.build_assets(self.project),
             *negatives.build_assets(self.project),
             *cutouts.build_assets(self.project),
         ]
-        self.checks: dict[str, bool] = {}
-
-    def run(self, selection: list[str], partition: str | None = None) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(
-            self.assets,
-            resources=self.resources,
-            selection=selection,
-            partition_key=partition,
-            raise_on_error=False,
-        )
-        self.checks.update(_checks_passed(result))
-        return result
+        super().__init__(assets, resources)
 
     def upstream(self) -> None:
         for selection in UPSTREAM:
@@ -196,7 +184,7 @@ def test_corrupt_coadd_fails_partition_and_keeps_outputs(pipeline: Pipeline) -> 
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     result = pipeline.run(["negative_cutouts"], CELLS[0])
     assert not result.success
-    assert str(path) in _failure_message(result)
+    assert str(path) in failure_message(result)
     assert store.list_keys("cutouts/negatives") == files_before
     assert {cell: store.read_bytes(f"cutouts/negatives/{cell}.json") for cell in CELLS} == before
 
@@ -206,7 +194,7 @@ def test_missing_band_names_brick_product_band(pipeline: Pipeline) -> None:
     (pipeline.root / "coadd" / brick[:3] / brick / f"legacysurvey-{brick}-image-g.fits.fz").unlink()
     result = pipeline.run(["positive_cutouts"], CELLS[1])
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert f"brick {brick}: image coadd for band 'g' is missing" in message
 
 
@@ -214,7 +202,7 @@ def test_training_manifest_needs_every_partition(pipeline: Pipeline) -> None:
     assert pipeline.run(["positive_cutouts", "negative_cutouts"], CELLS[0]).success
     result = pipeline.run(["training_manifest"])
     assert not result.success
-    assert "cutouts/positives/hpx-nest16-1126.json" in _failure_message(result)
+    assert "cutouts/positives/hpx-nest16-1126.json" in failure_message(result)
 
 
 def _sweep_rows(**columns) -> pd.DataFrame:
@@ -237,7 +225,7 @@ def _sweep_rows(**columns) -> pd.DataFrame:
 
 
 def test_objects_tables_flag_mock_lenses() -> None:
-    from stronglens_assets.science.samples.selection import NegativeSelectionConfig
+    from stronglens_assets.science.samples.negative_config import NegativeSelectionConfig
     from stronglens_assets.science.samples.training_sets import negative_objects, positive_objects
 
     gates = NegativeSelectionConfig(selection_version="test")
@@ -323,11 +311,9 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 def test_training_data_are_fair_on_the_mock_survey(pipeline: Pipeline) -> None:
     """Issue 8 on the two-brick mock sky: positives pass the negatives' gates, every cutout
     box lies in one split, losses are reported per tier in one place."""
-    from stronglens_assets.science.samples.selection import (
-        load_negative_selection_config,
-        quality_reasons,
-        split_guard_mask,
-    )
+    from stronglens_assets.science.samples.negative_config import load_negative_selection_config
+    from stronglens_assets.science.samples.quality import quality_reasons
+    from stronglens_assets.science.samples.splits import split_guard_mask
 
     metadata = {}
     for cell in CELLS:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +22,23 @@ import pandas as pd
 import pytest
 import torch
 
+from stronglens_assets import storage_keys as SK
 from stronglens_assets.assets import d06
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import inject_cutouts, load_d06_config
+from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import build_model, state_dict_bytes
 from stronglens_assets.science.learning.scoring import score_cutouts
-from stronglens_assets.science.learning.training import load_model_config
-from stronglens_assets.science.lensing.priors import load_priors, sample_parameters
+from stronglens_assets.science.lensing.priors import (
+    BRIGHT_ARC_VARIANTS,
+    load_priors,
+    sample_parameters,
+)
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 SIZE = 101
 NEG_KEY = "cutouts/negatives/hpx-test/v1/shard-00000.npz"
@@ -85,11 +91,7 @@ class D06Storage:
     instance: dg.DagsterInstance
 
     def resources(self) -> dict:
-        return {
-            "storage": self.storage,
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "compute": ComputeResource(device="cpu", num_threads=1),
-        }
+        return local_resources(self.storage, compute=ComputeResource(device="cpu", num_threads=1))
 
     def assets(self) -> list:
         model_partitions = dg.StaticPartitionsDefinition([self.model_name])
@@ -100,13 +102,8 @@ class D06Storage:
         ]
 
     def run(self, selection: str, partition: str | None = None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets(),
-            resources=self.resources(),
-            selection=[selection],
-            partition_key=partition,
-            instance=self.instance,
-            raise_on_error=False,
+        return AssetHarness(self.assets(), self.resources(), self.instance).run(
+            selection, partition
         )
 
     def read(self, key: str) -> bytes:
@@ -148,8 +145,22 @@ def _build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) ->
 
 
 @pytest.fixture
-def d06_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> D06Storage:
-    return _build(tmp_path, monkeypatch, PROJECT_ROOT / "configs")
+def build_d06(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """``_build(tmp_path, monkeypatch, config_dir)``, its instance disposed after the test."""
+    built: list[D06Storage] = []
+
+    def build(config_dir: Path) -> D06Storage:
+        built.append(_build(tmp_path, monkeypatch, config_dir))
+        return built[-1]
+
+    yield build
+    for storage in built:
+        storage.instance.dispose()
+
+
+@pytest.fixture
+def d06_storage(build_d06) -> D06Storage:
+    return build_d06(PROJECT_ROOT / "configs")
 
 
 def _copied_configs(tmp_path: Path) -> Path:
@@ -168,7 +179,7 @@ def test_grid_is_reproducible_and_matches_its_cell_files(d06_storage: D06Storage
     first = s.run("grid_completeness", "no_poisson")
     assert first.success
     value = _value(first, "grid_completeness")
-    keys = d06.grid_keys("no_poisson")
+    keys = SK.grid_keys("no_poisson")
     results_bytes = s.read(keys["results_key"])
     table_bytes = s.read(keys["selection_function_key"])
     checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
@@ -203,7 +214,7 @@ def test_grid_is_reproducible_and_matches_its_cell_files(d06_storage: D06Storage
     ]
     all_scores = []
     for row, cell in zip(table.itertuples(), results["cells"], strict=True):
-        with np.load(io.BytesIO(s.read(d06.cell_key("no_poisson", row.cell)))) as f:
+        with np.load(io.BytesIO(s.read(SK.cell_key("no_poisson", row.cell)))) as f:
             scores = f["scores"]
             assert f["images"].shape == (row.n, 3, SIZE, SIZE)
             assert np.all(f["theta_e"] == row.theta_e)
@@ -218,8 +229,8 @@ def test_grid_is_reproducible_and_matches_its_cell_files(d06_storage: D06Storage
     # the poisson partition: same parameters and hosts, different pixels
     assert s.run("grid_completeness", "poisson").success
     with (
-        np.load(io.BytesIO(s.read(d06.cell_key("poisson", 0)))) as noisy,
-        np.load(io.BytesIO(s.read(d06.cell_key("no_poisson", 0)))) as clean,
+        np.load(io.BytesIO(s.read(SK.cell_key("poisson", 0)))) as noisy,
+        np.load(io.BytesIO(s.read(SK.cell_key("no_poisson", 0)))) as clean,
     ):
         np.testing.assert_array_equal(noisy["host_index"], clean["host_index"])
         np.testing.assert_array_equal(noisy["source_x"], clean["source_x"])
@@ -232,7 +243,7 @@ def test_every_other_d06_asset_materializes(d06_storage: D06Storage) -> None:
     for variant in ("baseline", "gain_1e12", "unrestricted"):
         result = s.run("bright_arc", variant)
         assert result.success, variant
-        keys = d06.ba_keys(variant)
+        keys = SK.ba_keys(variant)
         results = s.storage.read_value(keys["results_key"])
         assert (
             results["n"] == load_d06_config(PROJECT_ROOT / "configs", "demo").bright_arc.injections
@@ -241,8 +252,8 @@ def test_every_other_d06_asset_materializes(d06_storage: D06Storage) -> None:
         with np.load(io.BytesIO(s.read(keys["cutouts_key"]))) as f:
             assert f["images"].shape[1:] == (3, SIZE, SIZE) and len(f["scores"]) == results["n"]
     # gain 1e12 is the noiseless control: same arcs and hosts as baseline, same scores
-    base = np.load(io.BytesIO(s.read(d06.ba_keys("baseline")["cutouts_key"])))["scores"]
-    control = np.load(io.BytesIO(s.read(d06.ba_keys("gain_1e12")["cutouts_key"])))["scores"]
+    base = np.load(io.BytesIO(s.read(SK.ba_keys("baseline")["cutouts_key"])))["scores"]
+    control = np.load(io.BytesIO(s.read(SK.ba_keys("gain_1e12")["cutouts_key"])))["scores"]
     np.testing.assert_allclose(control, base, atol=1e-4)
 
     assert s.run("linear_probe").success
@@ -285,11 +296,9 @@ def test_zero_arc_scores_exactly_as_the_host(d06_storage: D06Storage) -> None:
     )
 
 
-def test_bad_priors_fail_clearly_and_overwrite_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_priors_fail_clearly_and_overwrite_nothing(tmp_path: Path, build_d06) -> None:
     config_dir = _copied_configs(tmp_path)
-    s = _build(tmp_path, monkeypatch, config_dir)
+    s = build_d06(config_dir)
     assert s.run("injection_priors").success
     before = s.read("injection_priors.json")
     path = config_dir / "injection_priors.yaml"
@@ -316,7 +325,7 @@ def test_nan_host_and_missing_checkpoint_fail_clearly_and_overwrite_nothing(
     s = d06_storage
     assert s.run("injection_priors").success
     assert s.run("grid_completeness", "no_poisson").success
-    results_key = d06.grid_keys("no_poisson")["results_key"]
+    results_key = SK.grid_keys("no_poisson")["results_key"]
     before = {p: p.read_bytes() for p in (s.root / "results").rglob("*") if p.is_file()}
 
     shard = dict(np.load(io.BytesIO(s.read(NEG_KEY))))
@@ -406,17 +415,17 @@ def test_demo_writes_every_d06_output(demo_run) -> None:
     checkpoint_sha = hashlib.sha256(checkpoint).hexdigest()
     documents = []
     for variant in ("no_poisson", "poisson"):
-        keys = d06.grid_keys(variant)
+        keys = SK.grid_keys(variant)
         results = json.loads((root / keys["results_key"]).read_text())
         table = pd.read_parquet(root / keys["selection_function_key"])
         assert results["n"] == table["n"].sum() and results["k"] == table["k"].sum()
         for row in table.itertuples():
-            with np.load(root / d06.cell_key(variant, row.cell)) as cell:
+            with np.load(root / SK.cell_key(variant, row.cell)) as cell:
                 assert row.k == np.sum(cell["scores"] > results["threshold"])
         documents.append(results)
     for variant in BRIGHT_ARC_VARIANTS:
-        documents.append(json.loads((root / d06.ba_keys(variant)["results_key"]).read_text()))
-        assert (root / d06.ba_keys(variant)["cutouts_key"]).exists()
+        documents.append(json.loads((root / SK.ba_keys(variant)["results_key"]).read_text()))
+        assert (root / SK.ba_keys(variant)["cutouts_key"]).exists()
     d06_root = root / "results" / "D06"
     documents.append(json.loads((d06_root / "linear_probe/linear_probe_results.json").read_text()))
     documents.append(

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stronglens_assets import storage_keys as keys
 from stronglens_assets.assets import paper
 from stronglens_assets.config import Footprint
 from stronglens_assets.partitions import (
@@ -29,20 +31,19 @@ from stronglens_assets.partitions import (
     static_partitions_def,
 )
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.resources import LocalStorageResource
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS
+from stronglens_assets_tests.harness import TEST_BRICKS, AssetHarness, local_resources, require_tool
 from stronglens_assets_tests.paper_tools import (
     load_in_chromium,
     pdf_page_count,
     png_size,
-    require_tool,
 )
 
 MODEL = "paperIV_bottlenecked_resnet"
-CHECKPOINT_KEY = f"checkpoints/{MODEL}/best.pt"
+CHECKPOINT_KEY = keys.CHECKPOINT_KEY.format(name=MODEL)
 CHECKPOINT = b"frozen weights v1"
 PRIORS_SHA = priors_sha256(load_priors(PROJECT_ROOT / "configs", "demo"))
 THETA = (0.75, 1.5, 2.5)
@@ -102,7 +103,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
         table = _selection(variant)
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
-        storage.write_bytes(paper.SELECTION_KEY.format(variant=variant), buffer.getvalue())
+        storage.write_bytes(keys.SELECTION_KEY.format(variant=variant), buffer.getvalue())
         total = int(table["n"].sum())
         overall = {
             f"{t:g}": {
@@ -113,7 +114,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
         }
         results = {"threshold": 0.3, "overall": overall, "n_injections": total}
         storage.write_bytes(
-            paper.GRID_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
+            keys.GRID_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
         )
         return _summary(variant=variant)
 
@@ -130,7 +131,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
             "score_histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
         }
         storage.write_bytes(
-            paper.BRIGHT_ARC_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
+            keys.BRIGHT_ARC_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
         )
         arrays = {
             "scores": scores,
@@ -140,9 +141,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
             "host_object_id": np.array([f"host-{j}" for j in range(40)]),
             "bands": np.array(["g", "r", "z"]),
         }
-        storage.write_bytes(
-            paper.BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant), encode_npz(arrays)
-        )
+        storage.write_bytes(keys.BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant), encode_npz(arrays))
         return _summary(variant=variant)
 
     @dg.asset
@@ -166,13 +165,13 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
             },
             "by_host_matching": by_mode,
         }
-        storage.write_bytes(paper.PROBE_RESULTS_KEY, json.dumps(results).encode())
+        storage.write_bytes(keys.PROBE_RESULTS_KEY, json.dumps(results).encode())
         embeddings = {
             "tier_a": rng.normal(size=(8, 6)),
             "tier_b": rng.normal(size=(9, 6)) + 1,
             "injections": rng.normal(size=(10, 6)) - 2,
         }
-        storage.write_bytes(paper.PROBE_EMBEDDINGS_KEY, encode_npz(embeddings))
+        storage.write_bytes(keys.PROBE_EMBEDDINGS_KEY, encode_npz(embeddings))
         return _summary()
 
     @dg.asset
@@ -190,7 +189,7 @@ def fake_d06_assets() -> list[dg.AssetsDefinition]:
         )
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
-        storage.write_bytes(paper.TIER_A_SCORES_KEY, buffer.getvalue())
+        storage.write_bytes(keys.TIER_A_SCORES_KEY, buffer.getvalue())
         return _summary()
 
     @dg.asset
@@ -247,7 +246,7 @@ PAPER_KEYS = ["paper_figures", "paper_tables", "comparison_gallery", "d06_proven
 class PaperGraph:
     """Fake D06 upstream + the real paper assets on a private config dir and storage."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, instance: dg.DagsterInstance):
         self.config_dir = tmp_path / "configs"
         shutil.copytree(PROJECT_ROOT / "configs", self.config_dir)
         settings = load_settings(
@@ -261,22 +260,17 @@ class PaperGraph:
         )
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
         self.root = Path(self.storage.root)
-        self.resources = {
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "storage": self.storage,
-        }
-        self.assets = [*fake_d06_assets(), *paper.build_assets(self.project)]
-        self.instance = dg.DagsterInstance.ephemeral()
+        self.harness = AssetHarness(
+            [*fake_d06_assets(), *paper.build_assets(self.project)],
+            local_resources(self.storage),
+            instance,
+        )
+        self.resources = self.harness.resources
+        self.assets = self.harness.assets
+        self.instance = self.harness.instance
 
     def materialize(self, selection, partition_key=None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets,
-            resources=self.resources,
-            selection=selection,
-            partition_key=partition_key,
-            instance=self.instance,
-            raise_on_error=False,
-        )
+        return self.harness.run(selection, partition_key)
 
     def materialize_upstream(self) -> None:
         assert self.materialize(["training_manifest"]).success
@@ -297,13 +291,14 @@ class PaperGraph:
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory) -> PaperGraph:
-    graph = PaperGraph(tmp_path_factory.mktemp("paper"))
-    graph.materialize_upstream()
-    result = graph.materialize(PAPER_KEYS)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
-    graph.result = result
-    return graph
+def graph(tmp_path_factory) -> Iterator[PaperGraph]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        graph = PaperGraph(tmp_path_factory.mktemp("paper"), instance)
+        graph.materialize_upstream()
+        result = graph.materialize(PAPER_KEYS)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        graph.result = result
+        yield graph
 
 
 def test_figures_have_their_panels_pages_sizes_and_captions(graph):
@@ -380,7 +375,7 @@ def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
 
 
 def test_provenance_records_inputs_and_check_fails_on_config_drift(graph):
-    record = json.loads((graph.root / paper.PROVENANCE_KEY).read_text())
+    record = json.loads((graph.root / keys.PROVENANCE_KEY).read_text())
     assert record["checkpoint"]["sha256"] == hashlib.sha256(CHECKPOINT).hexdigest()
     assert record["checkpoint"]["key"] == CHECKPOINT_KEY
     assert "paper.yaml" in record["configs"] and "injection_priors.yaml" in record["configs"]
@@ -493,10 +488,10 @@ def test_paper_build_says_when_latexmk_is_missing(tmp_path):
 def test_missing_result_fails_clearly_and_keeps_previous_outputs(graph):
     figure = graph.root / "paper" / "figures" / "fig1_completeness_no_poisson.pdf"
     before = figure.read_bytes()
-    probe = graph.root / paper.PROBE_RESULTS_KEY
+    probe = graph.root / keys.PROBE_RESULTS_KEY
     saved = probe.read_bytes()
     # a changed grid table would change Figure 1, but the missing probe stops the run first
-    selection = graph.root / paper.SELECTION_KEY.format(variant="no_poisson")
+    selection = graph.root / keys.SELECTION_KEY.format(variant="no_poisson")
     saved_selection = selection.read_bytes()
     table = pd.read_parquet(selection)
     table["k"] = 0
@@ -527,7 +522,7 @@ def test_bad_paper_config_names_the_field(tmp_path):
 
 def test_provenance_refuses_results_computed_with_other_priors(graph):
     """Priors edited after the D06 run: the provenance is not rewritten to bless them."""
-    provenance = graph.root / paper.PROVENANCE_KEY
+    provenance = graph.root / keys.PROVENANCE_KEY
     before = provenance.read_bytes()
     priors = graph.config_dir / "injection_priors.yaml"
     original = priors.read_text()
@@ -564,18 +559,18 @@ def test_demo_writes_the_paper_outputs(demo_run, tmp_path):
             round(width * sidecar["png_dpi"]),
             round(height * sidecar["png_dpi"]),
         )
-    tier_a = pd.read_parquet(root / paper.TIER_A_SCORES_KEY)
-    with np.load(root / paper.BRIGHT_ARC_CUTOUTS_KEY.format(variant="baseline")) as arrays:
+    tier_a = pd.read_parquet(root / keys.TIER_A_SCORES_KEY)
+    with np.load(root / keys.BRIGHT_ARC_CUTOUTS_KEY.format(variant="baseline")) as arrays:
         images = len(arrays["images"])
     config = paper.load_paper_config(PROJECT_ROOT / "configs")
     expected = min(len(tier_a), config.gallery.html_max_real) + min(
         images, config.gallery.html_max_injections
     )
-    page = root / paper.GALLERY_KEY
+    page = root / keys.GALLERY_KEY
     loaded = load_in_chromium(page.as_uri(), tmp_path / "profile")
     assert loaded.console == []
     assert f'data-thumbnails-loaded="{expected}"' in loaded.dom
-    record = json.loads((root / paper.PROVENANCE_KEY).read_text())
+    record = json.loads((root / keys.PROVENANCE_KEY).read_text())
     assert (
         record["configs"]["paper.yaml"]
         == hashlib.sha256((PROJECT_ROOT / "configs" / "paper.yaml").read_bytes()).hexdigest()

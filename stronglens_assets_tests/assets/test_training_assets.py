@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -21,12 +22,15 @@ import torch
 from stronglens_assets.assets import evaluation, training
 from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
-from stronglens_assets.resources import ArtifactIOManager, LocalStorageResource
+from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
+from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
-from stronglens_assets.science.learning.training import ModelConfig, load_model_config
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.science.synthetic import synthetic_manifest
+from stronglens_assets.storage_keys import CHECKPOINT_KEY
+from stronglens_assets.storage_keys import PARITY_KEY as PARITY_KEY_TEMPLATE
+from stronglens_assets.testing.cutouts import synthetic_manifest
+from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 NAME = "tiny_resnet"
 TINY = f"""name: {NAME}
@@ -40,7 +44,7 @@ learning_rate: 3.0e-3
 evaluation: {{calibration_bins: 10, stratum_quantile_bins: 2, batch_size: 32}}
 ablation: {{core_radius_px: 4.0, annulus_outer_px: 12.0, epochs: 1, bootstrap_samples: 20}}
 """
-PARITY_KEY = "manifests/training_parity_70_30_v1.parquet"
+PARITY_KEY = PARITY_KEY_TEMPLATE.format(version="v1")
 
 
 class Graph:
@@ -64,11 +68,7 @@ class Graph:
         vac = self.manifest[self.manifest["tier"] == "A"].iloc[:3]
         self.vac = pd.DataFrame({"TARGET_RA": vac["ra"], "TARGET_DEC": vac["dec"]})
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "storage": self.storage,
-            "io_manager": ArtifactIOManager(storage=self.storage),
-            "compute": ComputeResource(device="cpu"),
-        }
+        self.resources = local_resources(self.storage, compute=ComputeResource(device="cpu"))
 
     def set_model_yaml(self, text: str) -> None:
         (self.config_dir / "models" / f"{NAME}.yaml").write_text(text)
@@ -92,17 +92,11 @@ class Graph:
         ]
 
     def run(self, selection: list[str]) -> dg.ExecuteInProcessResult:
-        return dg.materialize(
-            self.assets(),
-            resources=self.resources,
-            selection=selection,
-            partition_key=NAME,
-            instance=self.instance,
-            raise_on_error=False,
-        )
+        """Materialize ``selection`` of the current assets (the model YAML may have changed)."""
+        return AssetHarness(self.assets(), self.resources, self.instance).run(selection, NAME)
 
     def checkpoint(self) -> bytes:
-        return self.store.read_bytes(f"checkpoints/{NAME}/best.pt")
+        return self.store.read_bytes(CHECKPOINT_KEY.format(name=NAME))
 
 
 EVALUATION = [
@@ -127,10 +121,25 @@ def _error(result: dg.ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Graph, dg.ExecuteInProcessResult]:
+def trained(tmp_path_factory) -> Iterator[tuple[Graph, dg.ExecuteInProcessResult]]:
     graph = Graph(tmp_path_factory.mktemp("graph"))
     result = graph.run(["desi_dr1_vac", "model_checkpoint", *EVALUATION])
-    return graph, result
+    yield graph, result
+    graph.instance.dispose()
+
+
+@pytest.fixture
+def make_graph(tmp_path: Path) -> Iterator[Callable[[], Graph]]:
+    """``Graph(tmp_path)``, its Dagster instance disposed after the test."""
+    graphs: list[Graph] = []
+
+    def make() -> Graph:
+        graphs.append(Graph(tmp_path))
+        return graphs[-1]
+
+    yield make
+    for graph in graphs:
+        graph.instance.dispose()
 
 
 def test_graph_trains_and_evaluates(trained):
@@ -186,8 +195,8 @@ def test_evaluation_outputs(trained):
     assert graph.store.exists(f"checkpoints/{NAME}/ablation_core_only.pt")
 
 
-def test_gpu_tags_and_pool(tmp_path):
-    graph = Graph(tmp_path)
+def test_gpu_tags_and_pool(make_graph):
+    graph = make_graph()
     (checkpoint,) = training.build_assets(graph.project)
     spec = checkpoint.get_asset_spec(dg.AssetKey("model_checkpoint"))
     assert checkpoint.op.pool == GPU_POOL
@@ -232,8 +241,8 @@ def _save(obj) -> bytes:
     return buffer.getvalue()
 
 
-def test_pretrained_import_wrapped_and_mismatched(tmp_path):
-    graph = Graph(tmp_path)
+def test_pretrained_import_wrapped_and_mismatched(make_graph, tmp_path):
+    graph = make_graph()
     config = load_model_config(graph.config_dir, NAME, "full")
     torch.manual_seed(11)
     source = build_model(config)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from stronglens_assets.science.learning.training import model_config_names
+from stronglens_assets.science.learning.model_config import model_config_names
 from stronglens_assets.settings import PROJECT_ROOT
 
 CONFIGS = model_config_names(PROJECT_ROOT / "configs")

@@ -6,9 +6,7 @@ import pandas as pd
 import pytest
 
 from stronglens_assets.mock_survey import BrickImages, DemoSkyConfig, draw_brick_sky, render_brick
-from stronglens_assets_tests.conftest import TEST_BRICKS, BuiltSky
-
-__all__ = ["TEST_BRICKS", "BuiltSky"]
+from stronglens_assets_tests.harness import TEST_BRICKS
 
 
 @pytest.fixture(scope="session")

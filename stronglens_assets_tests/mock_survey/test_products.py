@@ -15,8 +15,7 @@ from stronglens_assets.mock_survey import brick_paths
 from stronglens_assets.mock_survey.render import LENS_STAMP_NPIX
 from stronglens_assets.mock_survey.sky import lenscat_in_brick
 from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, brick_wcs, parse_brick_name
-
-from .conftest import TEST_BRICKS, BuiltSky
+from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky
 
 BANDS = ("g", "r", "z")
 

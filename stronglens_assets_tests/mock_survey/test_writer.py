@@ -21,8 +21,7 @@ from stronglens_assets.mock_survey import (
     load_demo_sky,
 )
 from stronglens_assets.mock_survey import writer as writer_module
-
-from .conftest import TEST_BRICKS, BuiltSky
+from stronglens_assets_tests.harness import TEST_BRICKS, BuiltSky
 
 
 def _digests(root: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Helpers for the production tests: an ``s3`` environment on the moto server."""
+"""Fixtures of the production tests: an ``s3`` environment on the moto server."""
 
 from __future__ import annotations
 
@@ -8,22 +8,7 @@ from pathlib import Path
 import pytest
 
 from stronglens_assets.settings import PROJECT_ROOT, Settings, load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS
-
-
-def s3_environ(
-    bucket: str, endpoint: str, home: Path, config_dir: Path, footprint: Path
-) -> dict[str, str]:
-    """``STRONGLENS_*`` variables of an ``s3`` environment on the moto server."""
-    return {
-        "STRONGLENS_ENV": "s3",
-        "STRONGLENS_S3_BUCKET": bucket,
-        "STRONGLENS_S3_ENDPOINT_URL": endpoint,
-        "STRONGLENS_S3_REGION": "us-east-2",
-        "STRONGLENS_HOME": str(home),
-        "STRONGLENS_CONFIG_DIR": str(config_dir),
-        "STRONGLENS_FOOTPRINT": str(footprint),
-    }
+from stronglens_assets_tests.harness import TEST_BRICKS, s3_environ
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ from stronglens_assets.automation import (
 )
 from stronglens_assets.config import ConfigError
 from stronglens_assets.definitions import build_definitions
+from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 from stronglens_assets.project import Project
 from stronglens_assets.resources import build_resources
-from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
 from stronglens_assets.science.catalogs.lenscat import lenscat_csv_path
 from stronglens_assets.settings import Settings, load_settings
-from stronglens_assets_tests.conftest import TEST_BRICKS
+from stronglens_assets_tests.harness import TEST_BRICKS
 
 SMALL = {"survey_footprint", "lenscat_catalog", "lenscat_positives", "desi_dr1_vac"}
 VAC_KEY = "stronglens_calibration/data/external/desi_dr1/desi-sl-vac-v1.fits"

@@ -31,6 +31,7 @@ import yaml
 from stronglens_assets.automation import apply_pool_limits, load_pool_limits
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import PROJECT_ROOT, Settings
+from stronglens_assets_tests.harness import missing
 
 DEPLOY = PROJECT_ROOT / "deploy"
 PASSWORD = "stronglens-test"
@@ -75,10 +76,7 @@ def _free_port() -> int:
 def postgres() -> Iterator[Postgres]:
     bin_dir = _pg_bin()
     if bin_dir is None:
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not found; apt-get install postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set: .ci/run installs them)")
-        pytest.skip(reason)
+        missing("PostgreSQL binaries (initdb, pg_ctl) not found; apt-get install postgresql")
     root = Path(tempfile.mkdtemp(prefix="stronglens-pg-"))
     data, log = root / "data", root / "server.log"
     pwfile = root / "pw"

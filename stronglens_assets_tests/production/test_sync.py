@@ -12,7 +12,7 @@ import torch
 from astropy.io import fits
 
 from stronglens_assets.cli import main
-from stronglens_assets.science.catalogs.desi_vac import write_mock_desi_vac
+from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 from stronglens_assets.science.catalogs.lenscat import lenscat_csv_path
 from stronglens_assets.settings import Settings
 

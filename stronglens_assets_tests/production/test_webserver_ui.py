@@ -19,8 +19,8 @@ import pytest
 
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets_tests.conftest import DemoRun
-from stronglens_assets_tests.paper_tools import CHROMIUM_OFFLINE_FLAGS, require_tool
+from stronglens_assets_tests.harness import DemoRun, require_tool
+from stronglens_assets_tests.paper_tools import CHROMIUM_OFFLINE_FLAGS
 
 QUERY = """
 { assetNodes {

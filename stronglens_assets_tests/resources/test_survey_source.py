@@ -18,7 +18,7 @@ from stronglens_assets.resources.survey import (
     sweep_files_for_bricks,
 )
 from stronglens_assets.science.catalogs.lenscat import CatalogValueError
-from stronglens_assets.science.catalogs.sweeps import synthetic_sweep
+from stronglens_assets.testing.sweeps import synthetic_sweep
 
 
 def test_sweep_file_names_follow_dr10() -> None:

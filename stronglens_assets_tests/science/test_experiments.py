@@ -8,7 +8,7 @@ import pytest
 from astropy.stats import binom_conf_interval
 
 from stronglens_assets.config import ConfigError
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments import (
     HostError,
     derived_rng,
@@ -24,27 +24,12 @@ from stronglens_assets.science.experiments import (
     read_cutouts,
     selection_function,
     validation_negatives,
-    wilson_interval,
 )
 from stronglens_assets.science.lensing.injection import inject
 from stronglens_assets.science.lensing.priors import PARAMETERS, grid_cells, load_priors
 from stronglens_assets.settings import PROJECT_ROOT
 
 CONFIG_DIR = PROJECT_ROOT / "configs"
-
-
-def test_wilson_matches_astropy() -> None:
-    n = np.array([1, 5, 10, 10, 10, 125, 125, 1000, 110_000, 7])
-    k = np.array([0, 5, 0, 3, 10, 6, 125, 52, 5697, 1])
-    for level in (0.6827, 0.95):
-        low, high = wilson_interval(k, n, level)
-        reference = binom_conf_interval(k, n, confidence_level=level, interval="wilson")
-        np.testing.assert_allclose(low, reference[0], rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(high, reference[1], rtol=1e-12, atol=1e-15)
-    with pytest.raises(ValueError):
-        wilson_interval(3, 0)
-    with pytest.raises(ValueError):
-        wilson_interval(4, 3)
 
 
 def _cells_and_scores(seed: int = 0):

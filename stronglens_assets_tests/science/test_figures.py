@@ -7,20 +7,11 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
 from sklearn.decomposition import PCA
 
 from stronglens_assets.science import figures as F
+from stronglens_assets_tests.harness import wilson_formula
 from stronglens_assets_tests.paper_tools import pdf_page_count, png_size
-
-
-def _wilson_formula(k: int, n: int, level: float = 0.6827) -> tuple[float, float]:
-    """Wilson score interval written out (Wilson 1927)."""
-    z = norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
 
 
 def _selection_table() -> pd.DataFrame:
@@ -35,19 +26,6 @@ def _selection_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_wilson_interval_matches_the_formula_and_handles_empty_cells():
-    k = np.array([0, 3, 10, 0])
-    n = np.array([10, 10, 10, 0])
-    low, high = F.wilson_interval(k, n)
-    for i in range(3):
-        lo, hi = _wilson_formula(int(k[i]), int(n[i]))
-        assert low[i] == pytest.approx(lo, abs=1e-4)
-        assert high[i] == pytest.approx(hi, abs=1e-4)
-    assert np.isnan(low[3]) and np.isnan(high[3])
-    with pytest.raises(ValueError, match="k <= n"):
-        F.wilson_interval([5], [4])
-
-
 def test_completeness_grid_sums_the_other_axes():
     table = _selection_table()
     grid = F.completeness_grid(table)
@@ -60,7 +38,7 @@ def test_completeness_grid_sums_the_other_axes():
             assert grid.k[i, j] == cell["k"].sum()
             assert grid.n[i, j] == cell["n"].sum()
             assert grid.completeness[i, j] == pytest.approx(cell["k"].sum() / cell["n"].sum())
-            lo, hi = _wilson_formula(int(cell["k"].sum()), int(cell["n"].sum()))
+            lo, hi = wilson_formula(int(cell["k"].sum()), int(cell["n"].sum()))
             assert grid.ci_low[i, j] == pytest.approx(lo, abs=1e-4)
             assert grid.ci_high[i, j] == pytest.approx(hi, abs=1e-4)
     assert grid.overall == (int(table["k"].sum()), int(table["n"].sum()))

@@ -28,6 +28,8 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from stronglens_assets.errors import StronglensError
+
 __all__ = [
     "BRICK_NPIX",
     "BRICK_SIZE_DEG",
@@ -78,7 +80,7 @@ del _declo
 _ASCII_0 = ord("0")
 
 
-class BrickNameError(ValueError):
+class BrickNameError(StronglensError, ValueError):
     """Raised for a brick name that is malformed or not in the DR10 grid."""
 
 

@@ -33,16 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from astropy.io import fits
 
-from stronglens_assets.science.catalogs.healpix import healpix_pixel
 from stronglens_assets.science.catalogs.lenscat import (
     CatalogSchemaError,
     CatalogValueError,
     check_coordinates,
 )
+from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.fits_columns import native_array
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "desi_vac_frame",
     "read_desi_vac",
     "vac_frame_columns",
-    "write_mock_desi_vac",
 ]
 
 DESI_VAC_HDU = "DESI_SL_CATALOG"
@@ -118,12 +116,9 @@ def desi_vac_frame(columns: dict[str, Any], source: str) -> pd.DataFrame:
         CatalogSchemaError: missing columns (all named) or a COEFF that is not a 10-vector.
         CatalogValueError: non-finite / out-of-range TARGET_RA or TARGET_DEC.
     """
-    missing = [name for name in DESI_VAC_COLUMNS if name not in columns]
-    if missing:
-        raise CatalogSchemaError(
-            f"{source}: HDU {DESI_VAC_HDU!r} is missing required column(s) "
-            + ", ".join(repr(m) for m in missing)
-        )
+    require_columns(
+        columns, DESI_VAC_COLUMNS, f"{source}: HDU {DESI_VAC_HDU!r}", error=CatalogSchemaError
+    )
     out: dict[str, Any] = {}
     for name, values in columns.items():
         arr = native_array(values)
@@ -187,74 +182,6 @@ def read_desi_vac(
             for col in hdu.columns.names
         }
     return desi_vac_frame(columns, source)
-
-
-def write_mock_desi_vac(
-    path: str | os.PathLike[str],
-    ra: npt.ArrayLike,
-    dec: npt.ArrayLike,
-    z: npt.ArrayLike,
-    seed: int,
-    *,
-    survey: str = "main",
-    program: str = "dark",
-    spectype: str = "GALAXY",
-    targetid_base: int = 39_627_000_000_000_000,
-    extra_header: dict[str, Any] | None = None,
-) -> Path:
-    """Write a mock ``desi-sl-vac-v1.fits`` with the real schema for lenses at (ra, dec) [deg].
-
-    HEALPIX (and SPGRPVAL) are the nside-64 NEST pixels of (TARGET_RA, TARGET_DEC); TARGETID,
-    ZERR, CHI2, COEFF, NPIXELS and DELTACHI2 are drawn from ``numpy.random.default_rng(seed)``
-    with plausible redrock values; ZWARN, COADD_FIBERSTATUS = 0. Same inputs -> same bytes
-    (no dates in the headers; DATASUM/CHECKSUM are content hashes). Returns ``path``.
-    """
-    ra_a = np.atleast_1d(np.asarray(ra, dtype=np.float64)) % 360.0
-    dec_a = np.atleast_1d(np.asarray(dec, dtype=np.float64))
-    z_a = np.atleast_1d(np.asarray(z, dtype=np.float64))
-    if not (ra_a.shape == dec_a.shape == z_a.shape) or ra_a.ndim != 1:
-        raise ValueError("ra, dec and z must be 1-D arrays of the same length")
-    if np.any(~np.isfinite(z_a) | (z_a < 0)):
-        raise ValueError("z must be finite and >= 0")
-    n = ra_a.size
-    rng = np.random.default_rng(seed)
-    healpix = np.asarray(healpix_pixel(ra_a, dec_a, DESI_VAC_HEALPIX_NSIDE), dtype=np.int32)
-    offset = int(rng.integers(0, 10**6))
-    npixels = rng.integers(7600, 7900, size=n).astype(np.int64)
-    coeff = rng.normal(0.0, 1.0, size=(n, N_COEFF)) * np.geomspace(100.0, 0.1, N_COEFF)
-    values: dict[str, Any] = {
-        "TARGETID": targetid_base + offset * 10**6 + np.arange(n, dtype=np.int64),
-        "SURVEY": np.full(n, survey),
-        "PROGRAM": np.full(n, program),
-        "HEALPIX": healpix,
-        "SPGRPVAL": healpix,
-        "Z": z_a,
-        "ZERR": 1e-4 * (1.0 + z_a) * rng.lognormal(0.0, 0.3, size=n),
-        "ZWARN": np.zeros(n, dtype=np.int64),
-        "CHI2": npixels * rng.normal(1.0, 0.05, size=n),
-        "COEFF": coeff,
-        "NPIXELS": npixels,
-        "SPECTYPE": np.full(n, spectype),
-        "SUBTYPE": np.full(n, ""),
-        "NCOEFF": np.full(n, N_COEFF, dtype=np.int64),
-        "DELTACHI2": rng.lognormal(np.log(500.0), 1.0, size=n),
-        "COADD_FIBERSTATUS": np.zeros(n, dtype=np.int32),
-        "TARGET_RA": ra_a,
-        "TARGET_DEC": dec_a,
-    }
-    cols = [fits.Column(name=k, format=DESI_VAC_FORMATS[k], array=v) for k, v in values.items()]
-    table = fits.BinTableHDU.from_columns(cols, name=DESI_VAC_HDU)
-    table.header["HPXNSIDE"] = (DESI_VAC_HEALPIX_NSIDE, "HEALPIX nside")
-    table.header["HPXNEST"] = (True, "HEALPIX is NESTED")
-    table.header["MOCK"] = (True, "simulated by stronglens_assets")
-    table.header["MOCKSEED"] = (int(seed), "seed of the mock values")
-    for key, val in (extra_header or {}).items():
-        table.header[key] = val
-    primary = fits.PrimaryHDU()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([primary, table]).writeto(out, overwrite=True, checksum=True)
-    return out
 
 
 def vac_frame_columns() -> Sequence[str]:

@@ -14,7 +14,6 @@ reader of the science layer (lenscat, DESI VAC, DR10 sweeps).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.hashing import sha256_file
 
 __all__ = [
     "DESI_NAME_TOKEN",
@@ -34,7 +37,6 @@ __all__ = [
     "all_known_lens_positions",
     "catalog_checksum",
     "check_coordinates",
-    "check_required_columns",
     "desi_candidates",
     "lenscat_csv_path",
     "parse_zlens",
@@ -64,7 +66,7 @@ LENS_TYPES: tuple[str, ...] = ("galaxy", "cluster", "group")
 _FIRST_NUMBER = r"((?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 
 
-class CatalogSchemaError(ValueError):
+class CatalogSchemaError(StronglensError, ValueError):
     """A catalogue file lacks required columns/HDUs or holds invalid values.
 
     The message names the file and the offending columns.
@@ -73,16 +75,6 @@ class CatalogSchemaError(ValueError):
 
 class CatalogValueError(CatalogSchemaError):
     """A catalogue column holds invalid values (NaN or out-of-range coordinates, ...)."""
-
-
-def check_required_columns(columns: Iterable[str], required: Iterable[str], source: str) -> None:
-    """Raise :class:`CatalogSchemaError` naming ``source`` and every missing required column."""
-    present = set(columns)
-    missing = [name for name in required if name not in present]
-    if missing:
-        raise CatalogSchemaError(
-            f"{source}: missing required column(s) {', '.join(repr(m) for m in missing)}"
-        )
 
 
 def check_coordinates(
@@ -137,7 +129,7 @@ def read_lenscat_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     source = f"lenscat catalogue {path}"
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    check_required_columns(raw.columns, LENSCAT_COLUMNS, source)
+    require_columns(raw.columns, LENSCAT_COLUMNS, source, error=CatalogSchemaError)
     out = raw.copy()
     for col in ("RA [deg]", "DEC [deg]"):
         out[col] = pd.to_numeric(raw[col].str.strip().replace("", "nan"), errors="coerce")
@@ -170,7 +162,7 @@ def desi_candidates(raw: pd.DataFrame) -> pd.DataFrame:
         CatalogSchemaError: a required column is missing or a DESI row has an unknown grading
             or lens type.
     """
-    check_required_columns(raw.columns, LENSCAT_COLUMNS, "lenscat table")
+    require_columns(raw.columns, LENSCAT_COLUMNS, "lenscat table", error=CatalogSchemaError)
     names = raw["name"].astype(str)
     sel = raw.loc[names.str.contains(DESI_NAME_TOKEN, regex=False)].reset_index(drop=True)
     grading = sel["grading"].astype(str).str.strip().str.lower()
@@ -201,7 +193,9 @@ def all_known_lens_positions(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(ra, dec) in deg of every lenscat row (all searches, all gradings): the exclusion set
     for negatives (32,838 positions in lenscat 1.1.3)."""
-    check_required_columns(raw.columns, ("RA [deg]", "DEC [deg]"), "lenscat table")
+    require_columns(
+        raw.columns, ("RA [deg]", "DEC [deg]"), "lenscat table", error=CatalogSchemaError
+    )
     return (
         raw["RA [deg]"].to_numpy(dtype=np.float64),
         raw["DEC [deg]"].to_numpy(dtype=np.float64),
@@ -210,8 +204,4 @@ def all_known_lens_positions(
 
 def catalog_checksum(path: str | os.PathLike[str]) -> str:
     """SHA-256 hex digest of the file bytes (the data version of the lenscat asset)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

@@ -43,7 +43,9 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.wcs import WCS
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import brick_wcs
+from stronglens_assets.science.core.columns import require_columns
 
 __all__ = [
     "BANDS",
@@ -110,7 +112,7 @@ _CORRUPT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-class CoaddError(RuntimeError):
+class CoaddError(StronglensError, RuntimeError):
     """Base class of coadd access errors; messages name the brick, file, URL or URI."""
 
 
@@ -423,12 +425,12 @@ def extract_brick_cutouts(
         raise ValueError("bands must not be empty")
     if not 0.0 <= max_zero_invvar_frac <= 1.0:
         raise ValueError(f"max_zero_invvar_frac must lie in [0, 1], got {max_zero_invvar_frac}")
-    missing = [c for c in (id_column, ra_column, dec_column) if c not in objects.columns]
-    if missing:
-        raise ValueError(
-            f"objects lacks column(s) {missing}; has {list(objects.columns)} "
-            "(set id_column / ra_column / dec_column)"
-        )
+    require_columns(
+        objects.columns,
+        (id_column, ra_column, dec_column),
+        "objects",
+        hint=f"has {list(objects.columns)} (set id_column / ra_column / dec_column)",
+    )
     wcs = brick_wcs(brick) if wcs is None else wcs
     if wcs.pixel_shape is None:
         raise ValueError("wcs.pixel_shape must be set (image size in pixels)")

@@ -25,20 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from stronglens_assets.science.core.arrays import array_module
+
 DEFAULT_CROP = 64
 STAT_RADIUS_PX = 20.0
 DEFAULT_CLIP = 50.0
 MIN_SCALE = 1e-6
 #: 1 / Phi^-1(3/4): MAD -> Gaussian sigma.
 MAD_TO_SIGMA = 1.482602218505602
-
-
-def _array_module(array: Any) -> Any:
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy  # type: ignore[import-not-found]
-
-        return cupy
-    return np
 
 
 def radius_grid(size: int) -> np.ndarray:
@@ -78,7 +72,7 @@ def preprocess(
     Returns:
         ``(N, B, crop, crop)`` float32 (``(B, crop, crop)`` for a single cutout).
     """
-    xp = _array_module(cutouts)
+    xp = array_module(cutouts)
     single = cutouts.ndim == 3
     if single:
         cutouts = cutouts[None]

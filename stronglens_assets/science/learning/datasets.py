@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,20 +24,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.errors import StronglensError
+from stronglens_assets.science.core.columns import require_columns
+from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP, STAT_RADIUS_PX, preprocess
 
 SAFE_AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90")
 CACHE_FORMAT = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(StronglensError, ValueError):
     """A manifest row cannot be served (missing column, missing shard, row out of range)."""
-
-
-def read_shard_bytes(data: bytes) -> dict[str, np.ndarray]:
-    """Arrays of a cutout shard (``cutout`` (n, 3, 101, 101) float32, ``invvar``, ``psfsize``)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
 
 
 def cache_digest(manifest: pd.DataFrame, crop: int) -> str:
@@ -52,9 +48,7 @@ def cache_digest(manifest: pd.DataFrame, crop: int) -> str:
 
 
 def _check_columns(manifest: pd.DataFrame, source: str) -> None:
-    missing = [c for c in ("cutout_key", "cutout_row") if c not in manifest.columns]
-    if missing:
-        raise ManifestError(f"{source}: manifest has no column(s) {missing}")
+    require_columns(manifest.columns, ("cutout_key", "cutout_row"), source, error=ManifestError)
 
 
 def load_cutouts(
@@ -87,7 +81,7 @@ def load_cutouts(
     for key in sorted(set(keys)):
         members = positions[keys == key]
         try:
-            arrays = read_shard_bytes(read_bytes(key))
+            arrays = decode_npz(read_bytes(key), ("cutout",))
         except FileNotFoundError as exc:
             raise ManifestError(
                 f"{source}: row of object {ids[members[0]]!r} points at shard {key!r}, "

@@ -20,7 +20,6 @@ non-persistent buffer, so it never changes the state-dict layout.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Mapping
 from typing import Any
@@ -29,14 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.imaging.preprocess import radial_mask
+from stronglens_assets.science.learning.model_config import ModelConfig
 
 ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
 #: Keys under which checkpoints commonly wrap the state dict.
 WRAPPER_KEYS: tuple[str, ...] = ("model_state_dict", "state_dict", "model")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StronglensError, ValueError):
     """A checkpoint cannot be used: not a state dict, or keys/shapes differ from the model."""
 
 
@@ -168,23 +169,24 @@ class BottleneckedResNet(ResNet18):
         return self.fc(self.dropout(self.embed(x))).squeeze(1)
 
 
-def build_model(name_or_config: Any) -> ResNet18:
+def build_model(architecture_or_config: str | ModelConfig) -> ResNet18:
     """A fresh model from an architecture name or a model config.
 
     Args:
-        name_or_config: ``"resnet18"`` / ``"bottlenecked_resnet"`` (default widths: 64, and a
-            32-wide embedding), a model config name in ``configs/models/`` (loaded with the
-            current settings' profile), or a :class:`~.training.ModelConfig`.
+        architecture_or_config: ``"resnet18"`` / ``"bottlenecked_resnet"`` (default widths: 64,
+            and a 32-wide embedding) or a :class:`~.model_config.ModelConfig` (load one with
+            :func:`~.model_config.load_model_config`).
     """
-    if isinstance(name_or_config, str):
-        if name_or_config == "resnet18":
+    if isinstance(architecture_or_config, str):
+        if architecture_or_config == "resnet18":
             return ResNet18()
-        if name_or_config == "bottlenecked_resnet":
+        if architecture_or_config == "bottlenecked_resnet":
             return BottleneckedResNet()
-        from stronglens_assets.science.learning.training import load_model_config_by_name
-
-        name_or_config = load_model_config_by_name(name_or_config)
-    config = name_or_config
+        raise ValueError(
+            f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for a "
+            "model config name, pass load_model_config(config_dir, name, profile))"
+        )
+    config = architecture_or_config
     mask = None
     if config.input_mask is not None:
         mask = (config.input_mask.inner_px, config.input_mask.outer_px)
@@ -214,10 +216,6 @@ def state_dict_bytes(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> 
     buffer = io.BytesIO()
     torch.save(cpu, buffer)
     return buffer.getvalue()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_state_dict(data: bytes, source: str) -> dict[str, torch.Tensor]:
@@ -281,7 +279,7 @@ def load_checked_state_dict(
     model.load_state_dict(state, strict=True)
 
 
-def model_from_checkpoint(config: Any, data: bytes, source: str) -> ResNet18:
+def model_from_checkpoint(config: ModelConfig, data: bytes, source: str) -> ResNet18:
     """A model of ``config`` with the weights of checkpoint bytes ``data``, in eval mode."""
     model = build_model(config)
     load_checked_state_dict(model, read_state_dict(data, source), source)

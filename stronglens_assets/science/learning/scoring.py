@@ -1,4 +1,4 @@
-"""Scoring raw cutouts with a trained model: p(lens) and embeddings; the frozen model.
+"""Scoring raw cutouts with a trained model: p(lens) and embeddings.
 
 Used by the evaluation assets and by the D06 experiments (injection-recovery grids, bright
 arcs, linear probe, Tier-A scoring). Both functions take raw DR10 cutouts
@@ -9,18 +9,12 @@ cutouts.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import torch
 
 from stronglens_assets.science.imaging.preprocess import preprocess
-from stronglens_assets.science.learning.models import model_from_checkpoint, sha256_hex
-
-CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
-LAST_CHECKPOINT_KEY = "checkpoints/{name}/last.pt"
-HISTORY_KEY = "checkpoints/{name}/history.json"
 
 
 def _device(model: torch.nn.Module, device: Any) -> torch.device:
@@ -79,38 +73,3 @@ def embed_cutouts(
     if features.ndim == 1:  # no cutouts
         return features.reshape(0, 0)
     return features.astype(np.float32)
-
-
-def load_frozen_model(
-    storage_store: Any,
-    model_config_name: str,
-    config_dir: str | os.PathLike[str],
-    *,
-    profile: str | None = None,
-) -> tuple[torch.nn.Module, str]:
-    """The trained (frozen) model of a config and the sha256 of its ``best.pt`` bytes.
-
-    Args:
-        storage_store: an :class:`~stronglens_assets.resources.object_store.ObjectStore` or a
-            storage resource (anything with ``read_bytes``, or ``object_store()``).
-        model_config_name: a file stem of ``<config_dir>/models/``.
-        profile: size profile of the config (default: the current settings').
-
-    Returns:
-        ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
-        made with the model: the freeze check compares it with ``model_checkpoint``'s.
-    """
-    from stronglens_assets.science.learning.training import load_model_config
-
-    if profile is None:
-        from stronglens_assets.settings import load_settings
-
-        profile = load_settings().profile
-    store = (
-        storage_store.object_store() if hasattr(storage_store, "object_store") else storage_store
-    )
-    config = load_model_config(config_dir, model_config_name, profile)
-    key = CHECKPOINT_KEY.format(name=model_config_name)
-    data = store.read_bytes(key)
-    model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
-    return model, sha256_hex(data)

@@ -33,21 +33,22 @@ from numba.core import caching
 from numba.core import config as numba_config
 from numba.extending import intrinsic
 
-from stronglens_assets.science.lensing.elementwise import Ops, float32_math
-from stronglens_assets.science.lensing.injection import (
+from stronglens_assets.science.lensing.arc_model import (
     COLUMNS,
     CONV_PEAK_HALF,
-    _kernel_radius,
-    _Params,
-    _Setup,
+    ArcParams,
+    RenderSetup,
     gaussian_kernel_1d,
+    kernel_radius,
     make_arc_model,
 )
+from stronglens_assets.science.lensing.elementwise import Ops, float32_math
 
 __all__ = ["render_group"]
 
 #: Modules whose code the kernel is compiled from (this package's directory).
 _SOURCES: tuple[str, ...] = (
+    "arc_model.py",
     "cpu_kernel.py",
     "elementwise.py",
     "injection.py",
@@ -196,11 +197,13 @@ _sersic_variation = _MODEL.sersic_variation
 _clump_variation = _MODEL.clump_variation
 _needs_supersampling = _MODEL.needs_supersampling
 # _points unpacks the table by position
-assert COLUMNS == (
+_EXPECTED_COLUMNS = (
     *("lx", "ly", "cos_p", "sin_p", "q2", "sq", "b_sq", "g1", "g2"),
     *("sx", "sy", "a11", "a12", "a22", "c", "d", "b", "lnA"),
     *("te_sq", "gam", "hd", "hdq", "n15", "rho_min"),
 )
+if COLUMNS != _EXPECTED_COLUMNS:
+    raise ImportError("injection.COLUMNS changed: update cpu_kernel._points to the new order")
 
 
 # Loops index arrays only with plain ``range`` counters (offsets go into slices): numba then
@@ -451,7 +454,7 @@ with _kernel_cache():  # the kernels find each other as module globals when comp
 
 
 def render_group(
-    out: np.ndarray, p: _Params, ids: np.ndarray, windows: np.ndarray, st: _Setup
+    out: np.ndarray, p: ArcParams, ids: np.ndarray, windows: np.ndarray, st: RenderSetup
 ) -> None:
     """Render injections ``ids`` (their windows ``windows``) into ``out`` (``(len(ids), B,
     size, size)`` float32, zero-initialised) with the settings ``st``."""
@@ -463,7 +466,7 @@ def render_group(
     flux = np.ascontiguousarray(p.flux[ids], dtype=f32)
     has_psf = p.psf_fwhm is not None
     if has_psf:
-        radius = int(_kernel_radius(p.psf_fwhm[ids], st.pixel_scale).max())
+        radius = int(kernel_radius(p.psf_fwhm[ids], st.pixel_scale).max())
         kern = gaussian_kernel_1d(
             p.psf_fwhm[ids], st.pixel_scale, radius=radius, kind=st.psf_kernel
         )

@@ -44,6 +44,7 @@ parameter's physical domain (e.g. a negative theta_E) or an unknown key is a
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -55,8 +56,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
-from stronglens_assets.science.core.hashing import sha256_file, sha256_json
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
 from stronglens_assets.science.core.units import AB_ZERO_POINT, mag_to_nanomaggies
 from stronglens_assets.science.lensing.injection import (
     CLUMP_KEYWORDS,
@@ -66,6 +66,18 @@ from stronglens_assets.science.lensing.injection import (
 )
 
 PRIORS_CONFIG_FILENAME = "injection_priors.yaml"
+
+#: D06 injection-recovery grid variants (ARCHITECTURE: ``grid_completeness``).
+GRID_VARIANTS: tuple[str, ...] = ("no_poisson", "poisson")
+#: D06 bright-arc variants (seeds, Reproducibility Guide 4.2).
+BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
+    "baseline",
+    "poisson",
+    "clip20",
+    "gain_1e12",
+    "poisson_clip20",
+    "unrestricted",
+)
 #: Conventions of a prior's half-light radius (see the module docstring).
 RE_CONVENTIONS: tuple[str, ...] = ("semi_major", "circularised")
 
@@ -134,8 +146,7 @@ class Distribution(StrictModel):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"{key} must be finite, got {getattr(self, key)}")
         if needed == {"low", "high"}:
-            assert self.low is not None and self.high is not None
-            if not self.low < self.high:
+            if not self.low < self.high:  # type: ignore[operator]  # both set: checked above
                 raise ValueError(
                     f"inverted or empty range: low ({self.low}) must be < high ({self.high})"
                 )
@@ -555,7 +566,8 @@ def load_priors(
 
 def priors_sha256(priors: InjectionPriors) -> str:
     """sha256 of the JSON of the resolved priors (sorted keys, profile applied)."""
-    return sha256_json(priors.model_dump(mode="json"))
+    text = json.dumps(priors.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return sha256_bytes(text.encode())
 
 
 def priors_file_sha256(config_dir: str | os.PathLike[str]) -> str:

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
+from stronglens_assets.science.core.arrays import to_host
+
 __all__ = [
     "SERSIC_MAX_R_FRAC",
     "SERSIC_SMOOTHING_ARCSEC",
@@ -72,13 +74,6 @@ _E_NORM_FLOOR: float = 1e-6
 ArrayLike = Any  # numpy / cupy array or Python scalar
 
 
-def _to_host(a: ArrayLike) -> np.ndarray:
-    """Return ``a`` as a NumPy array (copies CuPy arrays to the host)."""
-    if hasattr(a, "get") and not isinstance(a, np.ndarray):
-        return np.asarray(a.get())
-    return np.asarray(a)
-
-
 def _host_result(value: np.ndarray, xp: ModuleType) -> Any:
     """Python float for 0-d results, else an ``xp`` array."""
     if value.ndim == 0:
@@ -104,7 +99,7 @@ def sersic_bn(n: float | np.ndarray, *, xp: ModuleType = np) -> float | Any:
     Returns:
         ``b_n`` (float for scalar input, ``xp`` array otherwise).
     """
-    n_h = _to_host(n).astype(float)
+    n_h = to_host(n).astype(float)
     if np.any(n_h <= 0):
         raise ValueError("Sersic index n must be > 0")
     return _host_result(scipy.special.gammaincinv(2.0 * n_h, 0.5), xp)
@@ -116,12 +111,12 @@ def sersic_bn_lenstronomy(n: float | np.ndarray, *, xp: ModuleType = np) -> floa
     lenstronomy (v1.14) uses this approximation everywhere; pass it as ``bn=`` to the
     functions of this module to reproduce lenstronomy images bit-for-bit (tests only).
     """
-    n_h = _to_host(n).astype(float)
+    n_h = to_host(n).astype(float)
     return _host_result(np.maximum(1.9992 * n_h - 0.3271, 0.00001), xp)
 
 
 def _resolve_bn(n: ArrayLike, bn: ArrayLike | None) -> np.ndarray:
-    return _to_host(sersic_bn(n) if bn is None else bn).astype(float)
+    return to_host(sersic_bn(n) if bn is None else bn).astype(float)
 
 
 def sersic_total_flux(
@@ -153,12 +148,12 @@ def sersic_total_flux(
     Returns:
         Total flux (flux units, e.g. nanomaggies).
     """
-    q_h = _to_host(q)
+    q_h = to_host(q)
     if np.any((q_h <= 0) | (q_h > 1)):
         raise ValueError("axis ratio q must be in (0, 1]")
-    n_h = _to_host(n).astype(float)
+    n_h = to_host(n).astype(float)
     b = _resolve_bn(n_h, bn)
-    r = _to_host(r_sersic).astype(float)
+    r = to_host(r_sersic).astype(float)
     norm = (
         r**2
         * 2.0
@@ -166,7 +161,7 @@ def sersic_total_flux(
         * n_h
         * np.exp(b + scipy.special.gammaln(2.0 * n_h) - 2.0 * n_h * np.log(b))
     )
-    return _host_result(_to_host(amp) * norm, xp)
+    return _host_result(to_host(amp) * norm, xp)
 
 
 def sersic_amp_for_flux(
@@ -189,8 +184,8 @@ def sersic_amp_for_flux(
     Returns:
         ``amp`` in flux / arcsec^2.
     """
-    unit = _to_host(sersic_total_flux(1.0, r_sersic, n, bn=bn))
-    return _host_result(_to_host(flux) / unit, xp)
+    unit = to_host(sersic_total_flux(1.0, r_sersic, n, bn=bn))
+    return _host_result(to_host(flux) / unit, xp)
 
 
 # --------------------------------------------------------------------------------------
@@ -274,7 +269,7 @@ def sersic_surface_brightness(
         Surface brightness (flux / arcsec^2), ``xp`` array.
     """
     b = xp.asarray(_resolve_bn(n, bn))
-    inv_n = xp.asarray(1.0 / _to_host(n).astype(float))
+    inv_n = xp.asarray(1.0 / to_host(n).astype(float))
     e1 = xp.asarray(e1, dtype=xp.float64)
     e2 = xp.asarray(e2, dtype=xp.float64)
     dx = xp.asarray(x, dtype=xp.float64) - xp.asarray(center_x, dtype=xp.float64)

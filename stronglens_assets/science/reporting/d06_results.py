@@ -54,7 +54,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.npz import decode_npz
+from stronglens_assets.science.lensing.priors import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
 
 __all__ = [
     "BRIGHT_ARC_VARIANTS",
@@ -85,15 +88,8 @@ __all__ = [
     "read_d06_results",
 ]
 
-GRID_PARTITIONS: tuple[str, ...] = ("no_poisson", "poisson")
-BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
-    "baseline",
-    "poisson",
-    "clip20",
-    "gain_1e12",
-    "poisson_clip20",
-    "unrestricted",
-)
+GRID_PARTITIONS: tuple[str, ...] = GRID_VARIANTS
+"""The D06 grid partitions (the experiment's variant names, :mod:`..lensing.priors`)."""
 PROBE_GROUPS: tuple[str, ...] = ("real_tier_a", "inj_low_bf", "inj_high_bf", "negatives")
 """The linear probe's groups, in the published files' names."""
 
@@ -138,7 +134,7 @@ _INTEGER_TOLERANCE = 1e-6
 _RATE_TOLERANCE = 1e-9
 
 
-class ResultsFormatError(ValueError):
+class ResultsFormatError(StronglensError, ValueError):
     """A results file is malformed; the message names the file and the field."""
 
     def __init__(self, file: str, field_name: str, problem: str):
@@ -1283,10 +1279,7 @@ def _read_tier_a(file: str, data: bytes) -> TierAScoring:
 
 def _load_npz(file: str, data: bytes) -> dict[str, np.ndarray]:
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError("a single array, not an archive")
-            return {name: archive[name] for name in archive.files}
+        return decode_npz(data)
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ResultsFormatError(file, "<npz>", f"not a readable .npz archive: {exc}") from exc
 

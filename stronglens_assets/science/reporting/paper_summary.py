@@ -5,7 +5,8 @@ Everything here is recomputed from counts, not copied from the files' derived fi
 * marginal completeness (by threshold, by theta_E, by source and by lensed magnitude) is
   ``k / n`` with ``k`` and ``n`` summed over the grid's cells (``n_detected``, ``n_injections``
   of the ``selection_function.csv`` rows), with a Wilson 95% interval
-  (``astropy.stats.binom_conf_interval``); marginals by theta_E and magnitude are at
+  (:func:`~stronglens_assets.science.stats.intervals.wilson_interval`, astropy's to 1e-12);
+  marginals by theta_E and magnitude are at
   :data:`MARGINAL_THRESHOLD`;
 * bright-arc rates are ``k / n`` per bin with ``k = rate x n`` from the file;
 * McNemar's tests are recomputed from the paired counts ``b``, ``c``
@@ -36,8 +37,8 @@ from stronglens_assets.science.reporting.d06_results import (
     ThresholdSpec,
 )
 from stronglens_assets.science.stats.binomial import jeffreys_interval
+from stronglens_assets.science.stats.intervals import wilson_interval
 from stronglens_assets.science.stats.mcnemar import McNemarResult, mcnemar_test, pooled_mcnemar
-from stronglens_assets.science.stats.metrics import wilson_interval
 
 __all__ = [
     "CANONICAL_THRESHOLDS",

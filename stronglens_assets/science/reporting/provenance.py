@@ -12,7 +12,6 @@ path relative to the config directory (``models/paperIV_bottlenecked_resnet.yaml
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from stronglens_assets.science.core.hashing import sha256_file
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -33,8 +34,6 @@ __all__ = [
     "config_checksums",
     "git_state",
     "package_versions",
-    "sha256_bytes",
-    "sha256_file",
     "utc_now",
 ]
 
@@ -63,20 +62,6 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "cupy-cuda12x",
 )
 """Distributions whose versions are recorded (absent ones are recorded as ``null``)."""
-
-
-def sha256_bytes(data: bytes) -> str:
-    """SHA-256 hex digest of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def config_checksums(

@@ -15,11 +15,9 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.science.catalogs.crossmatch import crossmatch_positives
-from stronglens_assets.science.samples.selection import (
-    NegativeSelectionConfig,
-    extinction_corrected_mag,
-    quality_reasons,
-)
+from stronglens_assets.science.samples.negative_config import NegativeSelectionConfig
+from stronglens_assets.science.samples.quality import extinction_corrected_mag, quality_reasons
+from stronglens_assets.science.stats.roc import auc
 
 OBJECT_COLUMNS: tuple[str, ...] = (
     "object_id",
@@ -223,7 +221,7 @@ def rejection_counts(index: pd.DataFrame) -> dict[str, dict]:
 
     Reasons: ``cutout:<status>`` (outside_brick, edge, nonfinite, zero_invvar, bad_psfsize)
     for rejected cutouts and ``gate:<reason>`` for cut objects failing the quality gates
-    (positives; :data:`~stronglens_assets.science.samples.selection.GATE_REASONS`). Tiers without
+    (positives; :data:`~stronglens_assets.science.samples.quality.GATE_REASONS`). Tiers without
     losses map to ``{}``.
     """
     return _count_losses(index["tier"], _losses(index))
@@ -300,20 +298,15 @@ def split_counts(manifest: pd.DataFrame) -> dict[str, dict[str, int]]:
 def magnitude_auc(manifest: pd.DataFrame, negative_tier: str = "N1") -> float:
     """How well the r magnitude alone separates positives from ``negative_tier`` negatives.
 
-    ROC AUC (:func:`sklearn.metrics.roc_auc_score`) of ``mag_r`` as a score for label 1
-    against the negatives of ``negative_tier``, folded to ``max(AUC, 1 - AUC)``: 0.5 means
-    no information, 1 a perfect shortcut in either direction. NaN when a class is empty.
+    ROC AUC (:func:`~stronglens_assets.science.stats.roc.auc`) of ``mag_r`` as a score for
+    label 1 against the negatives of ``negative_tier``, folded to ``max(AUC, 1 - AUC)``: 0.5
+    means no information, 1 a perfect shortcut in either direction. NaN when a class is empty.
     Rows with a non-finite ``mag_r`` are ignored.
     """
-    from sklearn.metrics import roc_auc_score
-
     rows = (manifest["label"] == 1) | (manifest["tier"] == negative_tier)
     rows &= np.isfinite(manifest["mag_r"].to_numpy(dtype=np.float64))
-    labels = manifest.loc[rows, "label"].to_numpy()
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    auc = float(roc_auc_score(labels, manifest.loc[rows, "mag_r"].to_numpy(dtype=np.float64)))
-    return max(auc, 1.0 - auc)
+    value = auc(manifest.loc[rows, "label"].to_numpy(), manifest.loc[rows, "mag_r"].to_numpy())
+    return max(value, 1.0 - value)
 
 
 def positive_summary(manifest: pd.DataFrame) -> dict[str, float | int | None]:

@@ -6,7 +6,7 @@ posterior is Beta(k + 1/2, n - k + 1/2) and the interval at level ``c`` is its
 ``(1 - c) / 2`` and ``(1 + c) / 2`` quantiles (``scipy.stats.beta.ppf``), with no special
 case at ``k = 0`` or ``k = n`` (the published files keep the plain quantiles there, so the
 lower bound is above 0 at ``k = 0``). Wilson score intervals, used for marginal rates, live in
-:mod:`stronglens_assets.science.stats.metrics`.
+:mod:`stronglens_assets.science.stats.intervals`.
 """
 
 from __future__ import annotations

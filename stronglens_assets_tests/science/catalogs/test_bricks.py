@@ -7,8 +7,11 @@ import pytest
 from astropy.wcs import WCS
 
 from stronglens_assets.science.catalogs import bricks as B
+from stronglens_assets_tests.harness import require_module
 
-desiutil_brick = pytest.importorskip("desiutil.brick")
+desiutil_brick = require_module(
+    "desiutil.brick", "the brick grid is tested against desiutil (a dev dependency)"
+)
 
 
 @pytest.fixture(scope="module")

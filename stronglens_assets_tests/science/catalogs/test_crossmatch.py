@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 import pandas as pd
 import pytest
+from astropy.coordinates import SkyCoord
 
 from stronglens_assets.science.catalogs import crossmatch as X
 
@@ -100,3 +102,59 @@ def test_match_counts_by_tier(catalogs: tuple[pd.DataFrame, pd.DataFrame]) -> No
     assert counts.loc["A", "total"] == 5 and counts.loc["A", "matched"] == 3
     assert counts.loc["B", "matched"] == 2 and counts.loc["B", "unmatched"] == 3
     assert counts.loc["all", "match_fraction"] == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# within_radius (the known-lens exclusion of the negative pool)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("lens_ra", "lens_dec"), [(10.0, 0.0), (0.0, 5.0), (359.999, -30.0)])
+@pytest.mark.parametrize("radius", [5.0, 20.0])
+def test_exclusion_radius_edges(lens_ra: float, lens_dec: float, radius: float) -> None:
+    """Galaxies at 0.9 r (excluded) and 1.1 r (kept) in 8 directions, across RA = 0/360."""
+    lens = SkyCoord(lens_ra * u.deg, lens_dec * u.deg)
+    angles = np.arange(8) * 45.0 * u.deg
+    inner = lens.directional_offset_by(angles, 0.9 * radius * u.arcsec)
+    outer = lens.directional_offset_by(angles, 1.1 * radius * u.arcsec)
+    ra = np.concatenate([inner.ra.deg, outer.ra.deg])
+    dec = np.concatenate([inner.dec.deg, outer.dec.deg])
+    if lens_ra in (0.0, 359.999):
+        assert ra.min() < 1.0 and ra.max() > 359.0  # the ring straddles RA = 0
+    lens_ra_list = [200.0, lens_ra, 50.0]  # other far-away lenses do not matter
+    lens_dec_list = [10.0, lens_dec, -60.0]
+    mask = X.within_radius(ra, dec, lens_ra_list, lens_dec_list, radius)
+    assert mask.tolist() == [True] * 8 + [False] * 8
+
+
+def test_exclusion_matches_brute_force() -> None:
+    rng = np.random.default_rng(11)
+    lens_ra = np.concatenate([rng.uniform(0, 360, 300), [0.0, 120.0]])
+    lens_dec = np.concatenate([np.rad2deg(np.arcsin(rng.uniform(-1, 1, 300))), [89.99, -89.98]])
+    # sources scattered around lenses (up to 3x the radius) plus random ones
+    for radius in (1.0, 20.0, 600.0):
+        pick = rng.integers(0, lens_ra.size, 4000)
+        c = SkyCoord(lens_ra[pick] * u.deg, lens_dec[pick] * u.deg)
+        pos = c.directional_offset_by(
+            rng.uniform(0, 360, pick.size) * u.deg, rng.uniform(0, 3 * radius, pick.size) * u.arcsec
+        )
+        ra = np.concatenate([pos.ra.deg, rng.uniform(0, 360, 1000)])
+        dec = np.concatenate([pos.dec.deg, rng.uniform(-90, 90, 1000)])
+        got = X.within_radius(ra, dec, lens_ra, lens_dec, radius)
+        _, sep, _ = SkyCoord(ra * u.deg, dec * u.deg).match_to_catalog_sky(
+            SkyCoord(lens_ra * u.deg, lens_dec * u.deg)
+        )
+        want = sep.arcsec <= radius
+        assert 0 < want.sum() < want.size
+        np.testing.assert_array_equal(got, want)
+
+
+def test_exclusion_edge_cases() -> None:
+    assert X.within_radius([1.0], [1.0], [], [], 20.0).tolist() == [False]
+    assert X.within_radius([], [], [1.0], [1.0], 20.0).size == 0
+    nan_lens = X.within_radius([1.0], [1.0], [np.nan, 1.0], [1.0, 1.0], 1.0)
+    assert nan_lens.tolist() == [True]
+    # radii of degrees (coarse or no HEALPix pre-filter) stay exact
+    for radius_deg in (3.0, 10.0):
+        ra = np.array([0.0, 0.0, 0.0, 180.0])
+        dec = np.array([0.9 * radius_deg, 1.1 * radius_deg, -1.1 * radius_deg, 60.0])
+        mask = X.within_radius(ra, dec, [0.0, 30.0], [0.0, 0.0], radius_deg * 3600)
+        assert mask.tolist() == [True, False, False, False]

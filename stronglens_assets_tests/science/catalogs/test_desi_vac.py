@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 from stronglens_assets.science.catalogs import desi_vac as V
 
 RA = np.array([10.0, 359.95, 0.02, 150.1, 36.5])
@@ -17,7 +18,7 @@ Z = np.array([0.3, 0.5, 0.7, 0.21, 1.1])
 
 
 def test_mock_round_trip(tmp_path: Path) -> None:
-    path = V.write_mock_desi_vac(tmp_path / "vac.fits", RA, DEC, Z, seed=7)
+    path = write_mock_desi_vac(tmp_path / "vac.fits", RA, DEC, Z, seed=7)
     frame = V.read_desi_vac(path)
     assert list(frame.columns) == list(V.vac_frame_columns())
     assert len(frame) == RA.size
@@ -42,20 +43,20 @@ def test_mock_round_trip(tmp_path: Path) -> None:
 
 
 def test_mock_bytes_are_deterministic(tmp_path: Path) -> None:
-    a = V.write_mock_desi_vac(tmp_path / "a.fits", RA, DEC, Z, seed=7).read_bytes()
-    b = V.write_mock_desi_vac(tmp_path / "b.fits", RA, DEC, Z, seed=7).read_bytes()
-    c = V.write_mock_desi_vac(tmp_path / "c.fits", RA, DEC, Z, seed=8).read_bytes()
+    a = write_mock_desi_vac(tmp_path / "a.fits", RA, DEC, Z, seed=7).read_bytes()
+    b = write_mock_desi_vac(tmp_path / "b.fits", RA, DEC, Z, seed=7).read_bytes()
+    c = write_mock_desi_vac(tmp_path / "c.fits", RA, DEC, Z, seed=8).read_bytes()
     assert a == b
     assert a != c
 
 
 def test_read_from_bytes_matches_path(tmp_path: Path) -> None:
-    path = V.write_mock_desi_vac(tmp_path / "vac.fits", RA, DEC, Z, seed=1)
+    path = write_mock_desi_vac(tmp_path / "vac.fits", RA, DEC, Z, seed=1)
     assert V.read_desi_vac(path.read_bytes()).equals(V.read_desi_vac(path))
 
 
 def test_missing_columns_are_named(tmp_path: Path) -> None:
-    path = V.write_mock_desi_vac(tmp_path / "full.fits", RA, DEC, Z, seed=1)
+    path = write_mock_desi_vac(tmp_path / "full.fits", RA, DEC, Z, seed=1)
     with fits.open(path) as hdul:
         cols = [c for c in hdul[V.DESI_VAC_HDU].columns if c.name not in ("ZERR", "COEFF")]
         table = fits.BinTableHDU.from_columns(cols, name=V.DESI_VAC_HDU)
@@ -69,7 +70,7 @@ def test_missing_columns_are_named(tmp_path: Path) -> None:
 
 
 def test_missing_hdu_and_not_fits(tmp_path: Path) -> None:
-    path = V.write_mock_desi_vac(tmp_path / "full.fits", RA, DEC, Z, seed=1)
+    path = write_mock_desi_vac(tmp_path / "full.fits", RA, DEC, Z, seed=1)
     with fits.open(path) as hdul:
         renamed = fits.BinTableHDU(hdul[1].data, name="SOMETHING_ELSE")
         fits.HDUList([fits.PrimaryHDU(), renamed]).writeto(tmp_path / "other.fits")
@@ -81,7 +82,7 @@ def test_missing_hdu_and_not_fits(tmp_path: Path) -> None:
 
 
 def test_bad_coordinates_are_reported(tmp_path: Path) -> None:
-    path = V.write_mock_desi_vac(tmp_path / "v.fits", RA, DEC, Z, seed=1)
+    path = write_mock_desi_vac(tmp_path / "v.fits", RA, DEC, Z, seed=1)
     with fits.open(path) as hdul:
         data = hdul[1].data.copy()
         data["TARGET_DEC"][:2] = np.nan
@@ -95,4 +96,4 @@ def test_bad_coordinates_are_reported(tmp_path: Path) -> None:
 
 def test_writer_rejects_mismatched_inputs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="same length"):
-        V.write_mock_desi_vac(tmp_path / "x.fits", RA, DEC[:2], Z, seed=0)
+        write_mock_desi_vac(tmp_path / "x.fits", RA, DEC[:2], Z, seed=0)

@@ -10,11 +10,12 @@ import pytest
 from astropy.table import Table
 
 from stronglens_assets.science.catalogs import sweeps as S
+from stronglens_assets.testing.sweeps import synthetic_sweep
 
 
 @pytest.fixture(scope="module")
 def sweep() -> pd.DataFrame:
-    return S.synthetic_sweep(500, seed=3)
+    return synthetic_sweep(500, seed=3)
 
 
 def test_synthetic_sweep_schema(sweep: pd.DataFrame) -> None:
@@ -25,7 +26,7 @@ def test_synthetic_sweep_schema(sweep: pd.DataFrame) -> None:
             assert sweep[name].dtype == dtype, name
     assert set(sweep["TYPE"]) <= set(S.SWEEP_TYPES)
     assert not sweep.duplicated(["BRICKNAME", "OBJID"]).any()
-    assert S.synthetic_sweep(500, seed=3).equals(sweep)
+    assert synthetic_sweep(500, seed=3).equals(sweep)
 
 
 def _raw_table(sweep: pd.DataFrame) -> Table:

@@ -7,6 +7,7 @@ import io
 import pytest
 import torch
 
+from stronglens_assets.science.learning.model_config import ModelConfig
 from stronglens_assets.science.learning.models import (
     BottleneckedResNet,
     CheckpointError,
@@ -17,7 +18,6 @@ from stronglens_assets.science.learning.models import (
     read_state_dict,
     state_dict_bytes,
 )
-from stronglens_assets.science.learning.training import ModelConfig
 
 #: torchvision.models.resnet18(num_classes=1).state_dict(): names and shapes, in order
 #: (conv1 has 3 input channels as in torchvision; one logit).

@@ -20,16 +20,15 @@ from stronglens_assets.science.learning.datasets import (
     dihedral,
     load_cutouts,
 )
-from stronglens_assets.science.learning.models import state_dict_bytes
-from stronglens_assets.science.learning.training import (
+from stronglens_assets.science.learning.model_config import (
     ModelConfig,
     load_model_config,
     model_config_names,
-    sample_weights,
-    train_model,
 )
+from stronglens_assets.science.learning.models import state_dict_bytes
+from stronglens_assets.science.learning.training import sample_weights, train_model
 from stronglens_assets.settings import PROJECT_ROOT
-from stronglens_assets_tests.science.synthetic import synthetic_manifest
+from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
 @pytest.fixture(autouse=True)

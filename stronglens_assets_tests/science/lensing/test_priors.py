@@ -13,11 +13,11 @@ import yaml
 from scipy import stats
 
 from stronglens_assets.config import ConfigError
-from stronglens_assets.partitions import BRIGHT_ARC_VARIANTS
 from stronglens_assets.science.core.units import mag_to_nanomaggies
 from stronglens_assets.science.experiments import load_d06_config
 from stronglens_assets.science.lensing.injection import LENS_KEYWORDS
 from stronglens_assets.science.lensing.priors import (
+    BRIGHT_ARC_VARIANTS,
     PARAMETERS,
     Distribution,
     bright_arc_distributions,

@@ -8,8 +8,11 @@ import scipy.signal
 import scipy.special
 
 from stronglens_assets.science.lensing import profiles as P
+from stronglens_assets_tests.harness import require_module
 
-lenstronomy = pytest.importorskip("lenstronomy")
+lenstronomy = require_module(
+    "lenstronomy", "profiles are tested against lenstronomy (a dev dependency)"
+)
 from lenstronomy.LightModel.light_model import LightModel  # noqa: E402
 from lenstronomy.Util import param_util, util  # noqa: E402
 

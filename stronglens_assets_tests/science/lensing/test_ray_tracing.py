@@ -8,8 +8,11 @@ import pytest
 
 from stronglens_assets.science.lensing import profiles as P
 from stronglens_assets.science.lensing import ray_tracing as L
+from stronglens_assets_tests.harness import require_module
 
-lenstronomy = pytest.importorskip("lenstronomy")
+lenstronomy = require_module(
+    "lenstronomy", "ray tracing is tested against lenstronomy (a dev dependency)"
+)
 from lenstronomy.Data.imaging_data import ImageData  # noqa: E402
 from lenstronomy.Data.psf import PSF  # noqa: E402
 from lenstronomy.ImSim.image_model import ImageModel  # noqa: E402

@@ -1,23 +1,15 @@
-"""Metrics against hand-computed cases and analytic formulas."""
+"""Calibration metrics against hand-computed cases and torchmetrics."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
 
-from stronglens_assets.science.stats.metrics import (
-    auc,
-    bootstrap_auc,
+from stronglens_assets.science.stats.calibration import (
     calibration_errors,
     quantile_bins,
-    recall_at,
     reliability_bins,
-    spectroscopic_recall,
-    wilson_interval,
 )
 
 
@@ -59,69 +51,6 @@ def test_reliability_bins_reproduce_torchmetrics_ece():
     populated = bins[bins["n"] > 0]
     ece = float((populated["n"] / populated["n"].sum() * populated["gap"]).sum())
     assert ece == pytest.approx(calibration_errors(scores, labels, 15)[0], abs=1e-5)
-
-
-def test_auc_hand_computed():
-    # pairs (pos, neg): (0.35 > 0.1), (0.35 < 0.4), (0.8 > 0.1), (0.8 > 0.4) -> 3/4
-    assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert math.isnan(auc([1, 1], [0.2, 0.3]))
-
-
-def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    z = norm.ppf(0.5 + confidence / 2)
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
-    return centre - half, centre + half
-
-
-@pytest.mark.parametrize(("k", "n"), [(29, 48), (0, 5), (5, 5), (1, 3)])
-def test_wilson_interval_matches_the_formula(k, n):
-    assert wilson_interval(k, n, 0.6827) == pytest.approx(_wilson(k, n, 0.6827), abs=1e-9)
-
-
-def test_recall_on_a_constructed_table():
-    result = recall_at([0.9, 0.5, 0.49, 0.1, 0.7], threshold=0.5)
-    assert (result["n"], result["k"], result["recall"]) == (5, 3, 0.6)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx(_wilson(3, 5, 0.6827))
-    assert recall_at([], 0.5)["recall"] is None
-
-
-def test_spectroscopic_recall_matches_positions():
-    arcsec = 1 / 3600
-    scores = pd.DataFrame(
-        {
-            "object_id": ["a", "b", "c", "d", "e", "f"],
-            "ra": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
-            "dec": [0.0, 1.0, -1.0, 2.0, 3.0, 4.0],
-            "tier": ["A", "A", "A", "A", "B", "N1"],
-            "label": [1, 1, 1, 1, 1, 0],
-            "score": [0.9, 0.2, 0.6, 0.95, 0.99, 0.99],
-        }
-    )
-    vac = pd.DataFrame(
-        {
-            # a, b, c within 0.5"; d at 2" (outside 1"); e (tier B) and f (non-lens) present
-            "TARGET_RA": [10.0, 20.0 + 0.5 * arcsec, 30.0, 40.0, 50.0, 60.0],
-            "TARGET_DEC": [0.0, 1.0, -1.0 + 0.3 * arcsec, 2.0 + 2 * arcsec, 3.0, 4.0],
-        }
-    )
-    result = spectroscopic_recall(scores, vac, radius_arcsec=1.0, threshold=0.5)
-    assert result["object_ids"] == ["a", "b", "c"]
-    assert (result["n"], result["k"], result["n_tier"]) == (3, 2, 4)
-    assert result["recall"] == pytest.approx(2 / 3)
-
-
-def test_bootstrap_auc_intervals():
-    labels = np.array([0] * 20 + [1] * 20)
-    perfect = np.r_[np.zeros(20), np.ones(20)]
-    constant = np.full(40, 0.5)
-    out = bootstrap_auc(
-        labels, {"full": perfect, "flat": constant}, samples=50, seed=1, reference="full"
-    )
-    assert out["full"]["auc"] == 1.0 and out["full"]["ci_low"] == 1.0
-    assert out["flat"]["auc"] == 0.5 and out["flat"]["ci_high"] == 0.5
-    assert out["flat"]["delta_vs_full"] == 0.5
-    assert out["flat"]["n_bootstrap"] == 50
 
 
 def test_quantile_bins_cover_values_and_unknowns():

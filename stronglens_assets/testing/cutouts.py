@@ -1,4 +1,4 @@
-"""Hand-built cutout shards and parity manifests for training and evaluation tests.
+"""Synthetic cutout shards and parity manifests (training/evaluation tests and benchmarks).
 
 Lenses are a galaxy blob plus a ring of radius 8 px (a stand-in arc); non-lenses the blob
 only. Shards are real ``.npz`` files in a local object store, the manifest has the parity
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.resources.object_store import ObjectStore
-from stronglens_assets.resources.serialization import encode_npz
+from stronglens_assets.science.core.npz import encode_npz
 
 SIZE = 101
 

@@ -1,29 +1,35 @@
-"""Tests of stronglens_assets.science.samples.selection: gates, N1/N2 rules, exclusion, splits,
-sampler."""
+"""Tests of the negative selection (stronglens_assets.science.samples: negative_config,
+quality, classes, splits, pool, manifest): gates, N1/N2 rules, splits, pool, sampler."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
 import healpy as hp
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from astropy.coordinates import SkyCoord
 
 from stronglens_assets.config import ConfigError
-from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS, synthetic_sweep
-from stronglens_assets.science.samples import selection as SEL
+from stronglens_assets.science.catalogs.crossmatch import within_radius
+from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
+from stronglens_assets.science.samples import classes as CL
+from stronglens_assets.science.samples import manifest as MA
+from stronglens_assets.science.samples import negative_config as NC
+from stronglens_assets.science.samples import pool as PO
+from stronglens_assets.science.samples import quality as Q
+from stronglens_assets.science.samples import splits as SP
+from stronglens_assets.settings import PROJECT_ROOT
+from stronglens_assets.testing.sweeps import synthetic_sweep
 
-CONFIG_PATH = Path(__file__).resolve().parents[3] / "configs" / "negatives.yaml"
+CONFIG_PATH = PROJECT_ROOT / "configs" / "negatives.yaml"
 
 
 @pytest.fixture(scope="module")
-def cfg() -> SEL.NegativeSelectionConfig:
-    return SEL.load_negative_selection_config(CONFIG_PATH)
+def cfg() -> NC.NegativeSelectionConfig:
+    return NC.load_negative_selection_config(CONFIG_PATH)
 
 
 def _flux(mag: float) -> float:
@@ -64,7 +70,7 @@ def _rows(*specs: dict[str, Any]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # configuration
 # ----------------------------------------------------------------------------------------------
-def test_config_file_values(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_config_file_values(cfg: NC.NegativeSelectionConfig) -> None:
     assert cfg.quality.exclude_maskbits == (1, 12, 13)
     assert cfg.quality.max_mag_z == 20.0
     assert cfg.split_fractions.train == 0.70 and cfg.split_fractions.val == 0.15
@@ -88,14 +94,14 @@ def test_config_errors_name_the_field(tmp_path: Path, patch: dict[str, Any], fie
     path = tmp_path / "negatives.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as info:
-        SEL.load_negative_selection_config(path)
+        NC.load_negative_selection_config(path)
     assert field in str(info.value) and "negatives.yaml" in str(info.value)
 
 
 # ----------------------------------------------------------------------------------------------
 # quality gates and classes
 # ----------------------------------------------------------------------------------------------
-def test_quality_gates(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_quality_gates(cfg: NC.NegativeSelectionConfig) -> None:
     df = _rows(
         {},  # passes
         {"g": 40.0},  # FLUX_G ~ 0 is still > 0: passes
@@ -110,12 +116,12 @@ def test_quality_gates(cfg: SEL.NegativeSelectionConfig) -> None:
         {"z": 19.95, "zfib": 21.0},
     )
     df.loc[1, "FLUX_G"] = -0.1  # negative flux fails
-    assert SEL.quality_mask(df, cfg).tolist() == [
+    assert Q.quality_mask(df, cfg).tolist() == [
         True, False, False, False, False, False, False, False, True, False, True
     ]  # fmt: skip
 
 
-def test_quality_reasons_name_the_first_failing_gate(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_quality_reasons_name_the_first_failing_gate(cfg: NC.NegativeSelectionConfig) -> None:
     df = _rows(
         {},
         {"type": "PSF"},
@@ -129,33 +135,33 @@ def test_quality_reasons_name_the_first_failing_gate(cfg: SEL.NegativeSelectionC
     df.loc[5, "MW_TRANSMISSION_Z"] = 0.0  # would be an -inf magnitude, passing z < 20
     df.loc[6, "MW_TRANSMISSION_R"] = -0.5
     df.loc[7, "FLUX_R"] = np.nan
-    reasons = SEL.quality_reasons(df, cfg)
+    reasons = Q.quality_reasons(df, cfg)
     assert reasons.tolist() == [
         "", "type", "nobs", "maskbits", "mag_z", "mw_transmission", "mw_transmission", "flux"
     ]  # fmt: skip
-    np.testing.assert_array_equal(reasons == "", SEL.quality_mask(df, cfg))
+    np.testing.assert_array_equal(reasons == "", Q.quality_mask(df, cfg))
     # missing values (a nullable crossmatch column) fail their gate instead of passing
     nullable = df.astype({"NOBS_G": "Int64"})
     nullable.loc[0, "NOBS_G"] = pd.NA
-    assert SEL.quality_reasons(nullable, cfg)[0] == "nobs"
+    assert Q.quality_reasons(nullable, cfg)[0] == "nobs"
 
 
 def test_quality_reasons_agree_with_the_mask_on_a_survey(
-    sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConfig
+    sweep: pd.DataFrame, cfg: NC.NegativeSelectionConfig
 ) -> None:
-    reasons = SEL.quality_reasons(sweep, cfg)
-    np.testing.assert_array_equal(reasons == "", SEL.quality_mask(sweep, cfg))
+    reasons = Q.quality_reasons(sweep, cfg)
+    np.testing.assert_array_equal(reasons == "", Q.quality_mask(sweep, cfg))
     assert {"", "flux", "nobs", "type", "mag_z"} <= set(reasons)
 
 
 def test_zero_mw_transmission_is_not_a_bright_galaxy() -> None:
-    mags = SEL.extinction_corrected_mag([10.0, 10.0, 10.0, 10.0], [1.0, 0.0, -1.0, np.nan])
+    mags = Q.extinction_corrected_mag([10.0, 10.0, 10.0, 10.0], [1.0, 0.0, -1.0, np.nan])
     assert mags[0] == pytest.approx(20.0)
     assert np.isnan(mags[1:]).all()
 
 
-def _guard_cfg(nside: int, half_width: float = 13.231) -> SEL.NegativeSelectionConfig:
-    return SEL.NegativeSelectionConfig(
+def _guard_cfg(nside: int, half_width: float = 13.231) -> NC.NegativeSelectionConfig:
+    return NC.NegativeSelectionConfig(
         selection_version="t", split_nside=nside, split_guard_half_width_arcsec=half_width
     )
 
@@ -168,19 +174,19 @@ def test_split_guard_keeps_every_box_inside_its_split(nside: int) -> None:
     rng = np.random.default_rng(5)
     ra = rng.uniform(36.0, 36.6, 3000)
     dec = rng.uniform(-4.3, -3.7, 3000)
-    guarded = SEL.split_guard_mask(ra, dec, cfg)
+    guarded = SP.split_guard_mask(ra, dec, cfg)
     h = cfg.split_guard_half_width_arcsec / 3600.0
     grid = np.linspace(-h, h, 21)
     gx, gy = np.meshgrid(grid, grid)
-    own = SEL.assign_split(ra, dec, cfg)
+    own = SP.assign_split(ra, dec, cfg)
     box_ra = ra[:, None] + gx.ravel()[None, :] / np.cos(np.deg2rad(dec))[:, None]
     box_dec = dec[:, None] + gy.ravel()[None, :]
-    box_split = SEL.assign_split(box_ra.ravel(), box_dec.ravel(), cfg).reshape(box_ra.shape)
+    box_split = SP.assign_split(box_ra.ravel(), box_dec.ravel(), cfg).reshape(box_ra.shape)
     mixed = (box_split != own[:, None]).any(axis=1)
     assert not mixed[~guarded].any()  # never a leak
     assert mixed[guarded].mean() > 0.8  # and the guard is not much more cautious than needed
     assert 0 < guarded.mean() < (0.2 if nside == 1024 else 0.05)
-    assert not SEL.split_guard_mask(ra, dec, _guard_cfg(nside, 0.0)).any()
+    assert not SP.split_guard_mask(ra, dec, _guard_cfg(nside, 0.0)).any()
 
 
 def test_split_guard_must_fit_in_a_quarter_cell(tmp_path: Path) -> None:
@@ -189,8 +195,8 @@ def test_split_guard_must_fit_in_a_quarter_cell(tmp_path: Path) -> None:
 
 
 def test_demo_profile_splits_finer(tmp_path: Path) -> None:
-    demo = SEL.load_negative_selection_config(CONFIG_PATH, "demo")
-    full = SEL.load_negative_selection_config(CONFIG_PATH, "full")
+    demo = NC.load_negative_selection_config(CONFIG_PATH, "demo")
+    full = NC.load_negative_selection_config(CONFIG_PATH, "full")
     assert (full.split_nside, demo.split_nside) == (128, 1024)
     assert demo.model_copy(update={"split_nside": 128}) == full  # only the granularity differs
 
@@ -212,9 +218,9 @@ def test_demo_profile_splits_finer(tmp_path: Path) -> None:
     ],
 )
 def test_n1_rule_branches(
-    cfg: SEL.NegativeSelectionConfig, spec: dict[str, Any], expected: str
+    cfg: NC.NegativeSelectionConfig, spec: dict[str, Any], expected: str
 ) -> None:
-    assert SEL.classify_negatives(_rows(spec), cfg).tolist() == [expected]
+    assert CL.classify_negatives(_rows(spec), cfg).tolist() == [expected]
 
 
 BLUE = {"g": 19.9, "r": 19.6, "z": 19.3, "w1": 19.5}  # g - r = 0.3, not an LRG
@@ -239,11 +245,11 @@ DISC = {"g": 20.0, "r": 19.2, "z": 18.6, "w1": 18.3}  # g - r = 0.8, not an LRG
     ],
 )
 def test_n2_rule_branches(
-    cfg: SEL.NegativeSelectionConfig, spec: dict[str, Any], expected: str, rule: str | None
+    cfg: NC.NegativeSelectionConfig, spec: dict[str, Any], expected: str, rule: str | None
 ) -> None:
     df = _rows(spec)
-    assert SEL.classify_negatives(df, cfg).tolist() == [expected]
-    pool = SEL.build_negative_pool(df, [], [], cfg, "p0")
+    assert CL.classify_negatives(df, cfg).tolist() == [expected]
+    pool = PO.build_negative_pool(df, [], [], cfg, "p0")
     if rule is None:
         assert pool.empty
     else:
@@ -251,95 +257,39 @@ def test_n2_rule_branches(
         assert pool["pool_rule"].tolist() == [rule]
 
 
-def test_overlap_class_n2(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_overlap_class_n2(cfg: NC.NegativeSelectionConfig) -> None:
     df = _rows({"type": "DEV", "shape_r": 2.5})
     other = cfg.model_copy(update={"overlap_class": "N2"})
-    assert SEL.classify_negatives(df, other).tolist() == ["N2"]
-    assert SEL.build_negative_pool(df, [], [], other, "p")["pool_rule"].tolist() == ["extended"]
-
-
-# ----------------------------------------------------------------------------------------------
-# known-lens exclusion
-# ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("lens_ra", "lens_dec"), [(10.0, 0.0), (0.0, 5.0), (359.999, -30.0)])
-@pytest.mark.parametrize("radius", [5.0, 20.0])
-def test_exclusion_radius_edges(lens_ra: float, lens_dec: float, radius: float) -> None:
-    """Galaxies at 0.9 r (excluded) and 1.1 r (kept) in 8 directions, across RA = 0/360."""
-    lens = SkyCoord(lens_ra * u.deg, lens_dec * u.deg)
-    angles = np.arange(8) * 45.0 * u.deg
-    inner = lens.directional_offset_by(angles, 0.9 * radius * u.arcsec)
-    outer = lens.directional_offset_by(angles, 1.1 * radius * u.arcsec)
-    ra = np.concatenate([inner.ra.deg, outer.ra.deg])
-    dec = np.concatenate([inner.dec.deg, outer.dec.deg])
-    if lens_ra in (0.0, 359.999):
-        assert ra.min() < 1.0 and ra.max() > 359.0  # the ring straddles RA = 0
-    lens_ra_list = [200.0, lens_ra, 50.0]  # other far-away lenses do not matter
-    lens_dec_list = [10.0, lens_dec, -60.0]
-    mask = SEL.known_lens_exclusion_mask(ra, dec, lens_ra_list, lens_dec_list, radius)
-    assert mask.tolist() == [True] * 8 + [False] * 8
-
-
-def test_exclusion_matches_brute_force() -> None:
-    rng = np.random.default_rng(11)
-    lens_ra = np.concatenate([rng.uniform(0, 360, 300), [0.0, 120.0]])
-    lens_dec = np.concatenate([np.rad2deg(np.arcsin(rng.uniform(-1, 1, 300))), [89.99, -89.98]])
-    # sources scattered around lenses (up to 3x the radius) plus random ones
-    for radius in (1.0, 20.0, 600.0):
-        pick = rng.integers(0, lens_ra.size, 4000)
-        c = SkyCoord(lens_ra[pick] * u.deg, lens_dec[pick] * u.deg)
-        pos = c.directional_offset_by(
-            rng.uniform(0, 360, pick.size) * u.deg, rng.uniform(0, 3 * radius, pick.size) * u.arcsec
-        )
-        ra = np.concatenate([pos.ra.deg, rng.uniform(0, 360, 1000)])
-        dec = np.concatenate([pos.dec.deg, rng.uniform(-90, 90, 1000)])
-        got = SEL.known_lens_exclusion_mask(ra, dec, lens_ra, lens_dec, radius)
-        _, sep, _ = SkyCoord(ra * u.deg, dec * u.deg).match_to_catalog_sky(
-            SkyCoord(lens_ra * u.deg, lens_dec * u.deg)
-        )
-        want = sep.arcsec <= radius
-        assert 0 < want.sum() < want.size
-        np.testing.assert_array_equal(got, want)
-
-
-def test_exclusion_edge_cases() -> None:
-    assert SEL.known_lens_exclusion_mask([1.0], [1.0], [], [], 20.0).tolist() == [False]
-    assert SEL.known_lens_exclusion_mask([], [], [1.0], [1.0], 20.0).size == 0
-    nan_lens = SEL.known_lens_exclusion_mask([1.0], [1.0], [np.nan, 1.0], [1.0, 1.0], 1.0)
-    assert nan_lens.tolist() == [True]
-    # radii of degrees (coarse or no HEALPix pre-filter) stay exact
-    for radius_deg in (3.0, 10.0):
-        ra = np.array([0.0, 0.0, 0.0, 180.0])
-        dec = np.array([0.9 * radius_deg, 1.1 * radius_deg, -1.1 * radius_deg, 60.0])
-        mask = SEL.known_lens_exclusion_mask(ra, dec, [0.0, 30.0], [0.0, 0.0], radius_deg * 3600)
-        assert mask.tolist() == [True, False, False, False]
+    assert CL.classify_negatives(df, other).tolist() == ["N2"]
+    assert PO.build_negative_pool(df, [], [], other, "p")["pool_rule"].tolist() == ["extended"]
 
 
 # ----------------------------------------------------------------------------------------------
 # splits
 # ----------------------------------------------------------------------------------------------
-def test_split_by_coarse_cell_is_disjoint_and_stable(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_split_by_coarse_cell_is_disjoint_and_stable(cfg: NC.NegativeSelectionConfig) -> None:
     rng = np.random.default_rng(5)
     n = 200_000
     ra = rng.uniform(0, 360, n)
     dec = np.rad2deg(np.arcsin(rng.uniform(-1, 1, n)))
-    split = SEL.assign_split(ra, dec, cfg)
+    split = SP.assign_split(ra, dec, cfg)
     cells = hp.ang2pix(cfg.split_nside, ra, dec, nest=True, lonlat=True)
     per_cell = pd.DataFrame({"cell": cells, "split": split}).groupby("cell")["split"].nunique()
     assert (per_cell == 1).all()  # every coarse cell is in exactly one split
     # the split of a cell does not depend on which other cells are present
     subset = rng.choice(n, 1000, replace=False)
-    assert (SEL.assign_split(ra[subset], dec[subset], cfg) == split[subset]).all()
-    assert SEL.assign_split(ra[7], dec[7], cfg).tolist() == [split[7]]
+    assert (SP.assign_split(ra[subset], dec[subset], cfg) == split[subset]).all()
+    assert SP.assign_split(ra[7], dec[7], cfg).tolist() == [split[7]]
 
 
-def test_split_fractions_over_all_cells(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_split_fractions_over_all_cells(cfg: NC.NegativeSelectionConfig) -> None:
     cells = np.arange(12 * cfg.split_nside**2)  # 196,608 cells at nside 128
-    split = SEL.split_of_cells(cells, cfg)
-    frac = {s: float(np.mean(split == s)) for s in SEL.SPLIT_LABELS}
+    split = SP.split_of_cells(cells, cfg)
+    frac = {s: float(np.mean(split == s)) for s in SP.SPLIT_LABELS}
     assert frac["train"] == pytest.approx(0.70, abs=0.005)
     assert frac["val"] == pytest.approx(0.15, abs=0.005)
     assert frac["test"] == pytest.approx(0.15, abs=0.005)
-    reseeded = SEL.split_of_cells(cells, cfg.model_copy(update={"split_seed": 1}))
+    reseeded = SP.split_of_cells(cells, cfg.model_copy(update={"split_seed": 1}))
     assert np.mean(reseeded != split) > 0.3
 
 
@@ -351,12 +301,12 @@ def sweep() -> pd.DataFrame:
     return synthetic_sweep(60_000, seed=2, ra_range=(30.0, 40.0), dec_range=(-5.0, 5.0))
 
 
-def test_build_negative_pool(sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConfig) -> None:
-    classes = SEL.classify_negatives(sweep, cfg)
-    quality = SEL.quality_mask(sweep, cfg)
+def test_build_negative_pool(sweep: pd.DataFrame, cfg: NC.NegativeSelectionConfig) -> None:
+    classes = CL.classify_negatives(sweep, cfg)
+    quality = Q.quality_mask(sweep, cfg)
     candidates = np.flatnonzero(quality & (classes != ""))
     lenses = candidates[:25]  # plant known lenses on 25 candidates: they and neighbours go
-    pool = SEL.build_negative_pool(
+    pool = PO.build_negative_pool(
         sweep, sweep["RA"].to_numpy()[lenses], sweep["DEC"].to_numpy()[lenses], cfg, "1105"
     )
     stats = pool.attrs["pool_stats"]
@@ -369,9 +319,9 @@ def test_build_negative_pool(sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConf
         == (candidates.size - stats["n_excluded_near_known_lens"] - stats["n_excluded_split_guard"])
     )
     assert sum(stats["n_rejected_by_gate"].values()) == stats["n_input"] - stats["n_quality"]
-    assert not SEL.split_guard_mask(pool["RA"], pool["DEC"], cfg).any()
+    assert not SP.split_guard_mask(pool["RA"], pool["DEC"], cfg).any()
     assert set(SWEEP_COLUMNS) <= set(pool.columns)
-    assert set(pool["pool_class"]) == {"N1", "N2"} and set(pool["split"]) <= set(SEL.SPLIT_LABELS)
+    assert set(pool["pool_class"]) == {"N1", "N2"} and set(pool["split"]) <= set(SP.SPLIT_LABELS)
     assert (pool["source_partition"] == "1105").all()
     assert (pool["selection_version"] == cfg.selection_version).all()
     # classes agree with classify_negatives, rows pass the gates, none is near a lens
@@ -379,13 +329,13 @@ def test_build_negative_pool(sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConf
     pos = key.get_indexer(pd.MultiIndex.from_frame(pool[["BRICKNAME", "OBJID"]]))
     assert (classes[pos] == pool["pool_class"].astype(str).to_numpy()).all()
     assert quality[pos].all()
-    near = SEL.known_lens_exclusion_mask(
+    near = within_radius(
         pool["RA"], pool["DEC"], sweep["RA"].to_numpy()[lenses], sweep["DEC"].to_numpy()[lenses],
         cfg.exclusion_radius_arcsec,
     )  # fmt: skip
     assert not near.any()
     np.testing.assert_array_equal(
-        pool["split"].astype(str).to_numpy(), SEL.assign_split(pool["RA"], pool["DEC"], cfg)
+        pool["split"].astype(str).to_numpy(), SP.assign_split(pool["RA"], pool["DEC"], cfg)
     )
     np.testing.assert_array_equal(
         pool["split_cell"],
@@ -396,16 +346,16 @@ def test_build_negative_pool(sweep: pd.DataFrame, cfg: SEL.NegativeSelectionConf
     assert (pool["mag_z"] < 20).all()
 
 
-def test_build_negative_pool_empty(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_build_negative_pool_empty(cfg: NC.NegativeSelectionConfig) -> None:
     empty = synthetic_sweep(10, seed=1).iloc[:0]
-    pool = SEL.build_negative_pool(empty, [1.0], [1.0], cfg, "0")
+    pool = PO.build_negative_pool(empty, [1.0], [1.0], cfg, "0")
     assert pool.empty and "pool_class" in pool.columns
 
 
-def test_missing_sweep_column(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_missing_sweep_column(cfg: NC.NegativeSelectionConfig) -> None:
     df = _rows({}).drop(columns=["SERSIC"])
     with pytest.raises(ValueError, match="SERSIC"):
-        SEL.build_negative_pool(df, [], [], cfg, "42")
+        PO.build_negative_pool(df, [], [], cfg, "42")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,10 +374,10 @@ def _pool(n1: int, n2: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def test_sampler_ratio_and_strata(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_sampler_ratio_and_strata(cfg: NC.NegativeSelectionConfig) -> None:
     pool = _pool(20_000, 9_000)
     small = cfg.model_copy(update={"manifest_size": 8_000})
-    manifest = SEL.sample_negative_manifest(pool, small)
+    manifest = MA.sample_negative_manifest(pool, small)
     counts = manifest["pool_class"].value_counts()
     assert len(manifest) == 8_000 and counts["N1"] == 6_000 and counts["N2"] == 2_000
     plan = manifest.attrs["manifest_plan"]
@@ -436,38 +386,38 @@ def test_sampler_ratio_and_strata(cfg: SEL.NegativeSelectionConfig) -> None:
     for cls in ("N1", "N2"):
         got = manifest.loc[manifest["pool_class"] == cls, "split"].value_counts(normalize=True)
         want = pool.loc[pool["pool_class"] == cls, "split"].value_counts(normalize=True)
-        for s in SEL.SPLIT_LABELS:
+        for s in SP.SPLIT_LABELS:
             assert got[s] == pytest.approx(want[s], abs=0.002)
     assert not manifest.duplicated(["BRICKNAME", "OBJID"]).any()
 
 
-def test_sampler_is_deterministic(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_sampler_is_deterministic(cfg: NC.NegativeSelectionConfig) -> None:
     pool = _pool(5_000, 2_000)
     small = cfg.model_copy(update={"manifest_size": 2_000})
-    a = SEL.sample_negative_manifest(pool, small)
-    b = SEL.sample_negative_manifest(pool.sample(frac=1.0, random_state=4), small)
+    a = MA.sample_negative_manifest(pool, small)
+    b = MA.sample_negative_manifest(pool.sample(frac=1.0, random_state=4), small)
     pd.testing.assert_frame_equal(a, b)  # independent of the pool's row order
-    c = SEL.sample_negative_manifest(pool, small.model_copy(update={"sampling_seed": 99}))
+    c = MA.sample_negative_manifest(pool, small.model_copy(update={"sampling_seed": 99}))
     assert set(a["OBJID"]) != set(c["OBJID"])
 
 
-def test_sampler_n2_shortfall(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_sampler_n2_shortfall(cfg: NC.NegativeSelectionConfig) -> None:
     pool = _pool(10_000, 1_000)
     keep_ratio = cfg.model_copy(update={"manifest_size": 8_000})
-    m = SEL.sample_negative_manifest(pool, keep_ratio)
+    m = MA.sample_negative_manifest(pool, keep_ratio)
     counts = m["pool_class"].value_counts()
     assert counts["N2"] == 1_000 and counts["N1"] == 3_000  # all N2, ratio kept
     plan = m.attrs["manifest_plan"]
     assert plan["ratio_ok"] and any("too few N2" in note for note in plan["notes"])
     keep_size = keep_ratio.model_copy(update={"shortfall": "keep_size"})
-    m = SEL.sample_negative_manifest(pool, keep_size)
+    m = MA.sample_negative_manifest(pool, keep_size)
     counts = m["pool_class"].value_counts()
     assert counts["N2"] == 1_000 and counts["N1"] == 7_000
     assert not m.attrs["manifest_plan"]["ratio_ok"]  # 12.5% N2 is outside 25% +/- 2%
 
 
-def test_plan_counts_only(cfg: SEL.NegativeSelectionConfig) -> None:
+def test_plan_counts_only(cfg: NC.NegativeSelectionConfig) -> None:
     available = {("N1", "train"): 700, ("N1", "val"): 150, ("N1", "test"): 150}
-    plan = SEL.plan_negative_manifest(available, cfg.model_copy(update={"manifest_size": 100}))
+    plan = MA.plan_negative_manifest(available, cfg.model_copy(update={"manifest_size": 100}))
     assert plan.n2 == 0 and plan.n1 == 0 and not plan.ratio_ok  # no N2 at all: nothing kept
     assert plan.as_dict()["size"] == 0

@@ -1,0 +1,122 @@
+"""Code versions: each asset's ``code_version`` is the first 16 hex digits of the SHA-256 of
+its function's source plus the source of every ``stronglens_assets`` module the function names
+directly, plus every ``science``/``mock_survey`` module those import, transitively (see the
+package docstring). Source text only: stable across processes and machines."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    yield from code.co_freevars
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def _referenced_project_modules(fn: Any) -> list[str]:
+    """Names of ``stronglens_assets`` modules that ``fn`` refers to directly (sorted)."""
+    modules: set[str] = set()
+    namespace = dict(getattr(fn, "__globals__", {}))
+    closure = getattr(fn, "__closure__", None) or ()
+    for name, cell in zip(fn.__code__.co_freevars, closure, strict=False):
+        try:
+            namespace[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    for name in set(_code_names(fn.__code__)):
+        value = namespace.get(name)
+        if isinstance(value, types.ModuleType):
+            module_name = value.__name__
+        else:
+            module_name = getattr(value, "__module__", None) or ""
+            if not (inspect.isfunction(value) or inspect.isclass(value)):
+                continue
+        if module_name.startswith("stronglens_assets."):
+            modules.add(module_name)
+    return sorted(modules)
+
+
+#: Packages whose modules count transitively in a code version: the computation itself.
+_SCIENCE_PACKAGES = ("stronglens_assets.science", "stronglens_assets.mock_survey")
+
+
+@functools.cache
+def _imported_science_modules(module_name: str) -> frozenset[str]:
+    """``science``/``mock_survey`` modules that the module's source imports (anywhere in it)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(_module_source(module_name))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import sub` may name submodules: keep those that are modules
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith(_SCIENCE_PACKAGES) and _is_module(name):
+                found.add(name)
+    return frozenset(found)
+
+
+@functools.cache
+def _module_source(module_name: str) -> str:
+    """The text of the module's source file ("" for a namespace package).
+
+    Cached per process: a code location builds its definitions once, from the files it
+    imported."""
+    import importlib
+    from pathlib import Path
+
+    path = getattr(importlib.import_module(module_name), "__file__", None)
+    return Path(path).read_text() if path else ""
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module (not, e.g., a function imported from one)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent is a module, not a package: ``name`` is an attribute
+        return False
+
+
+def code_modules(assets_def: dg.AssetsDefinition) -> list[str]:
+    """The ``stronglens_assets`` modules whose source enters the asset's code version (sorted):
+    those its function names directly, plus the science modules they import, transitively."""
+    fn = assets_def.op.compute_fn
+    fn = getattr(fn, "decorated_fn", fn)
+    pending = list(_referenced_project_modules(fn))
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending.extend(sorted(_imported_science_modules(name) - seen))
+    return sorted(seen)
+
+
+def code_version_of(assets_def: dg.AssetsDefinition) -> str:
+    """Deterministic code version of an asset: see the module docstring."""
+
+    fn = assets_def.op.compute_fn
+    fn = getattr(fn, "decorated_fn", fn)
+    digest = hashlib.sha256()
+    digest.update(inspect.getsource(fn).encode())
+    for module_name in code_modules(assets_def):
+        digest.update(module_name.encode())
+        digest.update(_module_source(module_name).encode())
+    return digest.hexdigest()[:16]
