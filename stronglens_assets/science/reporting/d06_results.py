@@ -58,6 +58,7 @@ from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.lensing.priors import BRIGHT_ARC_VARIANTS, GRID_VARIANTS
+from stronglens_assets.science.stats.thresholds import ThresholdSpec, fixed_label, fpr_label
 
 __all__ = [
     "BRIGHT_ARC_VARIANTS",
@@ -224,25 +225,6 @@ class PrefixedSource:
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
-
-
-def fpr_label(fpr: float) -> str:
-    """``1e-3`` style label of a false-positive-rate target (``FPR=1e-3``)."""
-    mantissa, exponent = f"{fpr:.0e}".split("e")
-    return f"FPR={mantissa}e{int(exponent)}"
-
-
-@dataclass(frozen=True)
-class ThresholdSpec:
-    """A score threshold: detection is ``p > value``.
-
-    ``label`` is ``p>0.3`` for a fixed threshold and ``FPR=1e-3`` for one derived from a
-    false-positive-rate target ``fpr_target`` on validation negatives.
-    """
-
-    label: str
-    value: float
-    fpr_target: float | None = None
 
 
 @dataclass(frozen=True)
@@ -811,7 +793,7 @@ def _threshold_specs(table: pd.DataFrame, file: str) -> tuple[tuple[ThresholdSpe
         key = (kind, float(value))
         if key not in specs:
             if kind == "fixed":
-                specs[key] = ThresholdSpec(f"p>{float(value):g}", float(value), None)
+                specs[key] = ThresholdSpec(fixed_label(float(value)), float(value), None)
             else:
                 specs[key] = ThresholdSpec(fpr_label(float(fpr)), float(value), float(fpr))
         labels.append(specs[key].label)
@@ -1266,7 +1248,7 @@ def _read_tier_a(file: str, data: bytes) -> TierAScoring:
         fpr = fpr_node.fraction(label, optional=True)
         if fpr is not None:
             _whole(fpr * neg_valid, fpr_node, label, "fpr x negatives.n_valid")
-        spec = ThresholdSpec(f"p>{value:g}", value, None)
+        spec = ThresholdSpec(fixed_label(value), value, None)
         recalls.append(RecallAt(label, value, derived, k, n_valid, ci, fpr, spec))
     if not recalls:
         raise recall_node.fail(None, "no thresholds")
