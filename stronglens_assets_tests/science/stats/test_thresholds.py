@@ -32,7 +32,7 @@ def test_ties_at_the_threshold_are_not_detections_so_the_fpr_stays_within_target
 
 
 def test_an_unresolvable_target_names_the_negatives_needed():
-    with pytest.raises(ThresholdResolutionError, match="at least 10000 negatives.*only 83"):
+    with pytest.raises(ThresholdResolutionError, match=r"at least 10000 negatives.*only 83"):
         fpr_threshold(np.linspace(0, 1, 83), 1e-4)
     assert minimum_negatives(1e-3) == 1000
 
