@@ -108,9 +108,11 @@ def train_on_manifest(
     device: Any,
     *,
     source: str,
+    initial_state: Any = None,
     log: Any = None,
 ) -> TrainingResult:
-    """Build (or reuse) the crop-once image cache of the parity manifest and train."""
+    """Build (or reuse) the crop-once image cache of the parity manifest and train
+    (``initial_state``: the fine-tune phase's starting checkpoint, see :func:`train_model`)."""
     images = build_image_cache(
         storage.object_store().read_bytes, manifest, cache_dir, config.crop, source=source
     )
@@ -121,7 +123,17 @@ def train_on_manifest(
         raise ConfigError(f"model config {config.name}: field 'tier_weights': {exc}") from exc
     split = manifest["split"].astype(str).to_numpy()
     train_idx, val_idx = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-    return train_model(config, images, labels, weights, train_idx, val_idx, device, log=log)
+    return train_model(
+        config,
+        images,
+        labels,
+        weights,
+        train_idx,
+        val_idx,
+        device,
+        initial_state=initial_state,
+        log=log,
+    )
 
 
 def latest_checkpoint_sha(instance: dg.DagsterInstance, model_config: str) -> str | None:

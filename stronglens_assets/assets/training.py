@@ -1,12 +1,13 @@
 """Training assets: ``model_checkpoint``, one partition per model config in ``configs/models/``.
 
 ``model_checkpoint`` trains the config's network on the 70/30 parity manifest (or, when the
-config names ``pretrained:``, imports and validates that checkpoint instead) and writes through
-the storage resource::
+config names ``pretrained:``, imports and validates that checkpoint instead; a fine-tune phase
+that starts from a file fetches and validates it the same way) and writes through the storage
+resource::
 
     checkpoints/<config>/best.pt        torch state dict, highest validation AUC
     checkpoints/<config>/last.pt        torch state dict after the last epoch
-    checkpoints/<config>/history.json   per epoch: loss, val AUC, lr, seconds, images/s
+    checkpoints/<config>/history.json   per epoch: phase, loss, val AUC, lr, seconds, images/s
 
 Its IO-managed value is a small JSON dict (``model_config``, ``checkpoint_key``, ``sha256`` of
 the ``best.pt`` bytes, ...). It runs on the GPU pool (``pool="gpu"``, dagster-k8s GPU tags);
@@ -117,6 +118,14 @@ def build_assets(project: Project) -> list:
             history: dict[str, Any] = {"pretrained": config.pretrained, "epochs": []}
             metadata["pretrained"] = config.pretrained
         else:
+            initial_state = None
+            if config.fine_tune is not None and config.fine_tune.start_from != "best":
+                location = config.fine_tune.start_from
+                initial_state = read_state_dict(
+                    fetch_pretrained(location, settings.config_dir, settings.s3_endpoint_url),
+                    location,
+                )
+                load_checked_state_dict(build_model(config), initial_state, location)
             manifest = load_parity_manifest(storage, parity_key)
             result = train_on_manifest(
                 config,
@@ -125,6 +134,7 @@ def build_assets(project: Project) -> list:
                 settings.cache_dir / "training_images",
                 device,
                 source=store.uri(parity_key),
+                initial_state=initial_state,
                 log=context.log.info,
             )
             best, last = state_dict_bytes(result.best_state), state_dict_bytes(result.last_state)
@@ -134,6 +144,7 @@ def build_assets(project: Project) -> list:
                     "epochs": result.history,
                     "best_epoch": result.best_epoch,
                     "best_val_auc": result.best_val_auc,
+                    "phases": result.extra.get("phases", []),
                     "stopped_early": result.stopped_early,
                     "device": result.device,
                     "train_rows": int((manifest["split"] == "train").sum()),

@@ -1,12 +1,15 @@
 """Model configs: ``configs/models/<name>.yaml``, one ``model_checkpoint`` partition each.
 
 A model config (validated by :class:`ModelConfig`, unknown fields are errors) holds the seeds'
-settings (checks 4.1-4.3, 4.10): architecture, at most 50 epochs, early-stopping patience 10
-on the validation AUC, cosine annealing of the learning rate, batch 256 of 64x64 centre crops,
-mixed precision (CUDA only), augmentations hflip/vflip/rot90 only, tier weights, seed; plus
-the optimizer (AdamW), learning rate, the evaluation settings and the annulus/core ablation.
-Its ``profiles.demo`` block shrinks epochs and width for the embedded default, never the code
-path. Used by the models (:mod:`.models`), the training loop (:mod:`.training`) and scoring.
+settings (checks 4.1-4.3, 4.10): architecture, epochs, early-stopping patience on the
+validation AUC, the learning-rate schedule, batch size, mixed precision (CUDA only),
+augmentations hflip/vflip/rot90 only, tier weights, seed; plus the optimizer (AdamW), the
+evaluation settings and the annulus/core ablation. The paper's protocol adds (see
+``configs/models/paperIV_efficientnet_v2_s.yaml``): the EfficientNetV2-S architecture,
+unweighted BCE (``loss: bce``), gradient accumulation (``effective_batch_size``), a step
+schedule (``scheduler: step``) and a fine-tune phase (``fine_tune``). Its ``profiles.demo``
+block shrinks epochs and width for the embedded default, never the code path. Used by the
+models (:mod:`.models`), the training loop (:mod:`.training`) and scoring.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ __all__ = [
     "TIERS",
     "AblationConfig",
     "EvaluationConfig",
+    "FineTuneConfig",
     "InputMask",
+    "PhaseSchedule",
     "ModelConfig",
     "load_model_config",
     "model_config_names",
@@ -34,6 +39,7 @@ __all__ = [
 
 MODELS_DIRNAME = "models"
 TIERS: tuple[str, ...] = ("A", "B", "N1", "N2")
+RESNETS: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
 
 
 class InputMask(StrictModel):
@@ -81,25 +87,88 @@ class EvaluationConfig(StrictModel):
     batch_size: int = Field(default=512, ge=1)
 
 
-class ModelConfig(StrictModel):
-    """``configs/models/<name>.yaml`` (see the module docstring)."""
+class PhaseSchedule(StrictModel):
+    """Epochs, learning-rate schedule and early stopping of one training phase.
+
+    ``scheduler: cosine``: ``CosineAnnealingLR`` from ``learning_rate`` to
+    ``min_learning_rate`` over ``epochs``; ``scheduler: step``: ``StepLR``, the rate times
+    ``lr_step_factor`` every ``lr_step_epochs`` epochs. Both are stepped once per epoch.
+    ``early_stopping_patience``: epochs without a better validation AUC before the phase
+    stops (``null``: run every epoch; the best epoch is kept either way).
+    """
+
+    epochs: int = Field(default=50, ge=1)
+    early_stopping_patience: int | None = Field(default=10, ge=1)
+    learning_rate: float = Field(default=3e-4, gt=0)
+    scheduler: Literal["cosine", "step"] = "cosine"
+    min_learning_rate: float = Field(default=0.0, ge=0)
+    lr_step_epochs: int | None = Field(default=None, ge=1)
+    lr_step_factor: float = Field(default=0.5, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> PhaseSchedule:
+        if self.scheduler == "step" and self.lr_step_epochs is None:
+            raise ValueError("scheduler 'step' needs lr_step_epochs")
+        if self.scheduler != "step" and self.lr_step_epochs is not None:
+            raise ValueError("lr_step_epochs applies to scheduler 'step' only")
+        return self
+
+
+class FineTuneConfig(PhaseSchedule):
+    """A second training phase (the paper's phase 2) with its own epochs and schedule.
+
+    ``start_from: best`` starts from phase 1's best state (highest validation AUC);
+    otherwise ``start_from`` is a checkpoint (local path relative to the config directory,
+    ``s3://`` or ``https://``, as ``pretrained:``) and phase 1 is skipped. The optimizer
+    (AdamW, the model's weight decay) starts afresh. Validation AUC chooses the best epoch
+    over both phases.
+    """
+
+    start_from: str = "best"
+    epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+
+    @field_validator("start_from")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        return _checkpoint_location(value)
+
+
+def _checkpoint_location(value: str) -> str:
+    if "://" in value and not value.startswith(("s3://", "https://")):
+        raise ValueError("must be a local path, an s3:// URI or an https:// URL")
+    return value
+
+
+class ModelConfig(PhaseSchedule):
+    """``configs/models/<name>.yaml`` (see the module docstring).
+
+    Architecture fields: ``width`` and ``embedding_dim`` apply to the ResNets;
+    ``width_multiplier``, ``depth_multiplier`` and ``stochastic_depth_prob`` to
+    ``efficientnet_v2_s``; ``dropout`` (before the head) to both. Loss: ``bce`` is unweighted
+    binary cross-entropy (the paper's), ``tier_weighted_bce`` weights rows by ``tier_weights``
+    (the seeds'). ``batch_size`` is the micro-batch one forward/backward pass sees;
+    ``effective_batch_size`` (a multiple of it, default equal) is the batch of one optimizer
+    step, gradients accumulated over its micro-batches.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    architecture: Literal["resnet18", "bottlenecked_resnet"]
+    architecture: Literal["resnet18", "bottlenecked_resnet", "efficientnet_v2_s"]
     width: int = Field(default=64, ge=1)
     embedding_dim: int | None = Field(default=None, ge=1)
+    width_multiplier: float = Field(default=1.0, gt=0)
+    depth_multiplier: float = Field(default=1.0, gt=0)
+    stochastic_depth_prob: float = Field(default=0.0, ge=0, lt=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     crop: int = Field(default=64, ge=8, le=101)
     input_mask: InputMask | None = None
     seed: int = Field(default=1337, ge=0)
-    epochs: int = Field(default=50, ge=1, le=50)
-    early_stopping_patience: int = Field(default=10, ge=1)
     batch_size: int = Field(default=256, ge=1)
+    effective_batch_size: int | None = Field(default=None, ge=1)
     optimizer: Literal["adamw"] = "adamw"
-    learning_rate: float = Field(default=3e-4, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
-    scheduler: Literal["cosine"] = "cosine"
-    min_learning_rate: float = Field(default=0.0, ge=0)
+    loss: Literal["tier_weighted_bce", "bce"] = "tier_weighted_bce"
+    fine_tune: FineTuneConfig | None = None
     mixed_precision: bool = True
     augmentations: tuple[str, ...] = SAFE_AUGMENTATIONS
     tier_weights: dict[str, float] = Field(
@@ -130,20 +199,51 @@ class ModelConfig(StrictModel):
     @field_validator("pretrained")
     @classmethod
     def _location(cls, value: str | None) -> str | None:
-        if value is not None and "://" in value and not value.startswith(("s3://", "https://")):
-            raise ValueError("must be a local path, an s3:// URI or an https:// URL")
-        return value
+        return None if value is None else _checkpoint_location(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
         if self.architecture == "bottlenecked_resnet" and self.embedding_dim is None:
             raise ValueError("embedding_dim is required for architecture 'bottlenecked_resnet'")
-        if self.architecture == "resnet18" and self.embedding_dim is not None:
+        if self.architecture != "bottlenecked_resnet" and self.embedding_dim is not None:
             raise ValueError("embedding_dim applies to 'bottlenecked_resnet' only")
+        given = self.model_fields_set
+        if self.architecture in RESNETS:
+            wrong = sorted(
+                given & {"width_multiplier", "depth_multiplier", "stochastic_depth_prob"}
+            )
+            if wrong:
+                raise ValueError(f"{wrong} apply to 'efficientnet_v2_s' only (ResNets: width)")
+        elif "width" in given:
+            raise ValueError(
+                "width applies to the ResNets; 'efficientnet_v2_s' uses width_multiplier"
+            )
+        if self.effective_batch_size is not None and self.effective_batch_size % self.batch_size:
+            raise ValueError(
+                f"effective_batch_size {self.effective_batch_size} must be a multiple of "
+                f"batch_size {self.batch_size}"
+            )
         return self
 
+    @property
+    def step_batch_size(self) -> int:
+        """Rows per optimizer step (``effective_batch_size``, default ``batch_size``)."""
+        return self.effective_batch_size or self.batch_size
+
+    @property
+    def phase_one(self) -> PhaseSchedule:
+        """The first phase's epochs, schedule and early stopping."""
+        return PhaseSchedule(**{k: getattr(self, k) for k in PhaseSchedule.model_fields})
+
     def variant(self, suffix: str, input_mask: InputMask) -> ModelConfig:
-        """This config with an input mask (the ablation models), epochs from ``ablation``."""
+        """This config with an input mask (the ablation models), epochs from ``ablation``.
+
+        Trained from scratch: no ``pretrained``; a fine-tune phase is kept only when it
+        starts from the variant's own phase 1 (``start_from: best``).
+        """
+        fine_tune = self.fine_tune
+        if fine_tune is not None and fine_tune.start_from != "best":
+            fine_tune = None
         return self.model_copy(
             update={
                 "name": f"{self.name}__{suffix}",
@@ -153,6 +253,7 @@ class ModelConfig(StrictModel):
                     self.ablation.early_stopping_patience or self.early_stopping_patience
                 ),
                 "pretrained": None,
+                "fine_tune": fine_tune,
             }
         )
 

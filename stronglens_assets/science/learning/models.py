@@ -1,4 +1,6 @@
-"""Networks: ResNet18 with torchvision's state-dict layout, and the bottlenecked ResNet.
+"""Networks: ResNet18 with torchvision's state-dict layout, the bottlenecked ResNet, and
+(:mod:`.efficientnet`) the paper's EfficientNetV2-S; building them from a model config, and
+checkpoints.
 
 torchvision does not import beside the CPU torch build, so ResNet18 is written here with
 **exactly** torchvision's ``resnet18`` parameter and buffer names and shapes (``conv1``,
@@ -11,9 +13,11 @@ The bottlenecked ResNet is the same trunk with a narrow embedding layer
 (``bottleneck.0``: ``Linear(8 * width, embedding_dim)`` + ReLU, then dropout) before the head
 ``fc: Linear(embedding_dim, 1)``.
 
-Both expose ``forward(x) -> (N,)`` logits and ``embed(x) -> (N, D)`` features (ResNet18: the
-``8 * width`` globally pooled trunk features; bottlenecked: the ``embedding_dim`` activations),
-the features the D06 linear probe uses. Inputs are :func:`~.preprocess.preprocess` outputs,
+All expose ``forward(x) -> (N,)`` logits and ``embed(x) -> (N, D)`` features (ResNet18: the
+``8 * width`` globally pooled trunk features; bottlenecked: the ``embedding_dim`` activations;
+EfficientNetV2-S: the 1280-d ``avgpool`` output), the features the D06 linear probe uses.
+A model built from a config carries ``crop`` and ``mixed_precision`` (float16 autocast on
+CUDA for scoring, :func:`~.training.autocast`). Inputs are :func:`~.preprocess.preprocess` outputs,
 ``(N, 3, crop, crop)`` float32. An optional radial input mask (annulus/core ablation) is a
 non-persistent buffer, so it never changes the state-dict layout.
 """
@@ -30,9 +34,10 @@ from torch import nn
 
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.imaging.preprocess import radial_mask
+from stronglens_assets.science.learning.efficientnet import EfficientNetV2S
 from stronglens_assets.science.learning.model_config import ModelConfig
 
-ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
+ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet", "efficientnet_v2_s")
 #: Keys under which checkpoints commonly wrap the state dict.
 WRAPPER_KEYS: tuple[str, ...] = ("model_state_dict", "state_dict", "model")
 
@@ -169,19 +174,25 @@ class BottleneckedResNet(ResNet18):
         return self.fc(self.dropout(self.embed(x))).squeeze(1)
 
 
-def build_model(architecture_or_config: str | ModelConfig) -> ResNet18:
+def build_model(architecture_or_config: str | ModelConfig) -> nn.Module:
     """A fresh model from an architecture name or a model config.
 
     Args:
         architecture_or_config: ``"resnet18"`` / ``"bottlenecked_resnet"`` (default widths: 64,
-            and a 32-wide embedding) or a :class:`~.model_config.ModelConfig` (load one with
+            and a 32-wide embedding) / ``"efficientnet_v2_s"`` (full size) or a
+            :class:`~.model_config.ModelConfig` (load one with
             :func:`~.model_config.load_model_config`).
+
+    Raises:
+        ValueError: an unknown architecture name (the known ones listed).
     """
     if isinstance(architecture_or_config, str):
         if architecture_or_config == "resnet18":
             return ResNet18()
         if architecture_or_config == "bottlenecked_resnet":
             return BottleneckedResNet()
+        if architecture_or_config == "efficientnet_v2_s":
+            return EfficientNetV2S()
         raise ValueError(
             f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for a "
             "model config name, pass load_model_config(config_dir, name, profile))"
@@ -190,17 +201,30 @@ def build_model(architecture_or_config: str | ModelConfig) -> ResNet18:
     mask = None
     if config.input_mask is not None:
         mask = (config.input_mask.inner_px, config.input_mask.outer_px)
+    model: nn.Module
     if config.architecture == "resnet18":
-        return ResNet18(width=config.width, mask_radii=mask, crop=config.crop)
-    if config.architecture == "bottlenecked_resnet":
-        return BottleneckedResNet(
+        model = ResNet18(width=config.width, mask_radii=mask, crop=config.crop)
+    elif config.architecture == "bottlenecked_resnet":
+        model = BottleneckedResNet(
             width=config.width,
             embedding_dim=int(config.embedding_dim),
             dropout=config.dropout,
             mask_radii=mask,
             crop=config.crop,
         )
-    raise ValueError(f"unknown architecture {config.architecture!r}; known: {ARCHITECTURES}")
+    elif config.architecture == "efficientnet_v2_s":
+        model = EfficientNetV2S(
+            width_multiplier=config.width_multiplier,
+            depth_multiplier=config.depth_multiplier,
+            dropout=config.dropout,
+            stochastic_depth_prob=config.stochastic_depth_prob,
+            mask_radii=mask,
+            crop=config.crop,
+        )
+    else:
+        raise ValueError(f"unknown architecture {config.architecture!r}; known: {ARCHITECTURES}")
+    model.mixed_precision = config.mixed_precision
+    return model
 
 
 # --- checkpoints -------------------------------------------------------------------------
@@ -279,7 +303,7 @@ def load_checked_state_dict(
     model.load_state_dict(state, strict=True)
 
 
-def model_from_checkpoint(config: ModelConfig, data: bytes, source: str) -> ResNet18:
+def model_from_checkpoint(config: ModelConfig, data: bytes, source: str) -> nn.Module:
     """A model of ``config`` with the weights of checkpoint bytes ``data``, in eval mode."""
     model = build_model(config)
     load_checked_state_dict(model, read_state_dict(data, source), source)

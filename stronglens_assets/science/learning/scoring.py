@@ -4,7 +4,8 @@ Used by the evaluation assets and by the D06 experiments (injection-recovery gri
 arcs, linear probe, Tier-A scoring). Both functions take raw DR10 cutouts
 ``(N, 3, 101, 101)`` float nanomaggies (NumPy or CuPy) and call
 :func:`~.preprocess.preprocess` batch by batch, so injections are seen exactly as training
-cutouts.
+cutouts. Float16 autocast applies on CUDA only, and only when the model's config asked for
+mixed precision (the ``mixed_precision`` attribute ``build_model`` sets; False when absent).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.learning.training import autocast
 
 
 def _device(model: torch.nn.Module, device: Any) -> torch.device:
@@ -42,11 +44,12 @@ def _run(model, cutouts, batch_size, device, fn) -> np.ndarray:
     model = model.to(device)
     was_training = model.training
     model.eval()
+    mixed_precision = bool(getattr(model, "mixed_precision", False))
     out = []
     try:
         with torch.no_grad():
             for x in _batches(cutouts, model, batch_size, device):
-                with torch.autocast(device.type, enabled=device.type == "cuda"):
+                with autocast(device, mixed_precision):
                     out.append(fn(model, x).float().cpu().numpy())
     finally:
         model.train(was_training)
