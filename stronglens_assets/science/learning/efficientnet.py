@@ -223,8 +223,12 @@ class EfficientNetV2S(nn.Module):
             return make_divisible(n * width_multiplier)
 
         stages = [
-            (spec, channels(spec.in_channels), channels(spec.out_channels),
-             int(math.ceil(spec.layers * depth_multiplier)))
+            (
+                spec,
+                channels(spec.in_channels),
+                channels(spec.out_channels),
+                math.ceil(spec.layers * depth_multiplier),
+            )
             for spec in EFFICIENTNET_V2_S_STAGES
         ]
         n_blocks = sum(layers for *_, layers in stages)

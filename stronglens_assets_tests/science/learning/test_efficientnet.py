@@ -29,9 +29,7 @@ from stronglens_assets.science.learning.models import (
 )
 from stronglens_assets.settings import PROJECT_ROOT
 
-LAYOUT_FILE = (
-    Path(__file__).parents[2] / "data" / "torchvision_efficientnet_v2_s_num_classes_1.tsv"
-)
+LAYOUT_FILE = Path(__file__).parents[2] / "data" / "torchvision_efficientnet_v2_s_num_classes_1.tsv"
 
 #: Trainable parameters per block of torchvision's efficientnet_v2_s, as printed by torchinfo
 #: for the real torchvision model (``features.<stage>.<block>``; stem and head conv + BN).
