@@ -22,7 +22,12 @@ def check_training_outputs(storage: Path) -> None:
             io.BytesIO((storage / "checkpoints" / name / "best.pt").read_bytes()),
             weights_only=True,
         )
-        assert state["conv1.weight"].shape[1] == 3 and state["fc.weight"].shape[0] == 1
+        stem, head = (  # torchvision's EfficientNetV2-S or ResNet layout
+            ("features.0.0.weight", "classifier.1.weight")
+            if "features.0.0.weight" in state
+            else ("conv1.weight", "fc.weight")
+        )
+        assert state[stem].shape[1] == 3 and state[head].shape[0] == 1
         history = json.loads((storage / "checkpoints" / name / "history.json").read_text())
         assert history["best_val_auc"] > 0.7, (name, history["best_val_auc"])  # chance is 0.5
         value = json.loads((storage / "model_checkpoint" / f"{name}.json").read_text())
