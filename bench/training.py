@@ -9,12 +9,16 @@ load on a shared machine does not count):
   (``load_cutouts`` + ``preprocess``), no augmentation;
 * also: the one-off cache build (shards -> preprocess -> ``.npy``), cutouts/s.
 
-Networks (ResNet18 and the bottlenecked ResNet at full width 64, 64x64 input): training
-images/s (forward + backward + AdamW step) and inference images/s, on the CPU with one
-thread and, when torch sees one, on the GPU (batch 256, AMP as in training). Ratios are
-within this run.
+Networks at full size, built from the shipped model configs: the seeds' ResNet18 and
+bottlenecked ResNet on their 64x64 crops, ResNet18 on the full 101x101 stamp, and the paper's
+EfficientNetV2-S (``paperIV_efficientnet_v2_s``, full width and depth) on 101x101. Training
+images/s (forward + backward through the training loop's :func:`accumulate_gradients` + AdamW
+step) and inference images/s (eval mode, no grad), on the CPU with one thread (batch 64, the
+paper's micro-batch; CPU seconds of this process) and, when torch sees a GPU, on it (batch 256,
+float16 autocast as ``mixed_precision: true`` trains, and float32). The ratios
+EfficientNetV2-S / ResNet18 are within this run.
 
-Run: ``.venv/bin/python bench/training.py [--cutouts 4096] [--seconds 5]``
+Run: ``.venv/bin/python bench/training.py [--cutouts 4096] [--seconds 5] [--only networks]``
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ import torch
 from stronglens_assets.resources.object_store import LocalObjectStore
 from stronglens_assets.science.imaging.preprocess import preprocess
 from stronglens_assets.science.learning.datasets import BatchLoader, build_image_cache, load_cutouts
-from stronglens_assets.science.learning.models import BottleneckedResNet, ResNet18
+from stronglens_assets.science.learning.model_config import load_model_config
+from stronglens_assets.science.learning.models import build_model
+from stronglens_assets.science.learning.training import accumulate_gradients, amp_enabled, autocast
+from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
@@ -78,14 +85,21 @@ def bench_loader(root: Path, n: int, batch_size: int = 256) -> dict[str, float]:
 
 
 def bench_network(
-    model: torch.nn.Module, device: torch.device, batch_size: int, seconds: float
+    model: torch.nn.Module,
+    device: torch.device,
+    batch_size: int,
+    crop: int,
+    seconds: float,
+    mixed_precision: bool,
 ) -> dict[str, float]:
+    """Training and inference images/s of ``model`` on random ``crop`` x ``crop`` inputs."""
     model = model.to(device)
-    amp = device.type == "cuda"
+    amp = amp_enabled(device, mixed_precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    x = torch.randn(batch_size, 3, 64, 64, device=device)
+    x = torch.randn(batch_size, 3, crop, crop, device=device)
     y = (torch.rand(batch_size, device=device) > 0.5).float()
+    w = torch.ones(batch_size, device=device)
     clock = cpu_clock if device.type == "cpu" else time.perf_counter
 
     def sync() -> None:
@@ -94,25 +108,21 @@ def bench_network(
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=amp):
-            logits = model(x)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
-        scaler.scale(loss).backward()
+        accumulate_gradients(model, x, y, w, batch_size, scaler=scaler, mixed_precision=amp)
         scaler.step(optimizer)
         scaler.update()
 
     def infer_step() -> None:
-        with torch.no_grad(), torch.autocast(device.type, enabled=amp):
+        with torch.no_grad(), autocast(device, mixed_precision):
             model(x)
 
     out = {}
     for name, step, mode in (("train", train_step, True), ("inference", infer_step, False)):
         model.train(mode)
-        for _ in range(3):
-            step()
+        step()  # warm-up
         sync()
         start, seen = clock(), 0
-        while clock() - start < seconds:
+        while seen == 0 or clock() - start < seconds:
             step()
             seen += batch_size
         sync()
@@ -120,15 +130,32 @@ def bench_network(
     return out
 
 
+#: (label, model config, overrides of its full profile): the networks compared.
+NETWORKS: tuple[tuple[str, str, dict], ...] = (
+    ("resnet18 64x64", "resnet18_baseline_v1", {}),
+    ("bottlenecked_resnet 64x64", "paperIV_bottlenecked_resnet", {}),
+    ("resnet18 101x101", "resnet18_baseline_v1", {"crop": 101}),
+    ("efficientnet_v2_s 101x101", "paperIV_efficientnet_v2_s", {}),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cutouts", type=int, default=4096)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--only", choices=("all", "loader", "networks"), default="all")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.only in ("all", "loader"):
+        report_loader(args.cutouts)
+    if args.only in ("all", "networks"):
+        report_networks(args.seconds)
+
+
+def report_loader(cutouts: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        loader = bench_loader(Path(tmp), args.cutouts)
-    print(f"loader, one core, {args.cutouts} cutouts, batch 256, 64x64 crops:")
+        loader = bench_loader(Path(tmp), cutouts)
+    print(f"loader, one core, {cutouts} cutouts, batch 256, 64x64 crops:")
     print(
         f"  crop-once cache build (shards -> preprocess -> .npy): {loader['cache_build']:9.0f} /s"
     )
@@ -136,30 +163,43 @@ def main() -> None:
     reference = loader["reference"]
     print(f"  reference: shards + preprocess per batch:             {reference:9.0f} images/s")
     print(f"  ratio ours / reference: {loader['ours'] / loader['reference']:.1f}x")
-    devices = [torch.device("cpu")]
+
+
+def report_networks(seconds: float) -> None:
+    config_dir = PROJECT_ROOT / "configs"
+    runs = [("cpu", torch.device("cpu"), 64, True)]
     if torch.cuda.is_available():
-        devices.append(torch.device("cuda"))
-    results = {}
-    for device in devices:
-        batch = 64 if device.type == "cpu" else 256
+        cuda = torch.device("cuda")
+        runs += [("cuda AMP", cuda, 256, True), ("cuda fp32", cuda, 256, False)]
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    for run, device, batch, mixed_precision in runs:
         label = "CPU, 1 thread" if device.type == "cpu" else torch.cuda.get_device_name()
-        print(f"networks on {label}, width 64, batch {batch}:")
-        for name, model in (
-            ("resnet18", ResNet18(width=64)),
-            ("bottlenecked_resnet", BottleneckedResNet(width=64, embedding_dim=32)),
-        ):
+        precision = "float16 autocast" if amp_enabled(device, mixed_precision) else "float32"
+        print(f"networks on {label}, full size, batch {batch}, {precision}:")
+        for name, config_name, overrides in NETWORKS:
+            config = load_model_config(config_dir, config_name, "full")
+            config = config.model_copy(update=overrides)
             torch.manual_seed(0)
-            rates = bench_network(model, device, batch, args.seconds)
-            results[(device.type, name)] = rates
+            model = build_model(config)
+            rates = bench_network(model, device, batch, config.crop, seconds, mixed_precision)
+            results[(run, name)] = rates
             print(
-                f"  {name:20s} train {rates['train']:9.1f} images/s   "
+                f"  {name:27s} train {rates['train']:9.1f} images/s   "
                 f"inference {rates['inference']:9.1f} images/s"
             )
-    if len(devices) > 1:
-        for name in ("resnet18", "bottlenecked_resnet"):
-            gpu, cpu = results[("cuda", name)], results[("cpu", name)]
+        effnet = results[(run, "efficientnet_v2_s 101x101")]
+        for reference in ("resnet18 101x101", "resnet18 64x64"):
+            base = results[(run, reference)]
             print(
-                f"  {name}: GPU / one CPU core: train {gpu['train'] / cpu['train']:.0f}x, "
+                f"  efficientnet_v2_s 101x101 / {reference}: "
+                f"train {effnet['train'] / base['train']:.3f}x, "
+                f"inference {effnet['inference'] / base['inference']:.3f}x"
+            )
+    for run, *_ in runs[1:]:
+        for name, *_ in NETWORKS:
+            gpu, cpu = results[(run, name)], results[("cpu", name)]
+            print(
+                f"  {name} {run} / one CPU core: train {gpu['train'] / cpu['train']:.0f}x, "
                 f"inference {gpu['inference'] / cpu['inference']:.0f}x"
             )
 
