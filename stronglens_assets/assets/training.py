@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import torch
 
 from stronglens_assets.assets.shared import (
     MODEL_CHECKPOINT,
@@ -36,16 +37,16 @@ from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.hashing import sha256_bytes
-from stronglens_assets.science.learning.model_config import (
-    load_model_config,
-)
+from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import (
     build_model,
+    load_backbone_state,
     load_checked_state_dict,
     read_state_dict,
     state_dict_bytes,
 )
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown, training_curve_png
+from stronglens_assets.settings import Settings
 from stronglens_assets.storage_keys import CHECKPOINT_KEY, HISTORY_KEY, LAST_CHECKPOINT_KEY
 
 TRAINING_GROUP = "training"
@@ -76,6 +77,32 @@ def fetch_pretrained(location: str, config_dir: Path, s3_endpoint_url: str | Non
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"pretrained checkpoint {path} cannot be read: {exc}") from exc
+
+
+def fetch_initial_state(config: ModelConfig, settings: Settings) -> dict[str, torch.Tensor] | None:
+    """The checkpoint training starts from, checked against the model before training:
+    ``fine_tune.start_from`` when it names a file (strict), else ``init_from`` (head keys may
+    differ; ``init_from_sha256``, when given, must equal the sha256 of the fetched bytes).
+    ``None`` when training starts from scratch. Errors name the location."""
+    if config.fine_tune is not None and config.fine_tune.start_from != "best":
+        location = config.fine_tune.start_from
+        data = fetch_pretrained(location, settings.config_dir, settings.s3_endpoint_url)
+        state = read_state_dict(data, location)
+        load_checked_state_dict(build_model(config), state, location)
+        return state
+    if config.init_from is None:
+        return None
+    location = config.init_from
+    data = fetch_pretrained(location, settings.config_dir, settings.s3_endpoint_url)
+    digest = sha256_bytes(data)
+    if config.init_from_sha256 is not None and digest != config.init_from_sha256:
+        raise ConfigError(
+            f"model config {config.name}: field 'init_from_sha256': {location} has sha256 "
+            f"{digest}, expected {config.init_from_sha256}"
+        )
+    state = read_state_dict(data, location)
+    load_backbone_state(build_model(config), state, location)
+    return state
 
 
 def build_assets(project: Project) -> list:
@@ -118,14 +145,7 @@ def build_assets(project: Project) -> list:
             history: dict[str, Any] = {"pretrained": config.pretrained, "epochs": []}
             metadata["pretrained"] = config.pretrained
         else:
-            initial_state = None
-            if config.fine_tune is not None and config.fine_tune.start_from != "best":
-                location = config.fine_tune.start_from
-                initial_state = read_state_dict(
-                    fetch_pretrained(location, settings.config_dir, settings.s3_endpoint_url),
-                    location,
-                )
-                load_checked_state_dict(build_model(config), initial_state, location)
+            initial_state = fetch_initial_state(config, settings)
             manifest = load_parity_manifest(storage, parity_key)
             result = train_on_manifest(
                 config,
@@ -145,6 +165,7 @@ def build_assets(project: Project) -> list:
                     "best_epoch": result.best_epoch,
                     "best_val_auc": result.best_val_auc,
                     "phases": result.extra.get("phases", []),
+                    "initialised_from": result.extra.get("initialised_from"),
                     "stopped_early": result.stopped_early,
                     "device": result.device,
                     "train_rows": int((manifest["split"] == "train").sum()),
@@ -190,4 +211,4 @@ def _history_bytes(history: dict[str, Any]) -> bytes:
     return (json.dumps(history, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
 
 
-__all__ = ["TRAINING_GROUP", "build_assets", "fetch_pretrained"]
+__all__ = ["TRAINING_GROUP", "build_assets", "fetch_initial_state", "fetch_pretrained"]

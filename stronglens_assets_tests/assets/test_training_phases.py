@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import build_model
 from stronglens_assets.storage_keys import HISTORY_KEY
@@ -44,5 +45,31 @@ def test_fine_tune_from_a_file_trains_phase_two_only(tmp_path):
         assert "phase1.pt" in message
         assert "layer1.0.conv1.weight" in message and "head.weight" in message
         assert graph.checkpoint() == good  # nothing overwritten
+    finally:
+        graph.instance.dispose()
+
+
+def test_init_from_checks_the_sha256_then_trains_from_the_file(tmp_path):
+    graph = Graph(tmp_path)
+    try:
+        torch.manual_seed(6)
+        state = build_model(load_model_config(graph.config_dir, NAME, "full")).state_dict()
+        state["fc.weight"] = torch.zeros(1000, 32)  # an ImageNet-sized head
+        state["fc.bias"] = torch.zeros(1000)
+        data = _save(state)
+        (graph.config_dir / "imagenet.pth").write_bytes(data)
+        wrong = "0" * 64
+        graph.set_model_yaml(TINY + f"init_from: imagenet.pth\ninit_from_sha256: '{wrong}'\n")
+        result = graph.run(["model_checkpoint"])
+        assert not result.success
+        assert "init_from_sha256" in _error(result) and sha256_bytes(data) in _error(result)
+        graph.set_model_yaml(
+            TINY + f"init_from: imagenet.pth\ninit_from_sha256: {sha256_bytes(data)}\n"
+        )
+        result = graph.run(["model_checkpoint"])
+        assert result.success, _error(result)
+        history = json.loads(graph.store.read_bytes(HISTORY_KEY.format(name=NAME)))
+        assert history["initialised_from"]["head_keys_not_loaded"] == ["fc.bias", "fc.weight"]
+        assert history["phases"][0]["start_from"] == "imagenet.pth"
     finally:
         graph.instance.dispose()

@@ -149,7 +149,11 @@ class ModelConfig(PhaseSchedule):
     binary cross-entropy (the paper's), ``tier_weighted_bce`` weights rows by ``tier_weights``
     (the seeds'). ``batch_size`` is the micro-batch one forward/backward pass sees;
     ``effective_batch_size`` (a multiple of it, default equal) is the batch of one optimizer
-    step, gradients accumulated over its micro-batches.
+    step, gradients accumulated over its micro-batches. ``init_from`` (local path relative to
+    the config directory, ``s3://`` or ``https://``; optional ``init_from_sha256`` of its bytes)
+    is a checkpoint phase 1 starts from, e.g. torchvision's ImageNet-1K weights: every key but
+    the head's must match, the head (``fc``/``bottleneck``/``classifier``) keeps its fresh
+    initialisation where the file's differs (1000 ImageNet classes vs one logit).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
@@ -175,6 +179,8 @@ class ModelConfig(PhaseSchedule):
         default_factory=lambda: {"A": 1.0, "B": 0.5, "N1": 1.0, "N2": 1.0}
     )
     pretrained: str | None = None
+    init_from: str | None = None
+    init_from_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     ablation: AblationConfig = Field(default_factory=AblationConfig)
 
@@ -196,7 +202,7 @@ class ModelConfig(PhaseSchedule):
             raise ValueError(f"tier weights must be >= 0, got {bad}")
         return value
 
-    @field_validator("pretrained")
+    @field_validator("pretrained", "init_from")
     @classmethod
     def _location(cls, value: str | None) -> str | None:
         return None if value is None else _checkpoint_location(value)
@@ -218,6 +224,13 @@ class ModelConfig(PhaseSchedule):
             raise ValueError(
                 "width applies to the ResNets; 'efficientnet_v2_s' uses width_multiplier"
             )
+        if self.init_from is not None:
+            if self.pretrained is not None:
+                raise ValueError("init_from starts training; pretrained skips it: set one")
+            if self.fine_tune is not None and self.fine_tune.start_from != "best":
+                raise ValueError("init_from starts phase 1, which fine_tune.start_from skips")
+        elif self.init_from_sha256 is not None:
+            raise ValueError("init_from_sha256 applies with init_from only")
         if self.effective_batch_size is not None and self.effective_batch_size % self.batch_size:
             raise ValueError(
                 f"effective_batch_size {self.effective_batch_size} must be a multiple of "

@@ -25,7 +25,7 @@ non-persistent buffer, so it never changes the state-dict layout.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -278,18 +278,22 @@ def _is_tensor_mapping(obj: Mapping[Any, Any]) -> bool:
     return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
-def load_checked_state_dict(
-    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
+def _check_keys(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    exempt: Callable[[str], bool] = lambda key: False,
 ) -> None:
-    """Load ``state`` into ``model`` strictly; :class:`CheckpointError` names the first
-    missing and unexpected keys and shape mismatches, and ``source``."""
+    """:class:`CheckpointError` naming the first missing and unexpected keys and shape
+    mismatches between ``state`` and ``model`` (keys where ``exempt`` is true are not
+    checked), and ``source``."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = [k for k in expected if k not in state and not exempt(k)]
+    unexpected = [k for k in state if k not in expected and not exempt(k)]
     shapes = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+        if k in state and tuple(state[k].shape) != tuple(v.shape) and not exempt(k)
     ]
     if missing or unexpected or shapes:
         parts = []
@@ -300,7 +304,46 @@ def load_checked_state_dict(
         if shapes:
             parts.append(f"{len(shapes)} shape mismatch(es), first {shapes[:3]}")
         raise CheckpointError(f"{source}: state dict does not match the model: " + "; ".join(parts))
+
+
+def load_checked_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
+) -> None:
+    """Load ``state`` into ``model`` strictly; :class:`CheckpointError` names the first
+    missing and unexpected keys and shape mismatches, and ``source``."""
+    _check_keys(model, state, source)
     model.load_state_dict(state, strict=True)
+
+
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of the layers after the pooled trunk features (the head)."""
+    if isinstance(model, EfficientNetV2S):
+        return ("classifier.",)
+    if isinstance(model, BottleneckedResNet):
+        return ("bottleneck.", "fc.")
+    return ("fc.",)
+
+
+def load_backbone_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
+) -> list[str]:
+    """Initialise ``model`` from another task's checkpoint (e.g. ImageNet-1K weights).
+
+    Every key outside the head (:func:`head_prefixes`) must match in name and shape
+    (:class:`CheckpointError` names the first offenders and ``source``); head keys are loaded
+    where name and shape match and otherwise keep their fresh initialisation.
+
+    Returns:
+        the model's keys left at their initialisation, sorted.
+    """
+    prefixes = head_prefixes(model)
+    _check_keys(model, state, source, exempt=lambda key: key.startswith(prefixes))
+    expected = model.state_dict()
+    usable = {
+        k: v for k, v in state.items() if k in expected and tuple(v.shape) == expected[k].shape
+    }
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(expected) - set(usable))
 
 
 def model_from_checkpoint(config: ModelConfig, data: bytes, source: str) -> nn.Module:

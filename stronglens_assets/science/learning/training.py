@@ -14,9 +14,11 @@ BatchNorm statistics see the micro-batch). AdamW; the learning rate follows
 ``CosineAnnealingLR`` or ``StepLR`` stepped once per epoch; validation AUC
 (:func:`~stronglens_assets.science.stats.roc.auc`) after every epoch; the best state (highest
 val AUC) is kept; a phase stops when the AUC has not improved for ``early_stopping_patience``
-epochs. An optional fine-tune phase (``fine_tune``) restarts the optimizer and schedule from
-phase 1's best state (or from a given checkpoint, phase 1 skipped); the best epoch is chosen
-over both phases and the history numbers epochs across them (each entry says its ``phase``).
+epochs. Phase 1 starts from the seeded initialisation or from ``init_from`` (e.g. ImageNet-1K
+weights, the head re-initialised). An optional fine-tune phase (``fine_tune``) restarts the
+optimizer and schedule from phase 1's best state (or from a given checkpoint, phase 1
+skipped); the best epoch is chosen over both phases and the history numbers epochs across
+them (each entry says its ``phase``).
 
 AMP: float16 autocast and gradient scaling on CUDA when ``mixed_precision`` is true, float32
 on the CPU; training, validation and scoring share :func:`autocast`.
@@ -41,7 +43,7 @@ from torch.nn import functional as F
 
 from stronglens_assets.science.learning.datasets import BatchLoader
 from stronglens_assets.science.learning.model_config import ModelConfig, PhaseSchedule
-from stronglens_assets.science.learning.models import build_model
+from stronglens_assets.science.learning.models import build_model, load_backbone_state
 from stronglens_assets.science.stats.roc import auc
 
 
@@ -196,8 +198,10 @@ def train_model(
         train_idx, val_idx: row numbers of each split (sorted here for a fixed data order).
         device: from the compute resource; AMP (float16 autocast + grad scaling) on CUDA when
             ``config.mixed_precision``, plain float32 on CPU (same code path).
-        initial_state: the checkpoint ``config.fine_tune.start_from`` names (required when it
-            is a file, refused otherwise): the fine-tune phase starts from it, phase 1 skipped.
+        initial_state: the checkpoint ``config.init_from`` or ``config.fine_tune.start_from``
+            names (required when either names a file, refused otherwise). ``init_from``: phase
+            1 starts from it (head keys may differ, :func:`~.models.load_backbone_state`);
+            ``start_from``: the fine-tune phase starts from it (strict), phase 1 skipped.
     """
     train_idx = np.sort(np.asarray(train_idx, dtype=np.int64))
     val_idx = np.sort(np.asarray(val_idx, dtype=np.int64))
@@ -207,12 +211,13 @@ def train_model(
         raise ValueError("the training split needs both lenses and non-lenses")
     fine_tune = config.fine_tune
     from_file = fine_tune is not None and fine_tune.start_from != "best"
-    if from_file and initial_state is None:
+    initial_location = fine_tune.start_from if from_file else config.init_from
+    if initial_location is not None and initial_state is None:
+        raise ValueError(f"{initial_location!r}: pass its state dict as initial_state")
+    if initial_state is not None and initial_location is None:
         raise ValueError(
-            f"fine_tune.start_from {fine_tune.start_from!r}: pass its state dict as initial_state"
+            "initial_state is only used when init_from or fine_tune.start_from names a file"
         )
-    if initial_state is not None and not from_file:
-        raise ValueError("initial_state is only used when fine_tune.start_from names a file")
     phases: list[tuple[int, PhaseSchedule]] = []
     if not from_file:
         phases.append((1, config.phase_one))
@@ -221,8 +226,12 @@ def train_model(
 
     seed_everything(config.seed)
     model = build_model(config).to(device)
-    if initial_state is not None:
+    extra: dict[str, Any] = {}
+    if initial_state is not None and from_file:
         model.load_state_dict(dict(initial_state), strict=True)
+    elif initial_state is not None:
+        kept = load_backbone_state(model, initial_state, str(initial_location))
+        extra["initialised_from"] = {"location": initial_location, "head_keys_not_loaded": kept}
     amp = amp_enabled(device, config.mixed_precision)
     loader = BatchLoader(
         images,
@@ -309,7 +318,11 @@ def train_model(
                     break
         return {
             "phase": number,
-            "start_from": "scratch" if number == 1 else getattr(schedule, "start_from", None),
+            "start_from": (
+                (config.init_from or "scratch")
+                if number == 1
+                else getattr(schedule, "start_from", None)
+            ),
             "epochs_run": sum(1 for h in history if h["phase"] == number),
             "best_epoch": phase_best_epoch or None,
             "best_val_auc": float(phase_best) if np.isfinite(phase_best) else None,
@@ -334,5 +347,5 @@ def train_model(
         stopped_early=phase_records[-1]["stopped_early"],
         device=str(device),
         train_images_per_s=counters["seen"] / max(counters["seconds"], 1e-9),
-        extra={"phases": phase_records},
+        extra={"phases": phase_records, **extra},
     )

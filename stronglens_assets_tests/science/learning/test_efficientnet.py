@@ -24,6 +24,7 @@ from stronglens_assets.science.learning.models import (
     ResNet18,
     build_model,
     count_parameters,
+    load_backbone_state,
     model_from_checkpoint,
     state_dict_bytes,
 )
@@ -165,6 +166,34 @@ def test_torchvision_layout_checkpoint_imports_at_full_width():
         torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
 
 
+def _imagenet_layout_state() -> dict[str, torch.Tensor]:
+    """A checkpoint in the layout of torchvision's ImageNet-1K file: 1000-class head."""
+    state = {}
+    for name, shape in torchvision_layout():
+        if name.startswith("classifier.1."):
+            shape = (1000, *shape[1:])
+        state[name] = torch.full(shape, 0.5) if shape else torch.tensor(3)
+    return state
+
+
+def test_imagenet_weights_initialise_everything_but_the_head():
+    state = _imagenet_layout_state()
+    model = EfficientNetV2S()
+    fresh_head = model.classifier[1].weight.detach().clone()
+    kept = load_backbone_state(model, state, "efficientnet_v2_s-dd5fe13b.pth")
+    assert kept == ["classifier.1.bias", "classifier.1.weight"]
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items() if k.startswith("features."))
+    assert torch.equal(model.classifier[1].weight, fresh_head)
+    del state["features.6.3.block.2.fc1.bias"]
+    state["features.1.0.block.0.0.weight"] = torch.zeros(24, 3, 3, 3)
+    with pytest.raises(CheckpointError) as info:
+        load_backbone_state(EfficientNetV2S(), state, "imagenet.pth")
+    message = str(info.value)
+    assert "imagenet.pth" in message and "features.6.3.block.2.fc1.bias" in message
+    assert "features.1.0.block.0.0.weight (24, 3, 3, 3) != (24, 24, 3, 3)" in message
+
+
 def test_resnet_checkpoint_into_efficientnet_names_the_first_offenders():
     config = ModelConfig(name="m", architecture="efficientnet_v2_s", crop=101)
     with pytest.raises(CheckpointError) as info:
@@ -197,6 +226,8 @@ def test_paper_config_follows_the_protocol():
     assert (tune.epochs, tune.scheduler, tune.learning_rate) == (60, "cosine", 5e-5)
     assert full.augmentations == ("hflip", "vflip", "rot90")
     assert count_parameters(build_model(full)) == 20_178_769
+    assert full.init_from.endswith("efficientnet_v2_s-dd5fe13b.pth")  # ImageNet-1K weights
+    assert full.init_from_sha256.startswith("dd5fe13b") and demo.init_from is None
     # the demo shrinks sizes only: same architecture, loss, schedule kinds, accumulation
     assert demo.width_multiplier < 1 and demo.depth_multiplier < 1 and demo.epochs < full.epochs
     assert (demo.loss, demo.scheduler, demo.fine_tune.scheduler) == ("bce", "step", "cosine")
@@ -211,6 +242,9 @@ def test_paper_config_follows_the_protocol():
         ({"lr_step_epochs": None}, "lr_step_epochs"),
         ({"effective_batch_size": 100}, "multiple of batch_size"),
         ({"loss": "focal"}, "loss"),
+        ({"pretrained": "best.pt"}, "init_from starts training"),
+        ({"init_from": None}, "init_from_sha256 applies with init_from only"),
+        ({"init_from_sha256": "DD5FE13B"}, "init_from_sha256"),
         ({"fine_tune": {"epochs": 3}}, "learning_rate"),
         (
             {"fine_tune": {"epochs": 3, "learning_rate": 0.1, "start_from": "ftp://x/b.pt"}},

@@ -218,3 +218,23 @@ def test_fine_tune_from_a_file_skips_phase_one(data):
     assert result.extra["phases"][0]["start_from"] == "checkpoints/phase1.pt"
     for name, _ in ResNet18(width=4).named_parameters():
         torch.testing.assert_close(result.last_state[name], start[name], rtol=0, atol=1e-12)
+
+
+def test_init_from_loads_the_trunk_and_keeps_a_fresh_head(data):
+    torch.manual_seed(5)
+    other_task = ResNet18(width=4, crop=32).state_dict()
+    other_task["fc.weight"] = torch.zeros(10, 32)  # a 10-class head: not loaded
+    other_task["fc.bias"] = torch.zeros(10)
+    config = _config(epochs=1, learning_rate=1e-30, init_from="imagenet.pth")
+    with pytest.raises(ValueError, match=r"imagenet\.pth"):
+        _train(data, config)
+    result = _train(data, config, initial_state=other_task)
+    trunk = [n for n, _ in ResNet18(width=4).named_parameters() if not n.startswith("fc.")]
+    for name in trunk:
+        torch.testing.assert_close(result.last_state[name], other_task[name], rtol=0, atol=1e-12)
+    assert result.last_state["fc.weight"].shape == (1, 32)
+    assert result.extra["initialised_from"] == {
+        "location": "imagenet.pth",
+        "head_keys_not_loaded": ["fc.bias", "fc.weight"],
+    }
+    assert result.extra["phases"][0]["start_from"] == "imagenet.pth"
