@@ -31,15 +31,6 @@ from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: reproducible bytes, and no oversubscription on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def store(tmp_path) -> LocalObjectStore:
     return LocalObjectStore(tmp_path / "storage")

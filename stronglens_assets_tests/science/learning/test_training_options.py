@@ -22,14 +22,6 @@ from stronglens_assets.science.learning.training import (
 from stronglens_assets.testing.cutouts import synthetic_manifest
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(n: int = 32, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, 16, 16, generator=generator)
