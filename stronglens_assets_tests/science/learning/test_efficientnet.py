@@ -267,3 +267,16 @@ def test_bad_paper_config_names_file_and_field(tmp_path, update, field):
 def test_efficientnet_fields_refused_for_resnets():
     with pytest.raises(ValueError, match="width_multiplier"):
         ModelConfig(name="m", architecture="resnet18", width_multiplier=0.5)
+
+
+def test_a_training_step_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = EfficientNetV2S(
+        width_multiplier=0.25, depth_multiplier=0.25, stochastic_depth_prob=0.0, crop=32
+    ).train()
+    x = torch.randn(4, 3, 32, 32)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), torch.ones(4))
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
