@@ -44,6 +44,16 @@ class IntegrityError(StorageError, ValueError):
 _VERSIONED_FILE = re.compile(r"^(?P<root>.+)/(?P<version>[0-9a-f]{16})/(?P<name>[^/]+)$")
 
 
+def _is_pointer(document: Any) -> bool:
+    """Whether a JSON document is a versioned-set pointer (16-hex ``version`` and a file list)."""
+    return (
+        isinstance(document, dict)
+        and isinstance(document.get("version"), str)
+        and re.fullmatch(r"[0-9a-f]{16}", document["version"]) is not None
+        and ("files" in document or "shards" in document)
+    )
+
+
 def recorded_sha256(pointer: dict[str, Any], key: str) -> str | None:
     """The sha256 that a versioned-set pointer records for ``key`` (``None`` if unlisted).
 
@@ -107,9 +117,7 @@ class ObjectStore(ABC):
                 document = json.loads(self.read_raw(f"{root}.json"))
             except (ObjectNotFoundError, ValueError):
                 document = None
-            self._pointers[root] = (
-                document if isinstance(document, dict) and "version" in document else None
-            )
+            self._pointers[root] = document if _is_pointer(document) else None
         return self._pointers[root]
 
     def _verify_versioned(self, key: str, root: str, version: str, data: bytes) -> None:
