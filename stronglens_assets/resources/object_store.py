@@ -308,9 +308,9 @@ def make_s3_client(
 #: Start-up bucket checks use their own short limits, not the data path's (120 s read
 #: timeout x 8 attempts): an endpoint that accepts connections and never answers fails the
 #: check in about ``STARTUP_CHECK_ATTEMPTS x (connect or read timeout)`` seconds.
-STARTUP_CHECK_CONNECT_TIMEOUT_S: float = 5.0
-STARTUP_CHECK_READ_TIMEOUT_S: float = 5.0
-STARTUP_CHECK_ATTEMPTS: int = 2
+STARTUP_CHECK_CONNECT_TIMEOUT_S: float = 3.0
+STARTUP_CHECK_READ_TIMEOUT_S: float = 4.0
+STARTUP_CHECK_ATTEMPTS: int = 3
 
 
 def startup_check_client(**connection: Any) -> Any:
@@ -444,7 +444,8 @@ class S3ObjectStore(ObjectStore):
         return True
 
     def head(self, key: str) -> dict[str, Any] | None:
-        """``{"etag": <ETag without quotes>, "size": bytes}`` of ``key``, ``None`` if absent."""
+        """``{"etag": <ETag without quotes>, "size": bytes, "last_modified": POSIX seconds}``
+        of ``key``, ``None`` if absent."""
         from botocore.exceptions import ClientError
 
         try:
@@ -456,18 +457,12 @@ class S3ObjectStore(ObjectStore):
         return {
             "etag": str(response.get("ETag", "")).strip('"'),
             "size": int(response.get("ContentLength", 0)),
+            "last_modified": float(response["LastModified"].timestamp()),
         }
 
     def last_modified(self, key: str) -> float | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise StorageError(f"checking {self.uri(key)} failed: {exc}") from exc
-        return float(response["LastModified"].timestamp())
+        head = self.head(key)
+        return None if head is None else head["last_modified"]
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
