@@ -95,7 +95,7 @@ def load_cutouts(
                 f"which does not exist ({exc})"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise ManifestError(f"{source}: shard {key!r} is not a readable .npz: {exc}") from exc
+            raise ManifestError(f"{source}: shard {key!r} cannot be read: {exc}") from exc
         if "cutout" not in arrays:
             raise ManifestError(f"{source}: shard {key!r} has no 'cutout' array")
         shard = arrays["cutout"]
