@@ -91,9 +91,6 @@ class ObjectStore(ABC):
     instead of reaching the caller. Other keys are returned as stored.
     """
 
-    def __init__(self) -> None:
-        self._pointers: dict[str, dict[str, Any] | None] = {}
-
     @abstractmethod
     def uri(self, key: str) -> str:
         """Full URI of ``key`` (``file:///...`` path or ``s3://bucket/prefix/key``)."""
@@ -112,13 +109,15 @@ class ObjectStore(ABC):
         return data
 
     def _pointer(self, root: str, refresh: bool) -> dict[str, Any] | None:
-        if refresh or root not in self._pointers:
+        """The pointer of ``root`` (cached per store; ``None`` if ``root`` is no versioned set)."""
+        cache: dict[str, dict[str, Any] | None] = self.__dict__.setdefault("_pointers", {})
+        if refresh or root not in cache:
             try:
                 document = json.loads(self.read_raw(f"{root}.json"))
             except (ObjectNotFoundError, ValueError):
                 document = None
-            self._pointers[root] = document if _is_pointer(document) else None
-        return self._pointers[root]
+            cache[root] = document if _is_pointer(document) else None
+        return cache[root]
 
     def _verify_versioned(self, key: str, root: str, version: str, data: bytes) -> None:
         pointer = self._pointer(root, refresh=False)
@@ -174,7 +173,6 @@ class LocalObjectStore(ObjectStore):
     """Objects as files under ``root``."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        super().__init__()
         self.root = Path(root).expanduser().resolve()
 
     def _path(self, key: str) -> Path:
@@ -399,7 +397,6 @@ class S3ObjectStore(ObjectStore):
     """Objects in ``s3://bucket/prefix/...`` through a boto3 S3 client."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = ""):
-        super().__init__()
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
