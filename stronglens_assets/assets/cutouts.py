@@ -22,6 +22,7 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.resources.survey import SurveyResource
+from stronglens_assets.resources.versioned import sweep_orphans
 from stronglens_assets.science.core.hashing import sha256_json
 from stronglens_assets.science.imaging.cutouts import (
     REJECT_REASONS,
@@ -177,6 +178,10 @@ def build_assets(project: Project) -> list:
         index["partition"] = partition
         prefix = CUTOUT_SHARD_PREFIXES[asset_name]
         store = storage.object_store()
+        # versions earlier writers left behind (lost races, crashes), once they are old enough
+        swept = sweep_orphans(store, f"{prefix}/{partition}")
+        if swept:
+            context.log.info(f"removed {len(swept)} orphaned shard file(s) of {partition}")
         shard_set = write_shard_set(store, prefix, partition, shards, index)
         reasons = index["status"].value_counts()
         gated = index.loc[index["status"] == "ok", "gate_reason"].astype(str)

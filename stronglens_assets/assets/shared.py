@@ -31,7 +31,7 @@ from stronglens_assets.science.learning.model_config import (
     load_model_config,
     model_config_names,
 )
-from stronglens_assets.science.learning.models import model_from_checkpoint
+from stronglens_assets.science.learning.models import CheckpointError, model_from_checkpoint
 from stronglens_assets.science.learning.training import (
     TrainingResult,
     sample_weights,
@@ -193,6 +193,7 @@ def load_frozen_model(
     config_dir: str | os.PathLike[str],
     *,
     profile: str,
+    expected_sha256: str | None = None,
 ) -> tuple[torch.nn.Module, str]:
     """The trained (frozen) model of a config and the sha256 of its ``best.pt`` bytes
     (:data:`~stronglens_assets.storage_keys.CHECKPOINT_KEY`).
@@ -202,6 +203,11 @@ def load_frozen_model(
             storage resource (anything with ``read_bytes``, or ``object_store()``).
         model_config_name: a file stem of ``<config_dir>/models/``.
         profile: size profile of the config (the caller's settings decide it).
+        expected_sha256: the sha256 its producer recorded (``model_checkpoint``'s
+            ``checkpoint_sha256``, :func:`latest_checkpoint_sha`). When given, bytes that
+            differ (a corrupted or replaced ``best.pt``: flipped bytes can still load) raise
+            :class:`~stronglens_assets.science.learning.models.CheckpointError` naming the
+            file, before any model is built, so nothing is scored or written with it.
 
     Returns:
         ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
@@ -213,5 +219,13 @@ def load_frozen_model(
     config = load_model_config(config_dir, model_config_name, profile)
     key = CHECKPOINT_KEY.format(name=model_config_name)
     data = store.read_bytes(key)
-    model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
-    return model, sha256_bytes(data)
+    source = store.uri(key) if hasattr(store, "uri") else key
+    sha = sha256_bytes(data)
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise CheckpointError(
+            f"{source}: sha256 {sha} does not match the {expected_sha256} that "
+            f"model_checkpoint recorded for {model_config_name!r}: the checkpoint was "
+            "corrupted or replaced after training; re-materialize model_checkpoint"
+        )
+    model = model_from_checkpoint(config, data, source)
+    return model, sha

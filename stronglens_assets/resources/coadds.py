@@ -24,11 +24,11 @@ URL or ``s3://`` URI, :class:`CoaddFetchError` otherwise.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import random
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +43,11 @@ from dagster_aws.s3 import S3Resource
 
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.catalogs.bricks import parse_brick_name
+from stronglens_assets.science.core.tempfiles import (
+    describe_os_error,
+    sweep_stale_temp_files,
+    temp_path_for,
+)
 from stronglens_assets.science.imaging.cutouts import (
     BANDS,
     PRODUCTS,
@@ -155,6 +160,9 @@ class RetryPolicy:
                 self.sleep(delay)
 
 
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 def _atomic_fetch(
     dest: Path, uri: str, fetch: Callable[[IO[bytes]], int | None], policy: RetryPolicy
 ) -> Path:
@@ -166,12 +174,24 @@ def _atomic_fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
 
     def attempt() -> Path:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
+        tmp = temp_path_for(dest)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                expected = fetch(handle)
-                handle.flush()
+            try:
+                handle = open(tmp, "xb")
+            except OSError as exc:
+                raise CoaddFetchError(
+                    f"{uri}: cannot create {tmp}: {describe_os_error(exc)}"
+                ) from exc
+            with handle:
+                try:
+                    expected = fetch(handle)
+                    handle.flush()
+                except OSError as exc:
+                    if exc.errno not in _DISK_ERRNOS:
+                        raise  # network errors: the fetch's own retry handling
+                    raise CoaddFetchError(
+                        f"{uri}: writing {tmp} failed: {describe_os_error(exc)}"
+                    ) from exc
                 written = handle.tell()
             if expected is not None and written != expected:
                 raise _TransientError(f"short read: got {written} of {expected} bytes")
@@ -522,10 +542,14 @@ class CoaddSourceResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """S3 kind: check the coadd bucket once at start-up (credentials, bucket exists)."""
+        if self.cache_dir and self.kind != "local":
+            sweep_stale_temp_files(self.cache_dir, recursive=True)
         if self.kind == "s3" and self.bucket:
-            from stronglens_assets.resources.object_store import verify_bucket_access
+            from stronglens_assets.resources.storage import verify_s3_bucket
 
-            verify_bucket_access(self._s3_client(), self.bucket, self.prefix)
+            verify_s3_bucket(
+                self.s3 if self.s3 is not None else S3Resource(), self.bucket, self.prefix
+            )
 
     def get_source(self) -> CoaddSource:
         """Build the configured source (raises ``ValueError`` for missing settings)."""

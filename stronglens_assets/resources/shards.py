@@ -7,10 +7,13 @@ Layout under the storage root, for a shard set ``<prefix>`` and partition ``<par
     <prefix>/<part>.json                         the pointer: version, shard keys, checksums
 
 ``<version>`` is a content hash of the shards and the index, so re-running with the same
-inputs writes the same bytes under the same keys. The pointer is written last (one atomic
-write locally, one PUT on S3), then files of older versions are deleted: a reader that
-follows the pointer never sees a half-written set, and a failed run leaves the previous
-set in place.
+inputs writes the same bytes under the same keys. A shard set is a versioned result set
+(:mod:`.versioned`): the pointer is switched last (one atomic write locally, one PUT on S3),
+then the writer deletes only the version it replaced, and only while the pointer still names
+its own, so two writers of one partition never delete each other's shards; versions left by
+a writer that lost the race are removed by :func:`~.versioned.sweep_orphans`. A reader that
+follows the pointer never sees a half-written set, a failed run leaves the previous set in
+place, and every shard read is checked against the sha256 the pointer records.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from stronglens_assets.partitions import validate_partition_key
-from stronglens_assets.resources.object_store import ObjectStore
+from stronglens_assets.resources.object_store import IntegrityError, ObjectStore
 from stronglens_assets.resources.serialization import encode
+from stronglens_assets.resources.versioned import publish, stage
 from stronglens_assets.science.core.hashing import sha256_bytes
 from stronglens_assets.science.core.npz import decode_npz, encode_npz
 
@@ -92,7 +96,9 @@ def write_shard_set(
     shards: Sequence[Mapping[str, np.ndarray]],
     index: pd.DataFrame,
 ) -> ShardSet:
-    """Write ``shards`` and ``index`` as the partition's new shard set; return its pointer."""
+    """Write ``shards`` and ``index`` as the partition's new shard set; return its pointer.
+
+    Safe with concurrent writers of the same partition (:func:`~.versioned.publish`)."""
     validate_partition_key(partition)
     shard_bytes = [encode_npz(arrays) for arrays in shards]
     index_bytes, _ = encode(index.reset_index(drop=True))
@@ -100,47 +106,62 @@ def write_shard_set(
     for data in (*shard_bytes, index_bytes):
         digest.update(hashlib.sha256(data).digest())
     version = digest.hexdigest()[:16]
-    base = f"{prefix}/{partition}/{version}"
+    names = [f"shard-{number:05d}.npz" for number in range(len(shard_bytes))]
+    staged = stage(
+        f"{prefix}/{partition}",
+        {**dict(zip(names, shard_bytes, strict=True)), "index.parquet": index_bytes},
+        version=version,
+    )
     records = []
-    for number, (arrays, data) in enumerate(zip(shards, shard_bytes, strict=True)):
-        key = f"{base}/shard-{number:05d}.npz"
-        store.write_bytes(key, data)
+    for name, arrays, data in zip(names, shards, shard_bytes, strict=True):
         rows = len(next(iter(arrays.values()))) if arrays else 0
-        records.append(ShardRecord(key, rows, sha256_bytes(data), len(data)))
-    index_key = f"{base}/index.parquet"
-    store.write_bytes(index_key, index_bytes)
+        records.append(ShardRecord(staged.files[name].key, rows, sha256_bytes(data), len(data)))
     shard_set = ShardSet(
         prefix=prefix,
         partition=partition,
         version=version,
         shards=tuple(records),
-        index_key=index_key,
+        index_key=staged.files["index.parquet"].key,
         index_sha256=sha256_bytes(index_bytes),
     )
-    pointer = json.dumps(shard_set.to_json(), sort_keys=True, indent=2).encode()
-    store.write_bytes(pointer_key(prefix, partition), pointer)
-    for key in store.list_keys(f"{prefix}/{partition}"):
-        if not key.startswith(base + "/"):
-            store.delete(key)
+    publish(store, staged, shard_set.to_json())
     return shard_set
 
 
 def read_shard_set(store: ObjectStore, prefix: str, partition: str) -> ShardSet:
     """The current pointer of a partition (:class:`ObjectNotFoundError` if never written)."""
-    return ShardSet.from_json(json.loads(store.read_bytes(pointer_key(prefix, partition))))
+    key = pointer_key(prefix, partition)
+    try:
+        return ShardSet.from_json(json.loads(store.read_bytes(key)))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"shard-set pointer {store.uri(key)} is unreadable: {exc!r}") from exc
+
+
+def decode_shard(store: ObjectStore, key: str, data: bytes) -> dict[str, np.ndarray]:
+    """Arrays of the shard bytes read from ``key``; an undecodable archive raises
+    :class:`~.object_store.IntegrityError` naming the shard's URI."""
+    try:
+        return decode_npz(data)
+    except ValueError as exc:
+        raise IntegrityError(f"shard {store.uri(key)} is not a readable .npz: {exc}") from exc
 
 
 def read_shard(store: ObjectStore, record: ShardRecord) -> dict[str, np.ndarray]:
     """Arrays of one shard, after checking its sha256 against the pointer."""
     data = store.read_bytes(record.key)
     if sha256_bytes(data) != record.sha256:
-        raise ValueError(f"shard {store.uri(record.key)} does not match its recorded sha256")
-    return decode_npz(data)
+        raise IntegrityError(f"shard {store.uri(record.key)} does not match its recorded sha256")
+    return decode_shard(store, record.key, data)
 
 
 def read_index(store: ObjectStore, shard_set: ShardSet) -> pd.DataFrame:
-    """The index table of a shard set."""
-    return pd.read_parquet(io.BytesIO(store.read_bytes(shard_set.index_key)))
+    """The index table of a shard set (checked against the pointer's sha256)."""
+    data = store.read_bytes(shard_set.index_key)
+    if sha256_bytes(data) != shard_set.index_sha256:
+        raise IntegrityError(
+            f"shard index {store.uri(shard_set.index_key)} does not match its recorded sha256"
+        )
+    return pd.read_parquet(io.BytesIO(data))
 
 
 def split_rows(n_rows: int, shard_size: int) -> list[slice]:
@@ -157,5 +178,6 @@ def read_npz_key(store: ObjectStore, key: str) -> dict[str, np.ndarray]:
     local store, a moved copy of it or S3. A cutout shard holds ``cutout`` (n, 3, 101, 101)
     float32 nanomaggies, ``invvar`` (n, 3, 101, 101) 1/nanomaggy^2, ``psfsize`` (n, 3) arcsec
     FWHM and ``objid``; row ``cutout_row`` of the manifest is row ``cutout_row`` here.
+    The bytes are checked against the sha256 the shard set's pointer records.
     """
-    return decode_npz(store.read_bytes(key))
+    return decode_shard(store, key, store.read_bytes(key))

@@ -22,10 +22,12 @@ from stronglens_assets.resources.object_store import (
     ObjectStore,
     S3ObjectStore,
     make_s3_client,
+    startup_check_client,
     verify_bucket_access,
 )
 from stronglens_assets.resources.serialization import EXTENSIONS, decode, encode
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.core.tempfiles import sweep_stale_temp_files
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -69,12 +71,38 @@ class StorageResource(dg.ConfigurableResource):
 
 
 class LocalStorageResource(StorageResource):
-    """Outputs as files under ``root`` (the ``local`` environment)."""
+    """Outputs as files under ``root`` (the ``local`` environment).
+
+    At start-up, temporary files that crashed writers left under ``root`` are removed (only
+    those whose writer is gone: :func:`~.tempfiles.sweep_stale_temp_files`).
+    """
 
     root: str
 
     def object_store(self) -> ObjectStore:
         return LocalObjectStore(self.root)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        removed = sweep_stale_temp_files(self.root, recursive=True)
+        if removed and context.log is not None:
+            context.log.info(
+                f"removed {len(removed)} temporary file(s) of crashed writers under {self.root}"
+            )
+
+
+def s3_connection(s3: S3Resource) -> dict[str, Any]:
+    """The connection settings of a dagster-aws :class:`S3Resource` as
+    :func:`~.object_store.make_s3_client` keyword arguments."""
+    return {
+        "endpoint_url": s3.endpoint_url,
+        "region_name": s3.region_name,
+        "profile_name": s3.profile_name,
+        "aws_access_key_id": s3.aws_access_key_id,
+        "aws_secret_access_key": s3.aws_secret_access_key,
+        "aws_session_token": s3.aws_session_token,
+        "use_ssl": s3.use_ssl,
+        "verify": s3.verify,
+    }
 
 
 def s3_client_for(
@@ -82,18 +110,13 @@ def s3_client_for(
 ) -> Any:
     """A boto3 client with the connection settings of ``s3`` and botocore's retry config
     (``max_attempts`` per request, ``retry_mode``) for throttling, 5xx and connection errors."""
-    return make_s3_client(
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region_name,
-        profile_name=s3.profile_name,
-        aws_access_key_id=s3.aws_access_key_id,
-        aws_secret_access_key=s3.aws_secret_access_key,
-        aws_session_token=s3.aws_session_token,
-        use_ssl=s3.use_ssl,
-        verify=s3.verify,
-        max_attempts=max_attempts,
-        retry_mode=retry_mode,
-    )
+    return make_s3_client(**s3_connection(s3), max_attempts=max_attempts, retry_mode=retry_mode)
+
+
+def verify_s3_bucket(s3: S3Resource, bucket: str, prefix: str = "") -> None:
+    """Start-up check of ``bucket`` through ``s3``'s connection, with the short start-up
+    limits (:func:`~.object_store.startup_check_client`): :class:`StorageError` if unusable."""
+    verify_bucket_access(startup_check_client(**s3_connection(s3)), bucket, prefix)
 
 
 class S3StorageResource(StorageResource):
@@ -120,7 +143,7 @@ class S3StorageResource(StorageResource):
 
     def verify(self) -> None:
         """Raise :class:`StorageError` unless the bucket is reachable with these credentials."""
-        verify_bucket_access(self.client(), self.bucket, self.prefix)
+        verify_s3_bucket(self.s3, self.bucket, self.prefix)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.verify()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -170,6 +172,24 @@ def test_rerun_writes_same_bytes(pipeline: Pipeline) -> None:
     assert versions[0] == versions[1]
     files = store.list_keys("cutouts/negatives/hpx-nest16-1126")
     assert len({key.split("/")[3] for key in files}) == 1  # old versions are cleaned up
+
+
+def test_rerun_sweeps_old_orphaned_versions_only(pipeline: Pipeline) -> None:
+    """Versions left by a writer that lost a race (or crashed before its pointer switch) are
+    removed by the next run of the partition once older than an hour; young ones are kept."""
+    assert pipeline.run(["negative_cutouts"], CELLS[1]).success
+    store = pipeline.storage.object_store()
+    partition = Path(pipeline.storage.root) / "cutouts" / "negatives" / CELLS[1]
+    old, young = partition / "00000000000000aa", partition / "00000000000000bb"
+    for orphan in (old, young):
+        orphan.mkdir()
+        (orphan / "shard-00000.npz").write_bytes(b"left behind")
+    two_hours_ago = time.time() - 7200
+    os.utime(old / "shard-00000.npz", (two_hours_ago, two_hours_ago))
+    assert pipeline.run(["negative_cutouts"], CELLS[1]).success
+    assert not (old / "shard-00000.npz").exists()
+    assert (young / "shard-00000.npz").exists()
+    assert read_shard_set(store, "cutouts/negatives", CELLS[1]).rows > 0
 
 
 def test_corrupt_coadd_fails_partition_and_keeps_outputs(pipeline: Pipeline) -> None:

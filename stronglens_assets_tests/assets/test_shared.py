@@ -57,3 +57,29 @@ def test_load_frozen_model_errors(tmp_path):
     )
     with pytest.raises(CheckpointError, match="shape mismatch"):
         load_frozen_model(store, "resnet18_baseline_v1", config_dir, profile="demo")
+
+
+def test_a_checkpoint_that_differs_from_its_record_is_refused_before_loading(tmp_path, cutouts):
+    """Issue 23 item 2 (loading): 4 flipped bytes in best.pt still load as a state dict (and
+    score differently); against the recorded sha256 the load fails naming the file."""
+    config_dir = _config_dir(tmp_path)
+    name = "paperIV_bottlenecked_resnet"
+    torch.manual_seed(5)
+    trained = build_model(load_model_config(config_dir, name, "demo")).eval()
+    data = state_dict_bytes(trained)
+    recorded = hashlib.sha256(data).hexdigest()
+    store = LocalObjectStore(tmp_path / "storage")
+    key = keys.CHECKPOINT_KEY.format(name=name)
+    flipped = bytearray(data)
+    for offset in (len(data) // 2 + k for k in range(4)):  # inside the tensor data
+        flipped[offset] ^= 0xFF
+    store.write_bytes(key, bytes(flipped))
+    corrupted, _ = load_frozen_model(store, name, config_dir, profile="demo")  # still loads
+    assert not np.array_equal(score_cutouts(corrupted, cutouts), score_cutouts(trained, cutouts))
+    with pytest.raises(
+        CheckpointError, match=rf"best\.pt: sha256 .* does not match the {recorded}"
+    ):
+        load_frozen_model(store, name, config_dir, profile="demo", expected_sha256=recorded)
+    store.write_bytes(key, data)
+    _, sha = load_frozen_model(store, name, config_dir, profile="demo", expected_sha256=recorded)
+    assert sha == recorded

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from stronglens_assets.errors import StronglensError
 
-__all__ = ["NpzError", "decode_npz", "encode_npz"]
+__all__ = ["NpzDecodeError", "NpzError", "decode_npz", "encode_npz"]
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 class NpzError(StronglensError, TypeError):
     """Arrays that cannot be written to an ``.npz`` without pickling (object dtype)."""
+
+
+class NpzDecodeError(StronglensError, ValueError):
+    """Bytes that are no readable ``.npz`` archive (truncated, corrupt, a bare ``.npy``,
+    pickles); the message names the source."""
 
 
 def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -41,14 +47,26 @@ def encode_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def decode_npz(data: bytes, members: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+def decode_npz(
+    data: bytes, members: Iterable[str] | None = None, *, source: str = "npz data"
+) -> dict[str, np.ndarray]:
     """Arrays of ``.npz`` bytes (``allow_pickle=False``): every member, or only ``members``
     (those the archive holds; the caller checks for missing ones and names its source).
-    ``ValueError`` for bytes that are a bare ``.npy`` array or hold pickles; numpy's and
-    zipfile's errors for bytes that are no archive at all."""
-    loaded = np.load(io.BytesIO(data), allow_pickle=False)
-    if not hasattr(loaded, "files"):  # a bare .npy array
-        raise ValueError("a single array (.npy), not an .npz archive")
-    with loaded as archive:
-        names = archive.files if members is None else [m for m in members if m in archive.files]
-        return {name: archive[name] for name in names}
+
+    Raises :class:`NpzDecodeError` (a ``ValueError``) naming ``source`` for bytes that are no
+    archive (truncated or corrupt: ``BadZipFile``, bad CRC, short member), a bare ``.npy``
+    array, or an archive holding pickles. Members are read here, so a corrupt member fails
+    now, not at first use.
+    """
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not hasattr(loaded, "files"):  # a bare .npy array
+            raise ValueError("a single array (.npy), not an .npz archive")
+        with loaded as archive:
+            names = archive.files if members is None else [m for m in members if m in archive.files]
+            return {name: archive[name] for name in names}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise NpzDecodeError(
+            f"{source} is not a readable .npz archive ({len(data)} bytes): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc

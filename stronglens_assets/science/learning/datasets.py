@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,11 @@ import pandas as pd
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.npz import decode_npz
+from stronglens_assets.science.core.tempfiles import (
+    describe_os_error,
+    sweep_stale_temp_files,
+    temp_path_for,
+)
 from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP, STAT_RADIUS_PX, preprocess
 
 SAFE_AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90")
@@ -69,8 +75,9 @@ def load_cutouts(
         out: optional preallocated output (e.g. a memory map) of the transformed shape.
 
     Raises:
-        ManifestError: a shard is missing or unreadable, or a row is out of range; the message
-            names the shard key and the first object id affected.
+        ManifestError: a shard is missing or unreadable, a row is out of range, or a cutout
+            holds NaN or infinite pixels; the message names the shard key and the first
+            object id affected.
     """
     _check_columns(manifest, source)
     keys = manifest["cutout_key"].astype(str).to_numpy()
@@ -88,7 +95,7 @@ def load_cutouts(
                 f"which does not exist ({exc})"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise ManifestError(f"{source}: shard {key!r} is not a readable .npz: {exc}") from exc
+            raise ManifestError(f"{source}: shard {key!r} cannot be read: {exc}") from exc
         if "cutout" not in arrays:
             raise ManifestError(f"{source}: shard {key!r} has no 'cutout' array")
         shard = arrays["cutout"]
@@ -101,6 +108,14 @@ def load_cutouts(
                 f"{key!r} holds {len(shard)} rows"
             )
         selected = shard[wanted]
+        finite = np.isfinite(selected).reshape(len(selected), -1).all(axis=1)
+        if not finite.all():
+            first = members[np.flatnonzero(~finite)[0]]
+            raise ManifestError(
+                f"{source}: cutout of object {ids[first]!r} (shard {key!r}, row {rows[first]}) "
+                f"holds NaN or infinite pixels ({int((~finite).sum())} such cutout(s) in this "
+                "shard); refusing to score or train on it"
+            )
         if transform is not None:
             selected = transform(selected)
         if result is None:
@@ -109,6 +124,17 @@ def load_cutouts(
     if result is None:
         raise ManifestError(f"{source}: manifest has no rows")
     return result
+
+
+def _reserve_disk_space(path: Path) -> None:
+    """Allocate ``path``'s blocks now: a full disk fails here with ``ENOSPC`` instead of
+    killing the process with SIGBUS when a page of the memory map is first written."""
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
 
 
 def build_image_cache(
@@ -121,18 +147,28 @@ def build_image_cache(
 ) -> np.ndarray:
     """Preprocessed images of the manifest rows as a read-only memory map (crop once).
 
-    The cache file ``<cache_dir>/images-<digest>.npy`` is written atomically (temporary name,
-    then rename) and reused when present.
+    The cache file ``<cache_dir>/images-<digest>.npy`` is written atomically (temporary name
+    naming this process, then rename) and reused when present. Temporary files of crashed
+    writers in ``cache_dir`` are removed first (only those whose writer is gone). A disk that
+    is full or read-only raises ``OSError`` naming the cache file.
     """
     _check_columns(manifest, source)
     directory = Path(cache_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temp_files(directory)
     path = directory / f"images-{cache_digest(manifest, crop)}.npy"
     if not path.exists():
-        tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-        images = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float32, shape=(len(manifest), 3, crop, crop)
-        )
+        tmp = temp_path_for(path)
+        try:
+            images = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float32, shape=(len(manifest), 3, crop, crop)
+            )
+            _reserve_disk_space(tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(
+                exc.errno, f"cannot create the image cache {tmp}: {describe_os_error(exc)}"
+            ) from exc
         try:
             load_cutouts(
                 read_bytes,
@@ -144,6 +180,11 @@ def build_image_cache(
             images.flush()
             del images
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OSError(
+                exc.errno, f"writing the image cache {path} failed: {describe_os_error(exc)}"
+            ) from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
