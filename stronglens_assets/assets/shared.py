@@ -4,13 +4,18 @@
   evaluation read;
 * the frozen model: loading ``model_checkpoint``'s ``best.pt`` for a config, and the blocking
   ``model_frozen`` check (seeds' check 4.9) of every consumer (evaluation, D06);
-* training on a parity manifest (``model_checkpoint`` and the evaluation's ablation models).
+* training on a parity manifest (``model_checkpoint`` and the evaluation's ablation models);
+* a model's evaluation thresholds (contract 2): :func:`model_thresholds_document` builds
+  ``evaluation/<name>/thresholds.json`` from the val negatives' scores, and
+  :func:`load_model_thresholds` reads it for every consumer (evaluation, D06).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,17 @@ from stronglens_assets.science.learning.training import (
     sample_weights,
     train_model,
 )
-from stronglens_assets.storage_keys import CHECKPOINT_KEY, PARITY_KEY
+from stronglens_assets.science.stats.thresholds import (
+    ThresholdsFormatError,
+    ThresholdSpec,
+    threshold_entries,
+    thresholds_from_entries,
+)
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    EVALUATION_THRESHOLDS_KEY,
+    PARITY_SPLITS_KEY,
+)
 
 MODEL_CHECKPOINT = "model_checkpoint"
 FROZEN_CHECK = "model_frozen"
@@ -74,8 +89,9 @@ def model_config_partitions(project: Project) -> dg.StaticPartitionsDefinition:
 
 
 def parity_manifest_key(project: Project) -> str:
-    """Storage key of the 70/30 parity manifest (``configs/cutouts.yaml`` version)."""
-    return PARITY_KEY.format(version=load_cutouts_config(project).manifest_version)
+    """Storage key of the train / val / test parity manifest that training and evaluation
+    read (``configs/cutouts.yaml`` version; the seeds' 70/30 file is a view beside it)."""
+    return PARITY_SPLITS_KEY.format(version=load_cutouts_config(project).manifest_version)
 
 
 def load_parity_manifest(storage: StorageResource, key: str) -> pd.DataFrame:
@@ -203,3 +219,65 @@ def load_frozen_model(
     data = store.read_bytes(key)
     model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
     return model, sha256_bytes(data)
+
+
+THRESHOLD_SPLIT = "val"
+"""Split whose negatives the FPR-derived thresholds rest on (the paper: validation negatives)."""
+
+
+def _object_store(storage: Any) -> Any:
+    return storage.object_store() if hasattr(storage, "object_store") else storage
+
+
+def model_thresholds_document(
+    model_name: str,
+    checkpoint_sha256: str,
+    negative_scores: np.ndarray,
+    fixed: Sequence[float],
+    fpr_targets: Sequence[float],
+) -> dict[str, Any]:
+    """``evaluation/<name>/thresholds.json`` (contract 2): fixed thresholds and one per FPR
+    target derived from the :data:`THRESHOLD_SPLIT` negatives' ``negative_scores``, an
+    unresolvable target kept with ``resolved: false`` and its reason."""
+    scores = np.asarray(negative_scores, dtype=np.float64).ravel()
+    return {
+        "model": model_name,
+        "split": THRESHOLD_SPLIT,
+        "checkpoint_sha256": checkpoint_sha256,
+        "n_negatives": int(scores.size),
+        "thresholds": threshold_entries(scores, fixed, fpr_targets),
+    }
+
+
+def load_model_thresholds(
+    storage: Any, model_name: str
+) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
+    """``(resolved thresholds, unresolved entries)`` of a model's evaluation (contract 2).
+
+    Args:
+        storage: a storage resource or an object store.
+        model_name: the model config (``evaluation_thresholds`` partition).
+
+    Raises:
+        ThresholdsFormatError: the file is missing, not JSON, for another model, or an entry
+            is malformed; the message names the key.
+    """
+    store = _object_store(storage)
+    key = EVALUATION_THRESHOLDS_KEY.format(name=model_name)
+    where = store.uri(key) if hasattr(store, "uri") else key
+    if not store.exists(key):
+        raise ThresholdsFormatError(
+            f"{where}: no thresholds for model {model_name!r}; materialize "
+            f"evaluation_thresholds[{model_name}] first"
+        )
+    try:
+        document = json.loads(store.read_bytes(key))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ThresholdsFormatError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(document, dict) or "thresholds" not in document:
+        raise ThresholdsFormatError(f"{where}: expected a mapping with a 'thresholds' list")
+    if document.get("model") != model_name:
+        raise ThresholdsFormatError(
+            f"{where}: written for model {document.get('model')!r}, not {model_name!r}"
+        )
+    return thresholds_from_entries(document["thresholds"], where)

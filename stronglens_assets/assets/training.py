@@ -1,6 +1,7 @@
 """Training assets: ``model_checkpoint``, one partition per model config in ``configs/models/``.
 
-``model_checkpoint`` trains the config's network on the 70/30 parity manifest (or, when the
+``model_checkpoint`` trains the config's network on the parity manifest's train split, picking
+the epoch on its val split (test is left for the evaluation; or, when the
 config names ``pretrained:``, imports and validates that checkpoint instead) and writes through
 the storage resource::
 
@@ -138,6 +139,8 @@ def build_assets(project: Project) -> list:
                     "device": result.device,
                     "train_rows": int((manifest["split"] == "train").sum()),
                     "val_rows": int((manifest["split"] == "val").sum()),
+                    "test_rows_untouched": int((manifest["split"] == "test").sum()),
+                    "selection": "best val AUC (early stopping on val); test not seen",
                 }
             )
             png = training_curve_png(result.history, f"{name}: training curve")

@@ -4,6 +4,7 @@ best.pt), loaded by evaluation and D06."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -57,3 +58,31 @@ def test_load_frozen_model_errors(tmp_path):
     )
     with pytest.raises(CheckpointError, match="shape mismatch"):
         load_frozen_model(store, "resnet18_baseline_v1", config_dir, profile="demo")
+
+
+def test_model_thresholds_round_trip_and_bad_files(tmp_path):
+    from stronglens_assets.assets.shared import load_model_thresholds, model_thresholds_document
+    from stronglens_assets.science.stats.thresholds import ThresholdsFormatError
+
+    store = LocalObjectStore(tmp_path / "storage")
+    key = keys.EVALUATION_THRESHOLDS_KEY.format(name="m")
+    with pytest.raises(ThresholdsFormatError, match=r"evaluation/m/thresholds\.json.*materialize"):
+        load_model_thresholds(store, "m")
+    document = model_thresholds_document(
+        "m", "ab" * 32, np.arange(2_000) / 2_000, (0.3, 0.5, 0.7), (1e-3, 1e-4)
+    )
+    assert document["split"] == "val" and document["n_negatives"] == 2_000
+    store.write_bytes(key, json.dumps(document).encode())
+    specs, unresolved = load_model_thresholds(store, "m")
+    assert [s.label for s in specs] == ["p>0.3", "p>0.5", "p>0.7", "FPR=1e-3"]
+    assert specs[-1].value == pytest.approx(1_997 / 2_000) and specs[-1].n_negatives == 2_000
+    assert unresolved[0]["label"] == "FPR=1e-4" and "10000 negatives" in unresolved[0]["reason"]
+    for bad, message in (
+        (b"{not json", "not valid JSON"),
+        (json.dumps({"model": "m"}).encode(), "'thresholds' list"),
+        (json.dumps({**document, "model": "other"}).encode(), "written for model 'other'"),
+    ):
+        store.write_bytes(key, bad)
+        with pytest.raises(ThresholdsFormatError, match=message) as info:
+            load_model_thresholds(store, "m")
+        assert key in str(info.value)

@@ -71,7 +71,15 @@ class AblationConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """Evaluation settings (checks 4.5, 4.6)."""
+    """Evaluation settings (checks 4.5, 4.6; thresholds and prevalence of the paper).
+
+    ``fixed_thresholds`` and ``fpr_targets``: the model's thresholds (detection ``p > t``),
+    the FPR ones derived from its val negatives (``evaluation_thresholds``); an FPR target
+    those negatives cannot resolve is recorded as unresolved and skipped by consumers, or is
+    an error with ``require_fpr_thresholds``. ``deployment_prevalence``: lens fraction that
+    prevalence-dependent metrics (ECE, precision) are reweighted to, besides the sample's.
+    ``recall_confidence``: Wilson level of the Tier-A recall at every threshold.
+    """
 
     calibration_bins: int = Field(default=15, ge=1)
     recall_threshold: float = Field(default=0.5, gt=0, lt=1)
@@ -79,6 +87,27 @@ class EvaluationConfig(StrictModel):
     stratum_quantile_bins: int = Field(default=3, ge=1)
     spectroscopic_match_arcsec: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=512, ge=1)
+    fixed_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+    fpr_targets: tuple[float, ...] = (1e-3, 1e-4)
+    require_fpr_thresholds: bool = False
+    deployment_prevalence: float = Field(default=1.0 / 94.0, gt=0, lt=1)
+    recall_confidence: float = Field(default=0.95, gt=0, lt=1)
+
+    @field_validator("fixed_thresholds")
+    @classmethod
+    def _scores(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 <= v < 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be scores in [0, 1), got {bad}")
+        return value
+
+    @field_validator("fpr_targets")
+    @classmethod
+    def _rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad:
+            raise ValueError(f"FPR targets must be in (0, 1), got {bad}")
+        return value
 
 
 class ModelConfig(StrictModel):
