@@ -555,7 +555,7 @@ def build_assets(project: Project) -> list:
             ),
             "core_only": InputMask(inner_px=0.0, outer_px=ablation.core_radius_px),
         }
-        images = build_image_cache(store.read_bytes, manifest, cache_dir, config.crop)
+        images = build_image_cache(store.read_bytes, manifest, cache_dir, config.preprocessing)
         test_idx = np.flatnonzero(manifest["split"].astype(str).to_numpy() == REPORTED_SPLIT)
         test_ids = manifest["object_id"].astype(str).to_numpy()[test_idx]
         full = validation_scores.set_index(validation_scores["object_id"].astype(str))

@@ -30,6 +30,7 @@ from stronglens_assets.project import Project
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.imaging.preprocess import preprocessing_from
 from stronglens_assets.science.learning.datasets import build_image_cache
 from stronglens_assets.science.learning.model_config import (
     ModelConfig,
@@ -52,6 +53,7 @@ from stronglens_assets.storage_keys import (
     CHECKPOINT_KEY,
     EVALUATION_THRESHOLDS_KEY,
     PARITY_SPLITS_KEY,
+    PREPROCESSING_KEY,
 )
 
 MODEL_CHECKPOINT = "model_checkpoint"
@@ -128,7 +130,7 @@ def train_on_manifest(
 ) -> TrainingResult:
     """Build (or reuse) the crop-once image cache of the parity manifest and train."""
     images = build_image_cache(
-        storage.object_store().read_bytes, manifest, cache_dir, config.crop, source=source
+        storage.object_store().read_bytes, manifest, cache_dir, config.preprocessing, source=source
     )
     labels = manifest["label"].to_numpy(np.int64)
     try:
@@ -211,14 +213,66 @@ def load_frozen_model(
         ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
         made with the model: the freeze check compares it with ``model_checkpoint``'s.
     """
-    store = (
-        storage_store.object_store() if hasattr(storage_store, "object_store") else storage_store
-    )
+    store = _object_store(storage_store)
     config = load_model_config(config_dir, model_config_name, profile)
     key = CHECKPOINT_KEY.format(name=model_config_name)
     data = store.read_bytes(key)
-    model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
-    return model, sha256_bytes(data)
+    sha = sha256_bytes(data)
+    model = model_from_checkpoint(config, data, _where(store, key))
+    recorded = checkpoint_preprocessing(store, model_config_name, sha)
+    if recorded != config.preprocessing:
+        raise PreprocessingMismatchError(
+            f"{_where(store, key)} was trained with preprocessing "
+            f"{recorded.model_dump()}, but model config {model_config_name!r} now says "
+            f"{config.preprocessing.model_dump()}; re-materialize model_checkpoint"
+            f"[{model_config_name}] (to score with other settings on purpose, pass "
+            "preprocessing_override to the scoring functions)"
+        )
+    return model, sha
+
+
+class PreprocessingMismatchError(ConfigError):
+    """A checkpoint's recorded preprocessing differs from its model config's, or is missing."""
+
+
+def _where(store: Any, key: str) -> str:
+    return store.uri(key) if hasattr(store, "uri") else key
+
+
+def preprocessing_record(model_name: str, checkpoint_sha256: str, settings: Any) -> bytes:
+    """``checkpoints/<name>/preprocessing.json``: the preprocessing ``best.pt`` was trained
+    with (or declared for a ``pretrained:`` import) and that checkpoint's sha256."""
+    record = {
+        "model_config": model_name,
+        "checkpoint_sha256": checkpoint_sha256,
+        "preprocessing": settings.model_dump(mode="json"),
+    }
+    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+
+
+def checkpoint_preprocessing(store: Any, model_name: str, checkpoint_sha256: str) -> Any:
+    """The preprocessing recorded for the checkpoint with ``checkpoint_sha256``;
+    :class:`PreprocessingMismatchError` naming the key when the record is missing, malformed
+    or written for other weights."""
+    key = PREPROCESSING_KEY.format(name=model_name)
+    where = _where(store, key)
+    if not store.exists(key):
+        raise PreprocessingMismatchError(
+            f"{where}: the checkpoint of {model_name!r} records no preprocessing; "
+            f"re-materialize model_checkpoint[{model_name}]"
+        )
+    try:
+        record = json.loads(store.read_bytes(key))
+        settings = record["preprocessing"]
+        sha = record["checkpoint_sha256"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise PreprocessingMismatchError(f"{where}: not a preprocessing record ({exc})") from exc
+    if sha != checkpoint_sha256:
+        raise PreprocessingMismatchError(
+            f"{where}: recorded for checkpoint {sha}, not the current best.pt "
+            f"{checkpoint_sha256}; re-materialize model_checkpoint[{model_name}]"
+        )
+    return preprocessing_from(settings, where)
 
 
 THRESHOLD_SPLIT = "val"

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from stronglens_assets.assets import evaluation, training
-from stronglens_assets.assets.shared import load_model_thresholds
+from stronglens_assets.assets.shared import load_model_thresholds, preprocessing_record
 from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
@@ -29,7 +29,11 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets.storage_keys import CHECKPOINT_KEY, EVALUATION_THRESHOLDS_KEY
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    EVALUATION_THRESHOLDS_KEY,
+    PREPROCESSING_KEY,
+)
 from stronglens_assets.storage_keys import PARITY_SPLITS_KEY as PARITY_KEY_TEMPLATE
 from stronglens_assets.testing.cutouts import synthetic_manifest
 from stronglens_assets_tests.harness import AssetHarness, local_resources
@@ -38,7 +42,7 @@ NAME = "tiny_resnet"
 TINY = f"""name: {NAME}
 architecture: resnet18
 width: 4
-crop: 32
+preprocessing: {{method: crop_robust, crop: 32}}
 epochs: 2
 early_stopping_patience: 2
 batch_size: 16
@@ -169,6 +173,16 @@ def test_graph_trains_and_evaluates(trained):
     md = materialization.metadata["training_curve"].value
     assert md.startswith("![") and "data:image/png;base64," in md
     assert materialization.metadata["checkpoint_sha256"].value == value["sha256"]
+    # the checkpoint records the preprocessing it was trained with
+    record = json.loads(graph.store.read_bytes(PREPROCESSING_KEY.format(name=NAME)))
+    assert record["checkpoint_sha256"] == value["sha256"]
+    assert record["preprocessing"] == {
+        "method": "crop_robust",
+        "crop": 32,
+        "stat_radius_px": 20.0,
+        "clip": 50.0,
+    }
+    assert value["preprocessing"] == history["preprocessing"] == record["preprocessing"]
 
 
 def test_evaluation_outputs(trained):
@@ -309,13 +323,19 @@ def test_gpu_tags_and_pool(make_graph):
 def test_freeze_check_fails_when_the_checkpoint_changed(trained, tmp_path):
     graph, _ = trained
     good = graph.checkpoint()
-    other = build_model(load_model_config(graph.config_dir, NAME, "full"))
-    graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", state_dict_bytes(other))
+    record_key = PREPROCESSING_KEY.format(name=NAME)
+    good_record = graph.store.read_bytes(record_key)
+    config = load_model_config(graph.config_dir, NAME, "full")
+    other = state_dict_bytes(build_model(config))
+    graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", other)
+    sha = hashlib.sha256(other).hexdigest()
+    graph.store.write_bytes(record_key, preprocessing_record(NAME, sha, config.preprocessing))
     try:
         result = graph.run(["validation_scores"])
         assert _checks(result) == {"validation_scores:model_frozen": False}
     finally:
         graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", good)
+        graph.store.write_bytes(record_key, good_record)
 
 
 def test_missing_shard_fails_and_keeps_previous_outputs(trained):
