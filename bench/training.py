@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from stronglens_assets.resources.object_store import LocalObjectStore
-from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.imaging.preprocess import CropRobust, RawRobust, preprocess
 from stronglens_assets.science.learning.datasets import BatchLoader, build_image_cache, load_cutouts
 from stronglens_assets.science.learning.model_config import load_model_config
 from stronglens_assets.science.learning.models import build_model
@@ -52,7 +52,7 @@ def bench_loader(root: Path, n: int, batch_size: int = 256) -> dict[str, float]:
     weights = np.ones(n, np.float32)
 
     start = cpu_clock()
-    images = build_image_cache(store.read_bytes, manifest, root / "cache", 64)
+    images = build_image_cache(store.read_bytes, manifest, root / "cache", CropRobust(crop=64))
     build = n / (cpu_clock() - start)
 
     loader = BatchLoader(
@@ -78,7 +78,7 @@ def bench_loader(root: Path, n: int, batch_size: int = 256) -> dict[str, float]:
     start, seen = cpu_clock(), 0
     for first in range(0, min(n, 4 * batch_size), batch_size):
         rows = manifest.iloc[np.sort(order[first : first + batch_size])]
-        batch = preprocess(load_cutouts(store.read_bytes, rows), 64)
+        batch = preprocess(load_cutouts(store.read_bytes, rows), CropRobust(crop=64))
         seen += len(batch)
     reference = seen / (cpu_clock() - start)
     return {"cache_build": build, "ours": ours, "reference": reference}
@@ -133,8 +133,8 @@ def bench_network(
 #: (label, model config, overrides of its full profile): the networks compared.
 NETWORKS: tuple[tuple[str, str, dict], ...] = (
     ("resnet18 64x64", "resnet18_baseline_v1", {}),
-    ("bottlenecked_resnet 64x64", "paperIV_bottlenecked_resnet", {}),
-    ("resnet18 101x101", "resnet18_baseline_v1", {"crop": 101}),
+    ("bottlenecked_resnet 101x101", "paperIV_bottlenecked_resnet", {}),
+    ("resnet18 101x101", "resnet18_baseline_v1", {"preprocessing": RawRobust()}),
     ("efficientnet_v2_s 101x101", "paperIV_efficientnet_v2_s", {}),
 )
 
@@ -181,7 +181,7 @@ def report_networks(seconds: float) -> None:
             config = config.model_copy(update=overrides)
             torch.manual_seed(0)
             model = build_model(config)
-            rates = bench_network(model, device, batch, config.crop, seconds, mixed_precision)
+            rates = bench_network(model, device, batch, config.input_px, seconds, mixed_precision)
             results[(run, name)] = rates
             print(
                 f"  {name:27s} train {rates['train']:9.1f} images/s   "

@@ -17,6 +17,7 @@ __all__ = [
     "CHECKPOINT_KEY",
     "CUTOUT_SHARD_PREFIXES",
     "D06_ROOT",
+    "EVALUATION_THRESHOLDS_KEY",
     "FIGURE5_KEY",
     "FIGURES_PREFIX",
     "GALLERY_KEY",
@@ -27,8 +28,10 @@ __all__ = [
     "LAST_CHECKPOINT_KEY",
     "PARITY_KEY",
     "PARITY_META_KEY",
+    "PARITY_SPLITS_KEY",
     "POISSON_DIAGNOSTICS_KEY",
     "POISSON_DIAGNOSTICS_PLOT_KEY",
+    "PREPROCESSING_KEY",
     "PROBE_EMBEDDINGS_KEY",
     "PROBE_RESULTS_KEY",
     "PROVENANCE_KEY",
@@ -48,7 +51,11 @@ CUTOUT_SHARD_PREFIXES: dict[str, str] = {
 """Shard-set prefix of each cutout asset: ``<prefix>/<partition>/<version>/shard-*.npz``, an
 index Parquet, and the pointer ``<prefix>/<partition>.json`` (resources/shards.py)."""
 PARITY_KEY = "manifests/training_parity_70_30_{version}.parquet"
-"""The 70/30 parity manifest of ``training_manifest`` (``version``: configs/cutouts.yaml)."""
+"""The seeds' 70/30 train/val view of ``training_manifest`` (``version``: configs/cutouts.yaml):
+val and test together as val, as the seeds' layout has it. Nothing trains or scores on it."""
+PARITY_SPLITS_KEY = "manifests/training_parity_splits_{version}.parquet"
+"""The parity manifest training and evaluation read: train / val / test kept apart (val picks
+the epoch and the FPR thresholds, test gives the reported metrics)."""
 PARITY_META_KEY = "manifests/training_parity_{version}.json"
 
 # --- training and evaluation (assets/training.py, assets/evaluation.py) ---------------------
@@ -57,6 +64,11 @@ CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
 LAST_CHECKPOINT_KEY = "checkpoints/{name}/last.pt"
 HISTORY_KEY = "checkpoints/{name}/history.json"
 ABLATION_CHECKPOINT_KEY = "checkpoints/{name}/ablation_{variant}.pt"
+PREPROCESSING_KEY = "checkpoints/{name}/preprocessing.json"
+"""The preprocessing ``best.pt`` was trained with (or declared for a ``pretrained:`` import)."""
+EVALUATION_THRESHOLDS_KEY = "evaluation/{name}/thresholds.json"
+"""A model's score thresholds (fixed and FPR-derived from its val negatives; contract 2),
+written by ``evaluation_thresholds``, read by every evaluation consumer and D06."""
 
 # --- D06 (assets/d06.py; read by assets/paper.py) --------------------------------------------
 D06_ROOT = "results/D06"

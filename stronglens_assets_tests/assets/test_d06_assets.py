@@ -24,6 +24,7 @@ import torch
 
 from stronglens_assets import storage_keys as SK
 from stronglens_assets.assets import d06
+from stronglens_assets.assets.shared import preprocessing_record
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
@@ -129,9 +130,16 @@ def _build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) ->
     storage.write_value("training_manifest", pd.concat([negatives, positives], ignore_index=True))
     name = load_d06_config(config_dir, "demo").model_config_name
     torch.manual_seed(0)
-    model = build_model(load_model_config(config_dir, name, "demo"))
+    model_config = load_model_config(config_dir, name, "demo")
+    model = build_model(model_config)
     checkpoint = state_dict_bytes(model)
     storage.write_bytes(f"checkpoints/{name}/best.pt", checkpoint)
+    storage.write_bytes(  # the preprocessing it was "trained" with, as model_checkpoint writes
+        f"checkpoints/{name}/preprocessing.json",
+        preprocessing_record(
+            name, hashlib.sha256(checkpoint).hexdigest(), model_config.preprocessing
+        ),
+    )
     # the instance knows model_checkpoint's latest sha256, as after a real training run
     instance = dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(
@@ -292,7 +300,8 @@ def test_zero_arc_scores_exactly_as_the_host(d06_storage: D06Storage) -> None:
     np.testing.assert_array_equal(injected, hosts["cutout"])
     model = build_model(load_model_config(PROJECT_ROOT / "configs", d06_storage.model_name, "demo"))
     np.testing.assert_array_equal(
-        score_cutouts(model, injected, batch_size=4), score_cutouts(model, hosts["cutout"])
+        score_cutouts(model, injected, batch_size=4),
+        score_cutouts(model, hosts["cutout"], batch_size=4),  # same batches: same conv path
     )
 
 

@@ -3,8 +3,11 @@
 A model config (validated by :class:`ModelConfig`, unknown fields are errors) holds the seeds'
 settings (checks 4.1-4.3, 4.10): architecture, epochs, early-stopping patience on the
 validation AUC, the learning-rate schedule, batch size, mixed precision (CUDA only),
-augmentations hflip/vflip/rot90 only, tier weights, seed; plus the optimizer (AdamW), the
-evaluation settings and the annulus/core ablation. The paper's protocol adds (see
+augmentations hflip/vflip/rot90 only, tier weights, seed; the preprocessing
+(``preprocessing:``, :mod:`~stronglens_assets.science.imaging.preprocess`: the paper's
+``raw_robust`` on the full 101 px stamp or the seeds' ``crop_robust`` 64 px crops; an unknown
+method is a config error); plus the optimizer (AdamW), the evaluation settings and the
+annulus/core ablation. The paper's protocol adds (see
 ``configs/models/paperIV_efficientnet_v2_s.yaml``): the EfficientNetV2-S architecture,
 unweighted BCE (``loss: bce``), gradient accumulation (``effective_batch_size``), a step
 schedule (``scheduler: step``) and a fine-tune phase (``fine_tune``). Its ``profiles.demo``
@@ -21,6 +24,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import ConfigError, StrictModel, load_profiled_config
+from stronglens_assets.science.imaging.preprocess import CropRobust, Preprocessing
 from stronglens_assets.science.learning.datasets import SAFE_AUGMENTATIONS
 
 __all__ = [
@@ -43,7 +47,8 @@ RESNETS: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
 
 
 class InputMask(StrictModel):
-    """Radial input mask (pixels of the crop, from its centre): keep ``inner <= r < outer``."""
+    """Radial input mask (pixels of the network input, from its centre): keep
+    ``inner <= r < outer``."""
 
     inner_px: float = Field(default=0.0, ge=0)
     outer_px: float | None = Field(default=None, gt=0)
@@ -59,7 +64,7 @@ class AblationConfig(StrictModel):
     """Annulus/core ablation (checks 4.7, 4.8): the same architecture trained twice.
 
     Annulus-only input keeps ``core_radius_px <= r < annulus_outer_px`` (the core is masked);
-    core-only keeps ``r < core_radius_px`` (the annulus is masked). Radii in crop pixels
+    core-only keeps ``r < core_radius_px`` (the annulus is masked). Radii in input pixels
     (0.262"/px). ``epochs``/``early_stopping_patience`` default to the model's.
     """
 
@@ -77,7 +82,15 @@ class AblationConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """Evaluation settings (checks 4.5, 4.6)."""
+    """Evaluation settings (checks 4.5, 4.6; thresholds and prevalence of the paper).
+
+    ``fixed_thresholds`` and ``fpr_targets``: the model's thresholds (detection ``p > t``),
+    the FPR ones derived from its val negatives (``evaluation_thresholds``); an FPR target
+    those negatives cannot resolve is recorded as unresolved and skipped by consumers, or is
+    an error with ``require_fpr_thresholds``. ``deployment_prevalence``: lens fraction that
+    prevalence-dependent metrics (ECE, precision) are reweighted to, besides the sample's.
+    ``recall_confidence``: Wilson level of the Tier-A recall at every threshold.
+    """
 
     calibration_bins: int = Field(default=15, ge=1)
     recall_threshold: float = Field(default=0.5, gt=0, lt=1)
@@ -85,6 +98,27 @@ class EvaluationConfig(StrictModel):
     stratum_quantile_bins: int = Field(default=3, ge=1)
     spectroscopic_match_arcsec: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=512, ge=1)
+    fixed_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+    fpr_targets: tuple[float, ...] = (1e-3, 1e-4)
+    require_fpr_thresholds: bool = False
+    deployment_prevalence: float = Field(default=1.0 / 94.0, gt=0, lt=1)
+    recall_confidence: float = Field(default=0.95, gt=0, lt=1)
+
+    @field_validator("fixed_thresholds")
+    @classmethod
+    def _scores(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 <= v < 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be scores in [0, 1), got {bad}")
+        return value
+
+    @field_validator("fpr_targets")
+    @classmethod
+    def _rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad:
+            raise ValueError(f"FPR targets must be in (0, 1), got {bad}")
+        return value
 
 
 class PhaseSchedule(StrictModel):
@@ -164,7 +198,7 @@ class ModelConfig(PhaseSchedule):
     depth_multiplier: float = Field(default=1.0, gt=0)
     stochastic_depth_prob: float = Field(default=0.0, ge=0, lt=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    crop: int = Field(default=64, ge=8, le=101)
+    preprocessing: Preprocessing = Field(default_factory=CropRobust)
     input_mask: InputMask | None = None
     seed: int = Field(default=1337, ge=0)
     batch_size: int = Field(default=256, ge=1)
@@ -247,6 +281,11 @@ class ModelConfig(PhaseSchedule):
     def phase_one(self) -> PhaseSchedule:
         """The first phase's epochs, schedule and early stopping."""
         return PhaseSchedule(**{k: getattr(self, k) for k in PhaseSchedule.model_fields})
+
+    @property
+    def input_px(self) -> int:
+        """Side of the network input in pixels (from the preprocessing)."""
+        return self.preprocessing.output_px
 
     def variant(self, suffix: str, input_mask: InputMask) -> ModelConfig:
         """This config with an input mask (the ablation models), epochs from ``ablation``.

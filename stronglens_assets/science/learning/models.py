@@ -16,10 +16,12 @@ The bottlenecked ResNet is the same trunk with a narrow embedding layer
 All expose ``forward(x) -> (N,)`` logits and ``embed(x) -> (N, D)`` features (ResNet18: the
 ``8 * width`` globally pooled trunk features; bottlenecked: the ``embedding_dim`` activations;
 EfficientNetV2-S: the 1280-d ``avgpool`` output), the features the D06 linear probe uses.
-A model built from a config carries ``crop`` and ``mixed_precision`` (float16 autocast on
-CUDA for scoring, :func:`~.training.autocast`). Inputs are :func:`~.preprocess.preprocess` outputs,
-``(N, 3, crop, crop)`` float32. An optional radial input mask (annulus/core ablation) is a
-non-persistent buffer, so it never changes the state-dict layout.
+A model built from a config carries ``preprocessing`` (its settings, applied by scoring to raw
+cutouts) and ``mixed_precision`` (float16 autocast on CUDA for scoring,
+:func:`~.training.autocast`). Inputs are :func:`~.preprocess.preprocess` outputs,
+``(N, 3, P, P)`` float32 (``P``: the preprocessing's output size). An optional radial input
+mask (annulus/core ablation) is a non-persistent buffer, so it never changes the state-dict
+layout.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 
 from stronglens_assets.errors import StronglensError
-from stronglens_assets.science.imaging.preprocess import radial_mask
+from stronglens_assets.science.imaging.preprocess import DEFAULT_PREPROCESSING, radial_mask
 from stronglens_assets.science.learning.efficientnet import EfficientNetV2S
 from stronglens_assets.science.learning.model_config import ModelConfig
 
@@ -177,6 +179,9 @@ class BottleneckedResNet(ResNet18):
 def build_model(architecture_or_config: str | ModelConfig) -> nn.Module:
     """A fresh model from an architecture name or a model config.
 
+    The model carries its preprocessing as ``model.preprocessing`` (the config's; the default
+    ``crop_robust`` 64 px for an architecture name), which scoring applies to raw cutouts.
+
     Args:
         architecture_or_config: ``"resnet18"`` / ``"bottlenecked_resnet"`` (default widths: 64,
             and a 32-wide embedding) / ``"efficientnet_v2_s"`` (full size) or a
@@ -188,29 +193,32 @@ def build_model(architecture_or_config: str | ModelConfig) -> nn.Module:
     """
     if isinstance(architecture_or_config, str):
         if architecture_or_config == "resnet18":
-            return ResNet18()
-        if architecture_or_config == "bottlenecked_resnet":
-            return BottleneckedResNet()
-        if architecture_or_config == "efficientnet_v2_s":
-            return EfficientNetV2S()
-        raise ValueError(
-            f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for a "
-            "model config name, pass load_model_config(config_dir, name, profile))"
-        )
+            model = ResNet18()
+        elif architecture_or_config == "bottlenecked_resnet":
+            model = BottleneckedResNet()
+        elif architecture_or_config == "efficientnet_v2_s":
+            model = EfficientNetV2S()
+        else:
+            raise ValueError(
+                f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for "
+                "a model config name, pass load_model_config(config_dir, name, profile))"
+            )
+        model.preprocessing = DEFAULT_PREPROCESSING
+        return model
     config = architecture_or_config
     mask = None
     if config.input_mask is not None:
         mask = (config.input_mask.inner_px, config.input_mask.outer_px)
     model: nn.Module
     if config.architecture == "resnet18":
-        model = ResNet18(width=config.width, mask_radii=mask, crop=config.crop)
+        model = ResNet18(width=config.width, mask_radii=mask, crop=config.input_px)
     elif config.architecture == "bottlenecked_resnet":
         model = BottleneckedResNet(
             width=config.width,
             embedding_dim=int(config.embedding_dim),
             dropout=config.dropout,
             mask_radii=mask,
-            crop=config.crop,
+            crop=config.input_px,
         )
     elif config.architecture == "efficientnet_v2_s":
         model = EfficientNetV2S(
@@ -219,11 +227,12 @@ def build_model(architecture_or_config: str | ModelConfig) -> nn.Module:
             dropout=config.dropout,
             stochastic_depth_prob=config.stochastic_depth_prob,
             mask_radii=mask,
-            crop=config.crop,
+            crop=config.input_px,
         )
     else:
         raise ValueError(f"unknown architecture {config.architecture!r}; known: {ARCHITECTURES}")
     model.mixed_precision = config.mixed_precision
+    model.preprocessing = config.preprocessing
     return model
 
 

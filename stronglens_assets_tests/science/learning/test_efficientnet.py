@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from stronglens_assets.config import ConfigError
+from stronglens_assets.science.imaging.preprocess import RawRobust
 from stronglens_assets.science.learning.efficientnet import (
     EfficientNetV2S,
     StochasticDepth,
@@ -154,7 +155,7 @@ def test_torchvision_layout_checkpoint_imports_at_full_width():
             state[name] = torch.rand(shape, generator=generator) + 0.5
         else:
             state[name] = 0.05 * torch.randn(shape, generator=generator)
-    config = ModelConfig(name="m", architecture="efficientnet_v2_s", crop=101)
+    config = ModelConfig(name="m", architecture="efficientnet_v2_s", preprocessing=RawRobust())
     model = model_from_checkpoint(config, _save({"model_state_dict": state, "epoch": 19}), "b.pt")
     assert not model.training
     loaded = model.state_dict()
@@ -195,7 +196,7 @@ def test_imagenet_weights_initialise_everything_but_the_head():
 
 
 def test_resnet_checkpoint_into_efficientnet_names_the_first_offenders():
-    config = ModelConfig(name="m", architecture="efficientnet_v2_s", crop=101)
+    config = ModelConfig(name="m", architecture="efficientnet_v2_s", preprocessing=RawRobust())
     with pytest.raises(CheckpointError) as info:
         model_from_checkpoint(config, state_dict_bytes(ResNet18(width=8)), "s3://b/best.pt")
     message = str(info.value)
@@ -205,7 +206,7 @@ def test_resnet_checkpoint_into_efficientnet_names_the_first_offenders():
 
 
 def test_demo_width_checkpoint_into_full_width_is_a_shape_mismatch():
-    config = ModelConfig(name="m", architecture="efficientnet_v2_s", crop=101)
+    config = ModelConfig(name="m", architecture="efficientnet_v2_s", preprocessing=RawRobust())
     small = EfficientNetV2S(width_multiplier=0.5)
     with pytest.raises(CheckpointError, match=r"shape mismatch.*features\.0\.0\.weight"):
         model_from_checkpoint(config, state_dict_bytes(small), "best.pt")
@@ -216,7 +217,7 @@ def test_paper_config_follows_the_protocol():
     full = load_model_config(directory, "paperIV_efficientnet_v2_s", "full")
     demo = load_model_config(directory, "paperIV_efficientnet_v2_s", "demo")
     assert full.architecture == demo.architecture == "efficientnet_v2_s"
-    assert (full.width_multiplier, full.depth_multiplier, full.crop) == (1.0, 1.0, 101)
+    assert (full.width_multiplier, full.depth_multiplier, full.input_px) == (1.0, 1.0, 101)
     assert full.loss == "bce" and full.mixed_precision
     assert (full.batch_size, full.effective_batch_size) == (64, 512)
     assert (full.epochs, full.scheduler, full.learning_rate) == (160, "step", 3.88e-4)

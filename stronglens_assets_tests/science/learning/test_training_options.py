@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from stronglens_assets.resources.object_store import LocalObjectStore
+from stronglens_assets.science.imaging.preprocess import CropRobust
 from stronglens_assets.science.learning.datasets import build_image_cache
 from stronglens_assets.science.learning.model_config import ModelConfig
 from stronglens_assets.science.learning.models import ResNet18
@@ -107,7 +108,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
     store = LocalObjectStore(root / "storage")
     manifest = synthetic_manifest(store, n=80, shard_size=32)
-    images = build_image_cache(store.read_bytes, manifest, root / "cache", 32)
+    images = build_image_cache(store.read_bytes, manifest, root / "cache", CropRobust(crop=32))
     split = manifest["split"].to_numpy()
     return {
         "images": images,
@@ -125,7 +126,7 @@ def _config(**update) -> ModelConfig:
         name="tiny",
         architecture="resnet18",
         width=4,
-        crop=32,
+        preprocessing=CropRobust(crop=32),
         epochs=5,
         early_stopping_patience=None,
         batch_size=8,
