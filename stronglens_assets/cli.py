@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stronglens_assets.settings import SettingsError, load_settings
+from stronglens_assets.settings import Settings, SettingsError, load_settings
 
 
 def _directory_bytes(path: Path) -> int:
@@ -39,6 +40,35 @@ def _human_bytes(count: float) -> str:
     return f"{count:.1f} GiB"  # pragma: no cover
 
 
+def _console_script(name: str) -> str:
+    """How to call console script ``name`` of the running environment, as a user types it:
+    ``.venv/bin/<name>`` relative to the working directory when inside it."""
+    script = Path(sys.executable).parent / name
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def ui_hint(settings: Settings) -> list[str]:
+    """The commands that open the UI on this instance, working as printed from here."""
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.environment_variables().items())
+    prefix = f"{prefix} " if prefix else ""
+    workspace = workspace_file(settings.dagster_home)
+    return [
+        f"{prefix}{_console_script('stronglens')} ui",
+        f"{prefix}DAGSTER_HOME={shlex.quote(str(settings.dagster_home))} "
+        f"{_console_script('dagster')} dev -w {shlex.quote(_relative(workspace))}",
+    ]
+
+
 def command_demo(args: argparse.Namespace) -> int:
     settings = load_settings()
     from stronglens_assets.runner import ensure_instance_home
@@ -47,40 +77,58 @@ def command_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from stronglens_assets.definitions import build_definitions
-    from stronglens_assets.runner import plan_stages, run_stages
+    from stronglens_assets.runner import parse_asset_keys, plan_stages, run_stages
 
     started = time.perf_counter()
     defs = build_definitions(settings)
-    selection = [dg.AssetKey.from_user_string(k) for k in args.select] if args.select else None
-    stages = plan_stages(defs, selection)
+    selection = parse_asset_keys(args.select, defs) if args.select else None
+    stages = plan_stages(defs, selection, args.partition)
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"demo-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     print(
         f"stronglens demo: environment {settings.env!r}, storage {settings.storage_uri}, "
         f"Dagster instance {settings.dagster_home}"
     )
+    print(f"  log (every message and traceback): {log_file}")
+    if args.force:
+        print("  --force: materializing everything selected, up to date or not")
     with dg.DagsterInstance.get() as instance:
-        records = run_stages(defs, stages, instance)
+        records = run_stages(
+            defs, stages, instance, force=args.force, log_file=log_file, environment=settings.env
+        )
     elapsed = time.perf_counter() - started
     ok = bool(records) and all(r.success for r in records)
     print()
     print("Summary")
-    assets_done = sorted({k.to_user_string() for r in records if r.success for k in r.asset_keys})
     for stage in stages:
         for key in stage.asset_keys:
+            ran = sum(r.success and key in r.asset_keys for r in records)
+            fresh = sum(key in r.up_to_date for r in records)
             name = key.to_user_string()
-            if name in assets_done:
-                parts = (
-                    ""
-                    if stage.partition_keys is None
-                    else f" ({len(stage.partition_keys)} partitions)"
-                )
-                print(f"  materialized {name}{parts}")
+            of = (
+                ""
+                if stage.partition_keys is None
+                else f" ({{}} of {len(stage.partition_keys)} partitions)"
+            )
+            if ran:
+                print(f"  materialized {name}{of.format(ran)}")
+            if fresh:
+                print(f"  up to date   {name}{of.format(fresh)}")
+    runs = [r for r in records if not r.skipped]
     print(
-        f"  runs: {sum(r.success for r in records)} succeeded, "
-        f"{sum(not r.success for r in records)} failed, {elapsed:.1f} s in all"
+        f"  runs: {sum(r.success for r in runs)} succeeded, "
+        f"{sum(not r.success for r in runs)} failed, "
+        f"{sum(r.skipped for r in records)} skipped as up to date, {elapsed:.1f} s in all"
     )
     warned = [w for r in records for w in r.warnings]
     if warned:
         print(f"  warnings: {len(warned)} failed WARN-severity checks ({', '.join(warned)})")
+    for record in records:
+        if not record.success:
+            where = f" [{record.partition_key}]" if record.partition_key else ""
+            print(f"  FAILED{where}: {record.error}")
+            print(f"  the full error and traceback: {log_file}")
     if settings.env == "local":
         print(
             f"  outputs: {settings.storage_root} ({_human_bytes(_directory_bytes(settings.home))} "
@@ -88,11 +136,38 @@ def command_demo(args: argparse.Namespace) -> int:
         )
     else:
         print(f"  outputs: {settings.storage_uri}")
-    print(
-        f"  see them in the UI: stronglens ui   (or DAGSTER_HOME={settings.dagster_home} "
-        "dagster dev -w workspace.yaml)"
-    )
+    ui, dev = ui_hint(settings)
+    print(f"  see them in the UI: {ui}")
+    print(f"    (the same as: {dev})")
     return 0 if ok else 1
+
+
+#: Name of the code location, the same under ``stronglens ui`` and ``dagster dev -w
+#: workspace.yaml`` (schedule and sensor state are stored per location name).
+CODE_LOCATION_NAME = "stronglens_assets"
+
+
+def workspace_file(dagster_home: Path) -> Path:
+    """The checkout's ``workspace.yaml``, or (installed without a checkout) the same workspace
+    written into ``dagster_home``: either way one code location, :data:`CODE_LOCATION_NAME`."""
+    from stronglens_assets.settings import PROJECT_ROOT
+
+    checkout = PROJECT_ROOT / "workspace.yaml"
+    if checkout.is_file():
+        return checkout
+    generated = dagster_home / "workspace.yaml"
+    generated.write_text(
+        "load_from:\n  - python_module:\n      module_name: stronglens_assets.definitions\n"
+        f"      attribute: defs\n      location_name: {CODE_LOCATION_NAME}\n"
+    )
+    return generated
+
+
+def ui_command(dagster_home: Path, dagster_args: Sequence[str]) -> list[str]:
+    """``dagster dev`` on the code location, started through this interpreter (the venv's
+    console scripts need not be on ``PATH``); ``dagster_args`` go to ``dagster dev`` as given."""
+    workspace = workspace_file(dagster_home)
+    return [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), *dagster_args]
 
 
 def command_ui(args: argparse.Namespace) -> int:
@@ -100,9 +175,9 @@ def command_ui(args: argparse.Namespace) -> int:
     from stronglens_assets.runner import ensure_instance_home
 
     home = ensure_instance_home(settings)
-    command = ["dagster", "dev", "-m", "stronglens_assets.definitions", *args.dagster_args]
-    print(f"DAGSTER_HOME={home} {' '.join(command)}")
-    os.execvp(command[0], command)
+    command = ui_command(home, args.dagster_args)
+    print(f"DAGSTER_HOME={home} {shlex.join(command)}", flush=True)
+    os.execv(command[0], command)
     return 0  # pragma: no cover
 
 
@@ -169,12 +244,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ASSET_KEY",
         help="only these asset keys (e.g. survey_footprint); their upstream must exist",
     )
+    demo.add_argument(
+        "--partition",
+        nargs="+",
+        metavar="KEY",
+        help="only these partition keys of partitioned assets (e.g. hpx-nest16-1105, poisson); "
+        "unpartitioned assets of the selection still run when not up to date",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="materialize even what is up to date (by default an asset partition whose code "
+        "version, configs and input data versions are unchanged since its last successful "
+        "materialization is skipped)",
+    )
     demo.set_defaults(handler=command_demo)
     ui = commands.add_parser(
         "ui",
         help="start `dagster dev` on the persistent instance",
         description="Start `dagster dev` on the instance in $STRONGLENS_HOME/dagster_home; "
-        "further arguments (e.g. -p 3001) are passed to dagster dev.",
+        "every further argument goes to dagster dev as given (-h/--host, -p/--port; "
+        "`stronglens ui --help` shows dagster dev's options).",
     )
     ui.set_defaults(handler=command_ui)
     info = commands.add_parser("info", help="show environment, storage, footprint, partitions")
@@ -217,11 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "ui":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.dagster_args = extra
+    if argv[:1] == ["ui"]:
+        # everything after `ui` belongs to `dagster dev` (-h is its --host, -p its --port)
+        args = argparse.Namespace(handler=command_ui, dagster_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except (SettingsError, ValueError) as exc:

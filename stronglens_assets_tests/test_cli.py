@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -54,3 +58,73 @@ def test_demo_materializes_into_persistent_instance(demo_run: DemoRun) -> None:
                 assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, key
     assert (demo_run.storage / "survey_footprint.parquet").is_file()
     # what the webserver shows of this instance: production/test_webserver_ui.py
+
+
+def test_ui_command_runs_dagster_through_this_interpreter(tmp_path) -> None:
+    from stronglens_assets.cli import CODE_LOCATION_NAME, ui_command
+    from stronglens_assets.settings import PROJECT_ROOT
+
+    command = ui_command(tmp_path, ["-h", "127.0.0.1", "-p", "3001"])
+    assert command[:4] == [sys.executable, "-m", "dagster", "dev"]
+    assert command[4:6] == ["-w", str(PROJECT_ROOT / "workspace.yaml")]
+    assert command[6:] == ["-h", "127.0.0.1", "-p", "3001"]  # passed through as given
+    assert f"location_name: {CODE_LOCATION_NAME}" in (PROJECT_ROOT / "workspace.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_ui_starts_dagster_dev_without_the_venv_on_path(tmp_path) -> None:
+    """`.venv/bin/stronglens ui -h 127.0.0.1 -p PORT` with a PATH that lacks the venv: the UI
+    comes up on that host and port and shows one code location, `stronglens_assets`."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = Path(sys.executable).parent / "stronglens"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PATH"] = "/usr/bin:/bin"
+    env["STRONGLENS_HOME"] = str(tmp_path)
+    log = (tmp_path / "ui.log").open("w")
+    ui = subprocess.Popen(
+        [str(script), "ui", "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    query = json.dumps(
+        {"query": "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"}
+    ).encode()
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=query,
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+                break
+            except OSError:
+                pass
+            assert ui.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the UI did not come up"
+            time.sleep(1)
+        assert [e["name"] for e in entries] == ["stronglens_assets"]
+        assert (tmp_path / "dagster_home" / "dagster.yaml").is_file()
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+        log.close()

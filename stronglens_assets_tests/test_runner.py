@@ -127,3 +127,171 @@ def test_warn_checks_are_reported_error_checks_fail(tmp_path) -> None:
         (record,) = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
     assert not record.success
     assert record.failed_steps == ["check catalog_is_large"]
+
+
+# --- re-runs skip what is up to date (Dagster's staleness) --------------------------------
+
+
+def _versioned_defs(tmp_path, catalog_version: str = "1") -> dg.Definitions:
+    """The test graph with code versions (as build_definitions gives every asset)."""
+
+    @dg.asset(name="catalog", code_version=catalog_version)
+    def versioned_catalog() -> pd.DataFrame:
+        return pd.DataFrame({"x": [1, 2]})
+
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    assets = [
+        versioned_catalog,
+        *dg.map_asset_specs(
+            lambda spec: spec.replace_attributes(code_version="1"), [sweep, pool, manifest, grid]
+        ),
+    ]
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=[manifest_not_empty],
+        resources={"io_manager": ArtifactIOManager(storage=storage), "storage": storage},
+    )
+
+
+def _materialization_count(instance: dg.DagsterInstance, key: str) -> int:
+    return len(instance.fetch_materializations(dg.AssetKey(key), limit=1000).records)
+
+
+def test_second_run_skips_everything_and_says_so(tmp_path) -> None:
+    defs = _versioned_defs(tmp_path)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        first = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        assert all(r.success and not r.skipped for r in first)
+        runs_before = len(instance.get_runs())
+        lines: list[str] = []
+        second = run_stages(defs, plan_stages(defs), instance, report=lines.append)
+        assert [r.skipped for r in second] == [True] * 6
+        assert len(instance.get_runs()) == runs_before  # no run at all
+        assert lines[0] == "[1/6] catalog: up to date, skipped"
+        assert all(line.endswith("up to date, skipped") for line in lines)
+        assert _materialization_count(instance, "manifest") == 1
+
+        forced = run_stages(defs, plan_stages(defs), instance, report=lambda _: None, force=True)
+        assert all(r.success and not r.skipped for r in forced)
+        assert _materialization_count(instance, "manifest") == 2
+
+
+def test_changed_code_version_reruns_the_asset_and_what_depends_on_it(tmp_path) -> None:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        defs = _versioned_defs(tmp_path)
+        run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        changed = _versioned_defs(tmp_path, catalog_version="2")
+        records = run_stages(changed, plan_stages(changed), instance, report=lambda _: None)
+        # the new catalog has a new data version: every downstream partition is stale
+        assert [r.skipped for r in records] == [False] * 6
+        assert _materialization_count(instance, "catalog") == 2
+        assert _materialization_count(instance, "grid") == 4
+        again = run_stages(changed, plan_stages(changed), instance, report=lambda _: None)
+        assert all(r.skipped for r in again)
+
+
+def test_one_partition_rerun_leaves_the_others_up_to_date(tmp_path) -> None:
+    defs = _versioned_defs(tmp_path)
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        stages = plan_stages(defs, [dg.AssetKey("sweep"), dg.AssetKey("pool")], ["hpx-nest16-1126"])
+        assert stages == [Stage((dg.AssetKey("sweep"), dg.AssetKey("pool")), ("hpx-nest16-1126",))]
+        (record,) = run_stages(defs, stages, instance, report=lambda _: None, force=True)
+        assert record.success and record.partition_key == "hpx-nest16-1126"
+        # same code, same inputs: the same data versions, so nothing downstream is stale
+        records = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        assert all(r.skipped for r in records)
+
+
+def test_unknown_keys_name_the_nearest(tmp_path) -> None:
+    from stronglens_assets.runner import UnknownAssetKeyError, parse_asset_keys
+
+    defs = _defs(tmp_path)
+    with pytest.raises(UnknownAssetKeyError, match=r"'manifets' \(did you mean manifest\?\)"):
+        parse_asset_keys(["manifets"], defs)
+    with pytest.raises(UnknownAssetKeyError, match=r"did you mean hpx-nest16-1105"):
+        plan_stages(defs, None, ["hpx-nest16-1150"])
+
+
+# --- killed runs and pool slots -------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _started_run(instance: dg.DagsterInstance, pid: int) -> dg.DagsterRun:
+    import socket
+
+    from stronglens_assets.runner import HOST_TAG, PID_TAG
+
+    run = instance.create_run_for_job(
+        dg.GraphDefinition(name="killed", node_defs=[]).to_job(),
+        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(pid)},
+    )
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(event_type_value="PIPELINE_START", job_name=run.job_name),
+    )
+    return instance.get_run_by_id(run.run_id)
+
+
+@dg.asset(pool="gpu")
+def trained(catalog: pd.DataFrame) -> pd.DataFrame:
+    return catalog
+
+
+def test_a_dead_started_run_holding_a_gpu_slot_is_cleared(tmp_path) -> None:
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    defs = dg.Definitions(
+        assets=[catalog, trained], resources={"io_manager": ArtifactIOManager(storage=storage)}
+    )
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        events = instance.event_log_storage
+        events.set_concurrency_slots("gpu", 1)
+        dead = _started_run(instance, _dead_pid())
+        assert dead.status == dg.DagsterRunStatus.STARTED
+        assert events.claim_concurrency_slot("gpu", dead.run_id, "trained").is_claimed
+        assert events.get_concurrency_info("gpu").active_slot_count == 1
+        lines: list[str] = []
+        records = run_stages(defs, plan_stages(defs), instance, report=lines.append)
+        assert [r.success for r in records] == [True]
+        assert instance.get_latest_materialization_event(dg.AssetKey("trained")) is not None
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert dead.run_id not in events.get_concurrency_info("gpu").active_run_ids
+        assert any("is gone; marked failed" in line for line in lines)
+
+
+def test_waiting_for_a_slot_says_so_and_ends_on_sigterm(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from stronglens_assets.runner import TerminatedError, wait_for_pool_slots
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            events = instance.event_log_storage
+            events.set_concurrency_slots("gpu", 1)
+            alive = _started_run(instance, holder.pid)
+            assert events.claim_concurrency_slot("gpu", alive.run_id, "trained").is_claimed
+            lines: list[str] = []
+            timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+            timer.start()
+            with pytest.raises(TerminatedError, match="SIGTERM"):
+                wait_for_pool_slots(instance, {"gpu"}, lines.append, poll_seconds=0.2)
+            timer.join()
+            assert lines == [f"    waiting for a gpu slot (held by run {alive.run_id[:8]})"]
+            # the live holder is left alone
+            assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+    finally:
+        holder.kill()
+        holder.wait()
