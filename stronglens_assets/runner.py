@@ -33,7 +33,7 @@ import os
 import signal
 import socket
 import time
-import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -418,7 +418,8 @@ class _ProgressHandler(logging.Handler):
         step = meta.get("step_key") or ""
         message = str(meta.get("orig_message", ""))
         if event is None and record.levelno >= logging.INFO:
-            self._report(f"    {step}: {message}")
+            said = message if message.startswith(step) else f"{step}: {message}"
+            self._report(f"    {said}")
         elif event is not None and message.startswith("Step blocked by limit for pool"):
             pool = message.rsplit(" ", 1)[-1]
             self._report(f"    {step}: waiting for a {pool} slot")
@@ -525,18 +526,23 @@ def run_stages(
                 )
                 report(f"    FAILED: {exc}")
                 return records
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=partition_key,
-                asset_selection=list(selected),
-                raise_on_error=False,
-                run_config=run_config,
-                tags=_run_tags(environment),
-            )
+            with warnings.catch_warnings():
+                # Dagster's notes on its own API's stability (BetaWarning, PreviewWarning) are
+                # for the code's authors, not for someone running the graph
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                warnings.simplefilter("ignore", dg.PreviewWarning)
+                result = job.execute_in_process(
+                    instance=instance,
+                    partition_key=partition_key,
+                    asset_selection=list(selected),
+                    raise_on_error=False,
+                    run_config=run_config,
+                    tags=_run_tags(environment),
+                )
             seconds = time.perf_counter() - started
             failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key]
             error = _first_error(result)
-            warnings: list[str] = []
+            warned: list[str] = []
             for event in result.all_events:
                 if event.event_type_value != "ASSET_CHECK_EVALUATION":
                     continue
@@ -545,7 +551,7 @@ def run_stages(
                     continue
                 name = f"check {evaluation.check_name}"
                 if evaluation.severity == dg.AssetCheckSeverity.WARN:
-                    warnings.append(name)
+                    warned.append(name)
                 else:
                     failed.append(name)
                     if error is None:
@@ -562,20 +568,16 @@ def run_stages(
                 result.success and not failed,
                 seconds,
                 failed,
-                warnings,
+                warned,
                 up_to_date=up_to_date,
                 error=error,
             )
             records.append(record)
             status = "ok" if record.success else f"FAILED: {error}"
-            if warnings:
-                status += f", WARNING ({', '.join(warnings)})"
+            if warned:
+                status += f", WARNING ({', '.join(warned)})"
             report(f"    {status} in {seconds:.1f} s (run {result.run_id[:8]})")
             if not record.success:
                 return records
     return records
 
-
-def format_exception(exc: BaseException) -> str:
-    """A traceback as text, for the log file."""
-    return "".join(traceback.format_exception(exc))

@@ -128,3 +128,41 @@ def test_ui_starts_dagster_dev_without_the_venv_on_path(tmp_path) -> None:
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_second_demo_skips_everything_and_says_so(demo_run: DemoRun) -> None:
+    """On an up-to-date home every stage is skipped by Dagster's stale status: no asset runs
+    again, and the summary says so per asset."""
+    import subprocess
+    import time
+
+    assert demo_run.returncode == 0, demo_run.stdout[-3000:] + demo_run.stderr[-3000:]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STRONGLENS_", "AWS_")) and k != "DAGSTER_HOME"
+    }
+    with dg.DagsterInstance.from_config(str(demo_run.dagster_home)) as instance:
+        materializations_before = {
+            key: instance.get_latest_materialization_event(key).run_id
+            for key in [dg.AssetKey("survey_footprint"), dg.AssetKey("paper_tables")]
+        }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "stronglens_assets.cli", "demo"],
+        env={**env, "STRONGLENS_HOME": str(demo_run.home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    stage_lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert stage_lines and all(line.endswith(": up to date, skipped") for line in stage_lines)
+    assert f"0 succeeded, 0 failed, {len(stage_lines)} skipped as up to date" in result.stdout
+    assert "materialized" not in result.stdout
+    with dg.DagsterInstance.from_config(str(demo_run.dagster_home)) as instance:
+        for key, run_id in materializations_before.items():
+            assert instance.get_latest_materialization_event(key).run_id == run_id
+    print(f"second demo: {seconds:.1f} s")  # measured, not asserted (shared CPUs)
