@@ -94,11 +94,22 @@ def test_run_stops_at_first_failure(tmp_path) -> None:
         assets=[broken_catalog, sweep],
         resources={"io_manager": ArtifactIOManager(storage=storage)},
     )
+    log_file = tmp_path / "demo.log"
+    lines: list[str] = []
     with dg.instance_for_test() as instance:
-        records = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+        records = run_stages(
+            defs, plan_stages(defs), instance, report=lines.append, log_file=log_file
+        )
     assert len(records) == 1
     assert not records[0].success
     assert records[0].failed_steps == ["catalog"]
+    # the summary names the step and the first line of its error; the trace is in the log
+    assert records[0].error == "catalog: ValueError: corrupt input"
+    assert lines[-1].startswith("    FAILED: catalog: ValueError: corrupt input in ")
+    assert not any("Traceback" in line or "File " in line for line in lines)
+    log = log_file.read_text()
+    assert "Traceback" in log or 'File "' in log
+    assert "corrupt input" in log
 
 
 def test_warn_checks_are_reported_error_checks_fail(tmp_path) -> None:
