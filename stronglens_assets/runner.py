@@ -106,7 +106,8 @@ def ensure_instance_home(settings: Settings) -> Path:
     return home
 
 
-def _nearest(name: str, candidates: Sequence[str]) -> str:
+def nearest_names(name: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean a, b?)`` with the candidates closest to ``name``, or ``""``."""
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
@@ -122,7 +123,7 @@ def parse_asset_keys(names: Sequence[str], defs: dg.Definitions) -> list[dg.Asse
     for name in names:
         if name not in known:
             raise UnknownAssetKeyError(
-                f"unknown or non-materializable asset key {name!r}{_nearest(name, known)}"
+                f"unknown or non-materializable asset key {name!r}{nearest_names(name, known)}"
             )
         keys.append(dg.AssetKey.from_user_string(name))
     return keys
@@ -175,7 +176,7 @@ def plan_stages(
         if key not in available:
             raise UnknownAssetKeyError(
                 f"partition key {key!r} is not a partition of the selected assets"
-                f"{_nearest(key, available)}"
+                f"{nearest_names(key, available)}"
             )
     restricted = []
     for stage in stages:
@@ -580,4 +581,3 @@ def run_stages(
             if not record.success:
                 return records
     return records
-
