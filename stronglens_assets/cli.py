@@ -181,20 +181,59 @@ def command_ui(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def last_run_summary(dagster_home: Path) -> str:
+    """What the instance in ``dagster_home`` holds: its latest run (time, status, what it
+    materialized), or that there is none."""
+    if not (dagster_home / "dagster.yaml").is_file():
+        return "none (no Dagster instance here yet: run `stronglens demo`)"
+    import datetime
+
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        from stronglens_assets.runner import OBSERVATION_TAG
+
+        records = [
+            r
+            for r in instance.get_run_records(limit=50)
+            if OBSERVATION_TAG not in r.dagster_run.tags
+        ]
+        if not records:
+            return "none (the instance holds no run yet: run `stronglens demo`)"
+        run = records[0].dagster_run
+        ended = records[0].end_time or records[0].start_time or records[0].create_timestamp
+        when = datetime.datetime.fromtimestamp(ended, tz=datetime.UTC)
+        selection = ", ".join(k.to_user_string() for k in sorted(run.asset_selection or ()))
+        count = instance.get_runs_count()
+        return (
+            f"{when:%Y-%m-%d %H:%M} UTC, {run.status.value.lower()} "
+            f"({selection or run.job_name}); {count} run(s) in all"
+        )
+
+
 def command_info(args: argparse.Namespace) -> int:
     settings = load_settings()
     from stronglens_assets.project import Project
 
     project = Project.from_settings(settings)
-    print(f"environment:     {settings.env}")
+    print(f"environment:     {settings.env} (profile {settings.profile})")
+    home_note = (
+        ""
+        if "STRONGLENS_HOME" in settings.environment_variables()
+        else (" (default ./.stronglens of the current directory; set STRONGLENS_HOME elsewhere)")
+    )
+    print(f"home:            {settings.home}{home_note}")
     print(f"storage:         {settings.storage_uri}")
     print(f"dagster home:    {settings.dagster_home}")
+    print(f"last run:        {last_run_summary(settings.dagster_home)}")
     print(f"config dir:      {settings.config_dir}")
     print(f"bricks:          {len(project.footprint.bricks)}")
     keys = project.healpix_partitions.get_partition_keys()
     print(f"sky partitions:  {len(keys)} (HEALPix NEST nside {project.footprint.partition_nside})")
-    for key in keys:
+    for key in keys[:20]:
         print(f"  {key}")
+    if len(keys) > 20:
+        print(f"  ... and {len(keys) - 20} more")
     return 0
 
 

@@ -51,6 +51,8 @@ HOST_TAG = "stronglens/host"
 PID_TAG = "stronglens/pid"
 LAUNCHED_BY_TAG = "stronglens/launched_by"
 ENVIRONMENT_TAG = "stronglens/environment"
+#: Tag of the runs that only observe the external inputs (before the stages).
+OBSERVATION_TAG = "stronglens/observation"
 
 _IN_PROGRESS = (
     dg.DagsterRunStatus.NOT_STARTED,
@@ -274,7 +276,7 @@ def observe_sources(
                 partition_key=partition_key,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-                tags=_run_tags(None),
+                tags={**_run_tags(None), OBSERVATION_TAG: "true"},
             )
             if not result.success:
                 label = key.to_user_string() + (f" [{partition_key}]" if partition_key else "")

@@ -166,3 +166,23 @@ def test_second_demo_skips_everything_and_says_so(demo_run: DemoRun) -> None:
         for key, run_id in materializations_before.items():
             assert instance.get_latest_materialization_event(key).run_id == run_id
     print(f"second demo: {seconds:.1f} s")  # measured, not asserted (shared CPUs)
+
+
+def test_info_from_another_directory_says_where_it_looks(
+    capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("STRONGLENS_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"home:            {tmp_path / '.stronglens'} (default ./.stronglens" in out
+    assert "environment:     local (profile demo)" in out
+    assert "last run:        none (no Dagster instance here yet: run `stronglens demo`)" in out
+
+
+@pytest.mark.slow
+def test_info_shows_the_demo_s_last_run(demo_run: DemoRun, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("STRONGLENS_HOME", str(demo_run.home))
+    assert main(["info"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("last run:")]
+    assert ", success (" in line and "run(s) in all" in line
