@@ -244,6 +244,21 @@ def command_sync(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def download_urls(bricks: Sequence[str]) -> list[str]:
+    """Legacy Surveys DR10 south URLs of what the graph reads for ``bricks``: the sweep 10.1
+    boxes overlapping them and their grz image, invvar and psfsize coadds."""
+    from stronglens_assets.resources.coadds import DR10_SOUTH_URL, dr10_coadd_path
+    from stronglens_assets.resources.survey import sweep_files_for_bricks
+    from stronglens_assets.science.imaging.cutouts import BANDS, PRODUCTS
+
+    urls = [f"{DR10_SOUTH_URL}/sweep/10.1/{name}" for name in sweep_files_for_bricks(bricks)]
+    for brick in sorted(bricks):
+        for product in PRODUCTS:
+            for band in BANDS:
+                urls.append(f"{DR10_SOUTH_URL}/{dr10_coadd_path(brick, product, band)}")
+    return urls
+
+
 def command_footprint(args: argparse.Namespace) -> int:
     from stronglens_assets.partitions import healpix_partition_key
     from stronglens_assets.resources.object_store import LocalObjectStore
@@ -291,6 +306,16 @@ def command_footprint(args: argparse.Namespace) -> int:
         f"wrote {out}: {len(bricks)} bricks in {len(set(keys))} HEALPix partition(s) "
         f"(nside {args.nside})"
     )
+    if args.urls:
+        urls = download_urls(bricks)
+        target = Path(args.urls).expanduser().resolve()
+        LocalObjectStore(target.parent).write_bytes(
+            target.name, "".join(u + "\n" for u in urls).encode()
+        )
+        print(
+            f"wrote {target}: {len(urls)} URLs (sweep 10.1 boxes and grz coadds of these bricks "
+            f"on the Legacy Surveys portal); e.g. wget -x -nH --cut-dirs=4 -P DIR -i {args.urls}"
+        )
     return 0
 
 
@@ -393,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     footprint.add_argument(
         "--nside", type=int, default=16, help="HEALPix partition nside (default 16)"
+    )
+    footprint.add_argument(
+        "--urls",
+        metavar="FILE",
+        help="also write the Legacy Surveys URLs of the sweeps and coadds these bricks need",
     )
     footprint.add_argument(
         "--min-exposures",

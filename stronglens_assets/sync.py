@@ -6,8 +6,9 @@ layout (what the seeds' ``scripts/sync_data_to_s3.sh`` did), verifying each file
 * ``data/external/desi_dr1/desi-sl-vac-v1.fits`` -> the DESI VAC key that ``desi_dr1_vac``
   reads, in the DR10 bucket;
 * ``data/positives/<name>.csv`` (a lenscat CSV override) -> ``<prefix>/data/positives/<name>``;
-* ``[dr10/]coadd_cache/<brick>/legacysurvey-<brick>-*.fits.fz`` -> ``<coadd prefix>/<brick>/``
-  in the DR10 bucket (``STRONGLENS_DR10_COADD_PREFIX``);
+* ``[dr10/]coadd_cache/<brick>/legacysurvey-<brick>-*.fits.fz``, or the Legacy Surveys layout
+  ``[dr10/][south/]coadd/<RRR>/<brick>/...`` -> ``<coadd prefix>/<brick>/`` in the DR10 bucket
+  (``STRONGLENS_DR10_COADD_PREFIX``);
 * ``[dr10/][south/]sweep/10.1/sweep-<box>.fits`` (sweep 10.1, 5 x 5 deg boxes) ->
   ``<sweep prefix>/sweep-<box>.fits`` in the DR10 bucket (``STRONGLENS_DR10_SWEEP_PREFIX``),
   where ``dr10_sweep`` reads them;
@@ -39,7 +40,7 @@ from stronglens_assets.settings import Settings
 
 _BRICK = r"[0-9]{4}[mp][0-9]{3}"
 _COADD = re.compile(
-    rf"^(?:dr10/)?coadd_cache/(?P<brick>{_BRICK})/"
+    rf"^(?:(?:dr10/)?coadd_cache/|(?:dr10/)?(?:south/)?coadd/[0-9]{{3}}/)(?P<brick>{_BRICK})/"
     rf"(?P<file>legacysurvey-(?P=brick)-[a-z0-9]+-[a-z0-9]+\.fits\.fz)$"
 )
 _VAC = re.compile(r"^data/external/desi_dr1/desi-sl-vac-v1\.fits$")
@@ -186,7 +187,8 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 #: What ``sync`` recognises, for the message when it recognises nothing.
 EXPECTED_LAYOUT = (
     "data/external/desi_dr1/desi-sl-vac-v1.fits, data/positives/<name>.csv, "
-    "[dr10/]coadd_cache/<brick>/legacysurvey-<brick>-<product>-<band>.fits.fz, "
+    "[dr10/]coadd_cache/<brick>/legacysurvey-<brick>-<product>-<band>.fits.fz (or "
+    "[dr10/][south/]coadd/<RRR>/<brick>/...), "
     "[dr10/][south/]sweep/10.1/sweep-<box>.fits, checkpoints/<config>/<file>.pt"
 )
 

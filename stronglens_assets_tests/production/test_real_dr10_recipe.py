@@ -15,7 +15,6 @@ import pytest
 from astropy.table import Table
 
 from stronglens_assets.cli import main
-from stronglens_assets.mock_survey.vac import write_mock_desi_vac
 from stronglens_assets.resources.survey import sweep_files_for_bricks
 from stronglens_assets.science.catalogs.bricks import brick_name, bricks_table
 from stronglens_assets.science.catalogs.footprint import (
@@ -97,33 +96,27 @@ def test_footprint_names_a_wrong_file_and_a_wrong_cell(tmp_path: Path, capsys) -
     assert not (tmp_path / "f").exists()
 
 
-def _dr10_directory(root: Path, sky: BuiltSky) -> Path:
-    """The mock sky's products in the layout a DR10 download has: sweep 10.1 boxes, the coadd
-    cache per brick, the DESI VAC."""
+def _download(urls: list[str], root: Path, sky: BuiltSky) -> Path:
+    """What ``wget -x -nH --cut-dirs=4 -P root -i URLS`` leaves, with the mock sky's products
+    (in the real DR10 formats) standing in for the portal's files."""
+    from stronglens_assets.resources.coadds import DR10_SOUTH_URL
+
     sweeps = pd.concat(
         [pd.read_parquet(p) for p in sorted((sky.root / "sweep").rglob("*.parquet"))],
         ignore_index=True,
     )
-    (root / "sweep/10.1").mkdir(parents=True)
-    boxes: dict[str, list[str]] = {}
-    for brick in TEST_BRICKS:
-        (box,) = sweep_files_for_bricks([brick])
-        boxes.setdefault(box, []).append(brick)
-    for box, bricks in boxes.items():
-        rows = sweeps[sweeps["BRICKNAME"].isin(bricks)]
-        Table.from_pandas(rows).write(root / "sweep/10.1" / box, format="fits")
-    for brick in TEST_BRICKS:
-        target = root / "coadd_cache" / brick
-        target.mkdir(parents=True)
-        for fits_file in sorted((sky.root / "coadd" / brick[:3] / brick).glob("*.fits.fz")):
-            (target / fits_file.name).write_bytes(fits_file.read_bytes())
-    lenses = pd.concat(
-        [pd.read_parquet(p) for p in sorted((sky.root / "truth").rglob("lenses-*.parquet"))]
-    )
-    real = lenses[lenses["source"] == "lenscat"]
-    vac = root / "data/external/desi_dr1/desi-sl-vac-v1.fits"
-    vac.parent.mkdir(parents=True)
-    write_mock_desi_vac(vac, real["ra"], real["dec"], [0.5] * len(real), seed=3)
+    for url in urls:
+        assert url.startswith(DR10_SOUTH_URL + "/"), url
+        relative = url.removeprefix(DR10_SOUTH_URL + "/")
+        target = root / "dr10/south" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative.startswith("sweep/10.1/"):
+            bricks = [b for b in TEST_BRICKS if sweep_files_for_bricks([b]) == [target.name]]
+            rows = sweeps[sweeps["BRICKNAME"].isin(bricks)]
+            Table.from_pandas(rows).write(target, format="fits")
+        else:
+            _, _, brick, name = relative.split("/")
+            target.write_bytes((sky.root / "coadd" / brick[:3] / brick / name).read_bytes())
     return root
 
 
@@ -163,25 +156,31 @@ def test_from_the_demo_to_a_first_real_partition_on_s3(
     monkeypatch,
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused"))  # restored after the test
-    downloads = _dr10_directory(tmp_path / "dr10", built_sky)
     survey = tmp_path / "survey-bricks-dr10-south.fits.gz"
     write_survey_bricks(survey, {b: (2, 2, 0, 2) for b in TEST_BRICKS})
     footprint = tmp_path / "first_cell.yaml"
+    urls = tmp_path / "first_cell_urls.txt"
 
-    # 1. the footprint of one HEALPix cell
-    args = ["footprint", "--survey-bricks", str(survey), "--cells", CELL, "--out", str(footprint)]
-    assert main(args) == 0
-    # 2. check the downloads offline, 3. upload them
+    # 1. the footprint of one HEALPix cell and the URLs of what it needs
+    args = ["footprint", "--survey-bricks", str(survey), "--cells", CELL]
+    assert main([*args, "--out", str(footprint), "--urls", str(urls)]) == 0
+    listed = urls.read_text().split()
+    assert len(listed) == 1 + 9  # one sweep box, 3 products x 3 bands of the cell's one brick
+    # 2. the downloads (as wget lays them out), checked offline, 3. uploaded
+    downloads = _download(listed, tmp_path / "dr10_inputs", built_sky)
     assert main(["sync", "--check", "--from", str(downloads)]) == 0
     out = capsys.readouterr().out
-    assert "rejected 0" in out and "kinds found: coadd, sweep, vac" in out
+    assert "rejected 0" in out and "kinds found: coadd, sweep" in out
     assert main(["sync", "--from", str(downloads)]) == 0
     out = capsys.readouterr().out
     assert "rejected 0" in out
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-2")
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])}
-    for box in sweep_files_for_bricks(list(TEST_BRICKS)):
-        assert f"dr10/sweep/10.1/{box}" in keys  # where dr10_sweep reads them
+    (box,) = sweep_files_for_bricks([TEST_BRICKS[0]])
+    assert f"dr10/sweep/10.1/{box}" in keys  # where dr10_sweep reads them
+    assert (
+        f"dr10/coadd_cache/{TEST_BRICKS[0]}/legacysurvey-{TEST_BRICKS[0]}-image-g.fits.fz" in keys
+    )
     # 4. the first real partition
     monkeypatch.setenv("STRONGLENS_FOOTPRINT", str(footprint))
     code = main(["demo", "--select", *FIRST_PARTITION, "--partition", CELL])
