@@ -44,6 +44,7 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.settings import Settings, export_dagster_home
 
 #: Run tags naming the process that executes a run (to clear runs whose process is gone).
@@ -92,7 +93,7 @@ class RunRecord:
     error: str | None = None
 
 
-class UnknownAssetKeyError(ValueError):
+class UnknownAssetKeyError(StronglensError, ValueError):
     """An asset key or partition key that is not in the graph; names the nearest ones."""
 
 
@@ -352,7 +353,7 @@ def _full_pools(instance: dg.DagsterInstance, pools: set[str]) -> dict[str, set[
     return full
 
 
-class TerminatedError(Exception):
+class TerminatedError(StronglensError):
     """SIGTERM arrived while waiting (the run had not started)."""
 
 
