@@ -175,6 +175,13 @@ def command_ui(args: argparse.Namespace) -> int:
     from stronglens_assets.runner import ensure_instance_home
 
     home = ensure_instance_home(settings)
+    import dagster as dg
+
+    from stronglens_assets.runner import clear_dead_runs
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # runs whose process was killed would hold their pool and queue slots forever
+        clear_dead_runs(instance, print, single_machine=settings.env == "local")
     command = ui_command(home, args.dagster_args)
     print(f"DAGSTER_HOME={home} {shlex.join(command)}", flush=True)
     os.execv(command[0], command)

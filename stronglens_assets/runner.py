@@ -307,27 +307,51 @@ def _run_process_gone(run: dg.DagsterRun, host: str) -> bool:
     return pid != os.getpid() and not _process_alive(pid)
 
 
+def _started_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
+    """PID of the process that started ``run`` (its RUN_START event), if recorded."""
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+    ).records
+    if not records or records[0].event_log_entry.dagster_event is None:
+        return None
+    return records[0].event_log_entry.dagster_event.pid
+
+
 def clear_dead_runs(
-    instance: dg.DagsterInstance, report: Callable[[str], None] = print
+    instance: dg.DagsterInstance,
+    report: Callable[[str], None] = print,
+    single_machine: bool = False,
 ) -> list[str]:
     """Mark failed the in-progress runs started on this host whose process is gone, and free
     the pool slots and pending claims of every run that is no longer in progress; returns the
-    ids of the runs marked failed."""
+    ids of the runs marked failed.
+
+    Runs of ``stronglens demo`` carry their host and PID as tags. With ``single_machine`` (the
+    local environment's SQLite instance, which only this machine uses), runs without those
+    tags (launched from the UI by ``dagster dev``'s daemon) are judged by the PID of their
+    ``RUN_START`` event too.
+    """
     host = socket.gethostname()
     cleared: list[str] = []
-    in_progress = instance.get_runs(
-        filters=dg.RunsFilter(statuses=list(_IN_PROGRESS), tags={HOST_TAG: host})
-    )
-    for run in in_progress:
-        if not _run_process_gone(run, host):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(_IN_PROGRESS))):
+        if HOST_TAG in run.tags:
+            if not _run_process_gone(run, host):
+                continue
+            pid = int(run.tags[PID_TAG])
+        elif single_machine and run.status == dg.DagsterRunStatus.STARTED:
+            started = _started_pid(instance, run)
+            if started is None or started == os.getpid() or _process_alive(started):
+                continue
+            pid = started
+        else:
             continue
         instance.report_run_failed(
             run,
-            f"process {run.tags[PID_TAG]} on {host} that executed this run is gone "
-            "(killed); marked failed by stronglens",
+            f"process {pid} on {host} that executed this run is gone (killed); "
+            "marked failed by stronglens",
         )
         cleared.append(run.run_id)
-        report(f"  run {run.run_id[:8]}: its process {run.tags[PID_TAG]} is gone; marked failed")
+        report(f"  run {run.run_id[:8]}: its process {pid} is gone; marked failed")
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:
         for run_id in storage.get_concurrency_run_ids():
@@ -381,6 +405,7 @@ def wait_for_pool_slots(
     pools: set[str],
     report: Callable[[str], None] = print,
     poll_seconds: float = POOL_POLL_SECONDS,
+    single_machine: bool = False,
 ) -> None:
     """Return once each of ``pools`` has a free slot, clearing dead runs meanwhile and saying
     "waiting for a <pool> slot" (again every :data:`POOL_REPORT_SECONDS`); SIGTERM ends the wait
@@ -388,7 +413,7 @@ def wait_for_pool_slots(
     last_report = -float("inf")
     with _sigterm_raises():
         while True:
-            clear_dead_runs(instance, report)
+            clear_dead_runs(instance, report, single_machine)
             full = _full_pools(instance, pools)
             if not full:
                 return
@@ -480,8 +505,10 @@ def run_stages(
     environment: str | None = None,
 ) -> list[RunRecord]:
     """Execute ``stages`` in order, skipping up-to-date stage partitions unless ``force``;
-    stop at the first failed run."""
-    clear_dead_runs(instance, report)
+    stop at the first failed run. ``environment`` (``local`` or ``s3``) tags the runs; in
+    ``local`` the instance is this machine's alone (see :func:`clear_dead_runs`)."""
+    single_machine = environment == "local"
+    clear_dead_runs(instance, report, single_machine)
     observe_sources(defs, instance, report)
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
@@ -521,7 +548,7 @@ def run_stages(
             pools = set().union(*(graph.get(k).pools or set() for k in selected))
             started = time.perf_counter()
             try:
-                wait_for_pool_slots(instance, pools, report)
+                wait_for_pool_slots(instance, pools, report, single_machine=single_machine)
             except TerminatedError as exc:
                 records.append(
                     RunRecord(

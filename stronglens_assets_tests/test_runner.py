@@ -236,20 +236,36 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def _started_run(instance: dg.DagsterInstance, pid: int) -> dg.DagsterRun:
+def _started_run(instance: dg.DagsterInstance, pid: int, tagged: bool = True) -> dg.DagsterRun:
+    """A STARTED run whose RUN_START event carries ``pid``; ``tagged``: with host/PID tags as
+    ``stronglens demo`` writes them (else as ``dagster dev``'s daemon launches runs)."""
     import socket
 
     from stronglens_assets.runner import HOST_TAG, PID_TAG
 
     run = instance.create_run_for_job(
         dg.GraphDefinition(name="killed", node_defs=[]).to_job(),
-        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(pid)},
+        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(pid)} if tagged else {},
     )
-    instance.handle_run_event(
-        run.run_id,
-        dg.DagsterEvent(event_type_value="PIPELINE_START", job_name=run.job_name),
+    instance.report_dagster_event(
+        dg.DagsterEvent(event_type_value="PIPELINE_START", job_name=run.job_name, pid=pid),
+        run_id=run.run_id,
     )
     return instance.get_run_by_id(run.run_id)
+
+
+def test_a_killed_run_launched_from_the_ui_is_cleared_on_the_local_instance(tmp_path) -> None:
+    from stronglens_assets.runner import clear_dead_runs
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.event_log_storage.set_concurrency_slots("gpu", 1)
+        dead = _started_run(instance, _dead_pid(), tagged=False)
+        assert instance.event_log_storage.claim_concurrency_slot("gpu", dead.run_id, "s").is_claimed
+        assert clear_dead_runs(instance, lambda _: None) == []  # not known to be this machine's
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED
+        assert clear_dead_runs(instance, lambda _: None, single_machine=True) == [dead.run_id]
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert dead.run_id not in instance.event_log_storage.get_concurrency_run_ids()
 
 
 @dg.asset(pool="gpu")
