@@ -1,15 +1,22 @@
 """The ``stronglens`` command.
 
-``stronglens demo``
-    Materialize every asset, every partition, into the persistent local Dagster instance
-    (``$STRONGLENS_HOME/dagster_home``) on the environment's data source (by default the
-    embedded mock DR10 survey), with progress and a closing summary.
-``stronglens ui``
-    Start ``dagster dev`` on the same instance, so the UI shows what the demo made.
+``stronglens demo [--select KEY ...] [--partition KEY ...] [--force]``
+    Materialize every asset (or the selected ones), every partition (or the given ones), into
+    the environment's Dagster instance (:attr:`Settings.dagster_home`) on the environment's
+    data source (by default the embedded mock DR10 survey), skipping what Dagster reports up
+    to date (:mod:`stronglens_assets.runner`), with progress, a log file and a summary.
+``stronglens ui [ARGS]``
+    ``dagster dev -w workspace.yaml`` on the same instance, started through this interpreter;
+    every argument goes to ``dagster dev``.
 ``stronglens info``
-    Print the resolved environment, storage location, footprint and partitions.
-``stronglens sync --from DIR``
-    Verify and upload local inputs into the configured S3 bucket (:mod:`stronglens_assets.sync`).
+    Print the resolved environment, home, storage, the instance's last run, footprint and
+    partitions.
+``stronglens sync --from DIR [--check]``
+    Verify local inputs and upload them into the configured S3 bucket
+    (:mod:`stronglens_assets.sync`).
+``stronglens footprint --survey-bricks FILE --out FILE [--cells KEY ...] [--urls FILE]``
+    A footprint file of the bricks covered in g, r and z of a Legacy Surveys survey-bricks
+    summary (:mod:`stronglens_assets.science.catalogs.footprint`).
 ``stronglens paper --results DIR --out DIR [--compare DIR]``
     The paper's figures, tables and ``summary.json`` from a D06 results directory in the
     published layout (local or ``s3://``) (:mod:`stronglens_assets.paper_command`).
@@ -90,6 +97,7 @@ def command_demo(args: argparse.Namespace) -> int:
         f"stronglens demo: environment {settings.env!r}, storage {settings.storage_uri}, "
         f"Dagster instance {settings.dagster_home}"
     )
+    log_file.write_text(f"stronglens demo, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     print(f"  log (every message and traceback): {log_file}")
     if args.force:
         print("  --force: materializing everything selected, up to date or not")
