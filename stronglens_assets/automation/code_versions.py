@@ -115,20 +115,42 @@ def code_modules(assets_def: dg.AssetsDefinition) -> list[str]:
 _MODEL_CONFIG_MODULE = "stronglens_assets.science.learning.model_config"
 
 
-def _wiring_modules(fn: Any) -> list[str]:
-    """The asset function's own module and the ``stronglens_assets.assets`` modules it imports
-    (the wiring that loads configs at definition time, e.g. ``assets.shared``)."""
+def _string_literals(source: str) -> frozenset[str]:
+    """Every string constant in ``source``."""
     import ast
 
-    own = getattr(fn, "__module__", "") or ""
-    if not own.startswith("stronglens_assets."):
-        return []
+    return frozenset(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+
+
+@functools.cache
+def _module_literals(module_name: str) -> frozenset[str]:
+    """Every string constant in the module's source (cached per process, like the source)."""
+    return _string_literals(_module_source(module_name))
+
+
+@functools.cache
+def _wiring_modules_of(own: str) -> tuple[str, ...]:
+    import ast
+
     found = [own]
     for node in ast.walk(ast.parse(_module_source(own))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.startswith("stronglens_assets.assets") and _is_module(node.module):
                 found.append(node.module)
-    return sorted(set(found))
+    return tuple(sorted(set(found)))
+
+
+def _wiring_modules(fn: Any) -> list[str]:
+    """The asset function's own module and the ``stronglens_assets.assets`` modules it imports
+    (the wiring that loads configs at definition time, e.g. ``assets.shared``)."""
+    own = getattr(fn, "__module__", "") or ""
+    if not own.startswith("stronglens_assets."):
+        return []
+    return list(_wiring_modules_of(own))
 
 
 def config_files(
@@ -140,18 +162,13 @@ def config_files(
     :func:`code_modules` (``"d06.yaml"`` in ``science/experiments.py``); every
     ``models/*.yaml`` when the asset reads model configs; the footprint file (default
     ``footprint.yaml``) when the asset's function uses the footprint."""
-    import ast
-
     fn = assets_def.op.compute_fn
     fn = getattr(fn, "decorated_fn", fn)
     modules = code_modules(assets_def)
     fn_source = textwrap.dedent(inspect.getsource(fn))
-    literals: set[str] = set()
-    sources = [fn_source, *map(_module_source, {*modules, *_wiring_modules(fn)})]
-    for source in sources:
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                literals.add(node.value)
+    literals = set(_string_literals(fn_source))
+    for module_name in {*modules, *_wiring_modules(fn)}:
+        literals |= _module_literals(module_name)
     files = [p for p in sorted(config_dir.glob("*.y*ml")) if p.name in literals]
     if _MODEL_CONFIG_MODULE in modules:
         files += sorted((config_dir / "models").glob("*.y*ml"))
