@@ -322,3 +322,22 @@ def test_waiting_for_a_slot_says_so_and_ends_on_sigterm(tmp_path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_dagster_api_stability_warnings_stay_out_of_the_output(tmp_path) -> None:
+    import warnings
+
+    @dg.asset
+    def versioned_output() -> dg.Output:
+        return dg.Output(pd.DataFrame({"x": [1]}), data_version=dg.DataVersion("v1"))  # beta
+
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    defs = dg.Definitions(
+        assets=[versioned_output], resources={"io_manager": ArtifactIOManager(storage=storage)}
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            (record,) = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
+    assert record.success
+    assert not [w for w in caught if issubclass(w.category, dg.BetaWarning)]
