@@ -43,6 +43,7 @@ from types import FrameType
 import dagster as dg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._utils.error import SerializableErrorInfo
 
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.settings import Settings, export_dagster_home
@@ -480,17 +481,37 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+_WRAPPER_ERRORS = (
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "DagsterResourceFunctionError",
+)
+
+
+def _root_message(error: SerializableErrorInfo) -> str:
+    """First line of the error, looking through Dagster's wrappers to the user's exception."""
+    while error.cause is not None and error.cls_name in _WRAPPER_ERRORS:
+        error = error.cause
+    return _first_line(error.message)
+
+
 def _first_error(result: dg.ExecuteInProcessResult) -> str | None:
-    """``<step>: <first line of its error>`` of the first failed step, if any."""
+    """``<step>: <first line of its error>`` of the first failed step, else of the first
+    resource that failed to start (a wrong bucket or credentials), else of the run's failure."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name in (
-                "DagsterExecutionStepExecutionError",
-                "DagsterUserCodeExecutionError",
-            ):
-                error = error.cause
-            return f"{event.step_key}: {_first_line(error.message)}"
+            return f"{event.step_key}: {_root_message(event.step_failure_data.error)}"
+    for event in result.all_events:
+        if event.event_type_value == "RESOURCE_INIT_FAILURE":
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                where = f"{event.step_key}: " if event.step_key else ""
+                return f"{where}a resource failed to start: {_root_message(error)}"
+    for event in result.all_events:
+        if event.is_failure or event.event_type_value == "PIPELINE_FAILURE":
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                return _root_message(error)
     return None
 
 

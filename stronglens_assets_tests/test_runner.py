@@ -341,3 +341,27 @@ def test_dagster_api_stability_warnings_stay_out_of_the_output(tmp_path) -> None
             (record,) = run_stages(defs, plan_stages(defs), instance, report=lambda _: None)
     assert record.success
     assert not [w for w in caught if issubclass(w.category, dg.BetaWarning)]
+
+
+class _Unreachable(dg.ConfigurableResource):
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        raise ConnectionError("bucket 'darkhaloscope' at http://127.0.0.1:9: wrong credentials")
+
+
+def test_a_resource_start_up_failure_is_named_in_one_line(tmp_path) -> None:
+    @dg.asset
+    def needs_bucket(bucket: _Unreachable) -> pd.DataFrame:
+        return pd.DataFrame({"x": [1]})
+
+    storage = LocalStorageResource(root=str(tmp_path / "storage"))
+    defs = dg.Definitions(
+        assets=[needs_bucket],
+        resources={"io_manager": ArtifactIOManager(storage=storage), "bucket": _Unreachable()},
+    )
+    lines: list[str] = []
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        (record,) = run_stages(defs, plan_stages(defs), instance, report=lines.append)
+    assert not record.success
+    assert "wrong credentials" in record.error
+    assert "\n" not in record.error
+    assert sum("wrong credentials" in line for line in lines) == 1
