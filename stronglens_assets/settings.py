@@ -78,8 +78,37 @@ class Settings:
 
     @property
     def dagster_home(self) -> Path:
-        """Directory of the persistent Dagster instance (``$DAGSTER_HOME``)."""
+        """Directory of this environment's Dagster instance (``$DAGSTER_HOME`` of ``stronglens
+        demo`` and ``stronglens ui``): ``<home>/dagster_home`` for ``local``,
+        ``<home>/dagster_home_s3/<bucket>/<prefix>`` for ``s3``, so runs, materializations and
+        checks of one environment (or bucket) never show up in another's."""
+        if self.env == "s3":
+            return self.home / "dagster_home_s3" / str(self.s3_bucket) / (self.s3_prefix or "_")
         return self.home / "dagster_home"
+
+    def environment_variables(self) -> dict[str, str]:
+        """The ``STRONGLENS_*`` variables (beyond the defaults) that reproduce these settings in
+        another shell: what a printed command needs in front of it to work as printed."""
+        variables: dict[str, str] = {}
+        if self.env != "local":
+            variables["STRONGLENS_ENV"] = self.env
+        if self.home != Path(".stronglens").resolve():
+            variables["STRONGLENS_HOME"] = str(self.home)
+        if self.config_dir.resolve() != (PROJECT_ROOT / "configs").resolve():
+            variables["STRONGLENS_CONFIG_DIR"] = str(self.config_dir.resolve())
+        if self.footprint_file:
+            variables["STRONGLENS_FOOTPRINT"] = str(Path(self.footprint_file).resolve())
+        if self.profile != ("full" if self.env == "s3" else "demo"):
+            variables["STRONGLENS_PROFILE"] = self.profile
+        if self.env == "s3":
+            variables["STRONGLENS_S3_BUCKET"] = str(self.s3_bucket)
+            if self.s3_prefix != DEFAULT_S3_PREFIX:
+                variables["STRONGLENS_S3_PREFIX"] = self.s3_prefix
+            if self.s3_endpoint_url:
+                variables["STRONGLENS_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+            if self.dr10_bucket and self.dr10_bucket != self.s3_bucket:
+                variables["STRONGLENS_DR10_BUCKET"] = self.dr10_bucket
+        return variables
 
     @property
     def storage_root(self) -> Path:

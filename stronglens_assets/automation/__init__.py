@@ -45,6 +45,7 @@ default (``local``) and running in production (``s3``), as configured.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -119,7 +120,9 @@ def automated_definitions(
     """``Definitions`` of ``assets`` with the external inputs, code versions, conditions,
     schedules and sensor of this module (what :func:`build_definitions` returns)."""
     sources = build_sources(project)
-    automated = apply_automation(assets, sources)
+    settings = project.settings
+    footprint = Path(settings.footprint_file) if settings.footprint_file else None
+    automated = apply_automation(assets, sources, settings.config_dir, settings.profile, footprint)
     schedules, sensors = build_schedules_and_sensors(project, automated, sources)
     return dg.Definitions(
         assets=[*sources, *automated],

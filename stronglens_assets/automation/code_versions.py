@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import textwrap
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -109,8 +111,83 @@ def code_modules(assets_def: dg.AssetsDefinition) -> list[str]:
     return sorted(seen)
 
 
-def code_version_of(assets_def: dg.AssetsDefinition) -> str:
-    """Deterministic code version of an asset: see the module docstring."""
+#: The model-config module: an asset using it reads ``configs/models/*.yaml``.
+_MODEL_CONFIG_MODULE = "stronglens_assets.science.learning.model_config"
+
+
+def _string_literals(source: str) -> frozenset[str]:
+    """Every string constant in ``source``."""
+    import ast
+
+    return frozenset(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+
+
+@functools.cache
+def _module_literals(module_name: str) -> frozenset[str]:
+    """Every string constant in the module's source (cached per process, like the source)."""
+    return _string_literals(_module_source(module_name))
+
+
+@functools.cache
+def _wiring_modules_of(own: str) -> tuple[str, ...]:
+    import ast
+
+    found = [own]
+    for node in ast.walk(ast.parse(_module_source(own))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.startswith("stronglens_assets.assets") and _is_module(node.module):
+                found.append(node.module)
+    return tuple(sorted(set(found)))
+
+
+def _wiring_modules(fn: Any) -> list[str]:
+    """The asset function's own module and the ``stronglens_assets.assets`` modules it imports
+    (the wiring that loads configs at definition time, e.g. ``assets.shared``)."""
+    own = getattr(fn, "__module__", "") or ""
+    if not own.startswith("stronglens_assets."):
+        return []
+    return list(_wiring_modules_of(own))
+
+
+def config_files(
+    assets_def: dg.AssetsDefinition, config_dir: Path, footprint_file: Path | None = None
+) -> list[Path]:
+    """The config files whose content enters the asset's code version (sorted): each YAML file
+    of ``config_dir`` whose file name appears as a string literal in the asset's source, its
+    wiring module (and the ``assets`` modules that imports) or the modules of
+    :func:`code_modules` (``"d06.yaml"`` in ``science/experiments.py``); every
+    ``models/*.yaml`` when the asset reads model configs; the footprint file (default
+    ``footprint.yaml``) when the asset's function uses the footprint."""
+    fn = assets_def.op.compute_fn
+    fn = getattr(fn, "decorated_fn", fn)
+    modules = code_modules(assets_def)
+    fn_source = textwrap.dedent(inspect.getsource(fn))
+    literals = set(_string_literals(fn_source))
+    for module_name in {*modules, *_wiring_modules(fn)}:
+        literals |= _module_literals(module_name)
+    files = [p for p in sorted(config_dir.glob("*.y*ml")) if p.name in literals]
+    if _MODEL_CONFIG_MODULE in modules:
+        files += sorted((config_dir / "models").glob("*.y*ml"))
+    if "footprint" in fn_source:
+        footprint = footprint_file or config_dir / "footprint.yaml"
+        if footprint.is_file() and footprint not in files:
+            files.append(footprint)
+    return files
+
+
+def code_version_of(
+    assets_def: dg.AssetsDefinition,
+    config_dir: Path | None = None,
+    profile: str | None = None,
+    footprint_file: Path | None = None,
+) -> str:
+    """Deterministic code version of an asset: see the module docstring. With ``config_dir``,
+    the bytes of the asset's :func:`config_files` and the size ``profile`` enter it too, so an
+    edited config makes the assets reading it stale (and re-run) and nothing else."""
 
     fn = assets_def.op.compute_fn
     fn = getattr(fn, "decorated_fn", fn)
@@ -119,4 +196,11 @@ def code_version_of(assets_def: dg.AssetsDefinition) -> str:
     for module_name in code_modules(assets_def):
         digest.update(module_name.encode())
         digest.update(_module_source(module_name).encode())
+    if config_dir is not None:
+        files = config_files(assets_def, config_dir, footprint_file)
+        for path in files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        if files and profile:
+            digest.update(f"profile={profile}".encode())
     return digest.hexdigest()[:16]

@@ -4,6 +4,7 @@ code versions, conditions; explicit values on an asset win)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -17,12 +18,18 @@ AUTOMATION_CONDITION = (
 
 
 def apply_automation(
-    assets: Sequence[dg.AssetsDefinition], sources: Sequence[dg.SourceAsset]
+    assets: Sequence[dg.AssetsDefinition],
+    sources: Sequence[dg.SourceAsset],
+    config_dir: Path | None = None,
+    profile: str | None = None,
+    footprint_file: Path | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Add source dependencies, code versions and automation conditions to ``assets``.
 
     Explicit ``code_version`` / ``automation_condition`` on an asset win. Public keys and the
-    existing dependencies are unchanged.
+    existing dependencies are unchanged. With ``config_dir`` (the size ``profile``, the
+    footprint file), the configs an asset reads enter its code version
+    (:func:`code_version_of`).
     """
     source_keys = {s.key for s in sources}
     extra_deps: dict[dg.AssetKey, list[dg.AssetKey]] = {}
@@ -32,7 +39,7 @@ def apply_automation(
                 extra_deps.setdefault(consumer, []).append(source_key)
     result: list[dg.AssetsDefinition] = []
     for assets_def in assets:
-        version = code_version_of(assets_def)
+        version = code_version_of(assets_def, config_dir, profile, footprint_file)
 
         def update(spec: dg.AssetSpec, version: str = version) -> dg.AssetSpec:
             existing = {d.asset_key for d in spec.deps}

@@ -33,7 +33,15 @@ def _lenscat_csv_source(project: Project) -> dg.SourceAsset:
 
     csv_override = load_catalogs_config(project).lenscat_csv
 
-    @dg.observable_source_asset(key=LENSCAT_CSV, group_name=SOURCES_GROUP)
+    @dg.observable_source_asset(
+        key=LENSCAT_CSV,
+        group_name=SOURCES_GROUP,
+        description=(
+            "The lenscat catalog file (catalog.csv of the installed lenscat package, or the "
+            "`lenscat_csv` of configs/catalogs.yaml) that `lenscat_catalog` reads. Observing it "
+            "records its SHA-256 as the data version: a changed file makes the catalogs stale."
+        ),
+    )
     def lenscat_csv() -> dg.ObserveResult:
         """The lenscat ``catalog.csv`` read by ``lenscat_catalog``; version = SHA-256."""
         path = csv_override or lenscat.lenscat_csv_path()
@@ -48,7 +56,13 @@ def _lenscat_csv_source(project: Project) -> dg.SourceAsset:
 
 def _desi_vac_source() -> dg.SourceAsset:
     @dg.observable_source_asset(
-        key=DESI_VAC_FILE, group_name=SOURCES_GROUP, required_resource_keys={"survey"}
+        key=DESI_VAC_FILE,
+        group_name=SOURCES_GROUP,
+        required_resource_keys={"survey"},
+        description=(
+            "The DESI DR1 strong-lens VAC object on S3 that `desi_dr1_vac` reads; its ETag is "
+            "the data version."
+        ),
     )
     def desi_vac_file(context) -> dg.ObserveResult:
         """The DESI DR1 VAC object on S3 read by ``desi_dr1_vac``; version = its ETag."""
@@ -82,6 +96,11 @@ def _coadd_cache_source(project: Project) -> dg.SourceAsset:
         group_name=SOURCES_GROUP,
         partitions_def=project.healpix_partitions,
         required_resource_keys={"coadds"},
+        description=(
+            "The DR10 coadd cache on S3, per HEALPix partition: the data version hashes the "
+            "keys, ETags and sizes of its bricks' coadd files, so a brick arriving in the "
+            "cache makes exactly its partition's cutouts stale."
+        ),
     )
     def dr10_coadd_cache(context) -> dg.DataVersionsByPartition:
         """Coadd-cache objects of each partition's bricks; version = hash of their ETags.

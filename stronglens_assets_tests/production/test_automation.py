@@ -169,14 +169,16 @@ def test_new_coadd_brick_changes_only_its_partition(
 
 
 def test_every_asset_gets_a_code_version_and_the_condition() -> None:
-    defs = build_definitions(load_settings())
+    settings = load_settings()
+    defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     for key in graph.materializable_asset_keys:
         node = graph.get(key)
         assert node.code_version, key
         assert node.automation_condition is not None, key
     survey_def = defs.resolve_assets_def("survey_footprint")
-    assert graph.get(dg.AssetKey("survey_footprint")).code_version == code_version_of(survey_def)
+    expected = code_version_of(survey_def, settings.config_dir, settings.profile)
+    assert graph.get(dg.AssetKey("survey_footprint")).code_version == expected
     assert graph.get(dg.AssetKey("lenscat_catalog")).automation_condition == AUTOMATION_CONDITION
     assert LENSCAT_CSV in graph.get(dg.AssetKey("lenscat_catalog")).parent_keys
 
@@ -272,3 +274,33 @@ def test_malformed_cron_fails_at_load_naming_file_and_field(config_copy: Path, m
     assert str(path) in message
     assert "graph_refresh.cron" in message
     assert "'0 25 1 * *' is not a valid cron string" in message
+
+
+def test_an_edited_config_changes_the_versions_of_its_readers_only(tmp_path) -> None:
+    """Editing `d06.yaml` makes the D06 assets (and only assets reading it) stale."""
+    import shutil
+
+    from stronglens_assets.assets import d06, negatives
+    from stronglens_assets.settings import PROJECT_ROOT
+
+    config_dir = tmp_path / "configs"
+    shutil.copytree(PROJECT_ROOT / "configs", config_dir)
+    settings = load_settings({"STRONGLENS_CONFIG_DIR": str(config_dir)})
+    project = Project.from_settings(settings)
+
+    def versions(profile: str = settings.profile) -> dict[str, str]:
+        items = [*d06.build_assets(project), *negatives.build_assets(project)]
+        return {
+            a.key.to_user_string(): code_version_of(a, config_dir, profile)
+            for a in items
+            if not isinstance(a, dg.AssetChecksDefinition)
+        }
+
+    before = versions()
+    d06_yaml = config_dir / "d06.yaml"
+    d06_yaml.write_text(d06_yaml.read_text() + "\n# an edit\n")
+    after = versions()
+    changed = {k for k in before if before[k] != after[k]}
+    assert {"grid_completeness", "bright_arc", "linear_probe"} <= changed
+    assert not changed & {"negative_pool", "negative_manifest", "injection_priors"}
+    assert versions("full")["negative_pool"] != after["negative_pool"]  # the size profile

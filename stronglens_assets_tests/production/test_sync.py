@@ -108,5 +108,8 @@ def test_sync_to_a_missing_bucket_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("STRONGLENS_S3_BUCKET", "no-such-bucket")
     monkeypatch.delenv("STRONGLENS_DR10_BUCKET", raising=False)
-    assert main(["sync", "--from", str(tmp_path)]) == 2
+    positives = tmp_path / "inputs/data/positives"
+    positives.mkdir(parents=True)
+    shutil.copyfile(lenscat_csv_path(), positives / "desi_candidates.csv")
+    assert main(["sync", "--from", str(tmp_path / "inputs")]) == 2
     assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
