@@ -21,6 +21,7 @@ import pytest
 from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.object_store import LocalObjectStore
 from stronglens_assets.science.core.tempfiles import temp_path_for, this_host
+from stronglens_assets.science.imaging.preprocess import CropRobust
 from stronglens_assets.science.learning.datasets import build_image_cache
 from stronglens_assets.testing.cutouts import synthetic_manifest
 
@@ -63,7 +64,7 @@ def test_image_cache_start_removes_a_crashed_writers_temp_files(
     ]
     for path in crashed + live:
         path.write_bytes(b"\0" * 4096)
-    images = build_image_cache(store.read_bytes, manifest, cache, crop=32)
+    images = build_image_cache(store.read_bytes, manifest, cache, CropRobust(crop=32))
     assert images.shape == (8, 3, 32, 32)
     assert [p for p in crashed if p.exists()] == []
     assert all(p.exists() for p in live)
@@ -143,11 +144,12 @@ def test_an_image_cache_that_does_not_fit_names_its_path(tmp_path: Path) -> None
         f"""
         import pandas as pd
         from stronglens_assets.resources.object_store import LocalObjectStore
+        from stronglens_assets.science.imaging.preprocess import RawRobust
         from stronglens_assets.science.learning.datasets import build_image_cache
         store = LocalObjectStore({str(tmp_path / "storage")!r})
         manifest = pd.read_parquet({str(tmp_path / "manifest.parquet")!r})
         try:
-            build_image_cache(store.read_bytes, manifest, {str(cache)!r}, crop=101)
+            build_image_cache(store.read_bytes, manifest, {str(cache)!r}, RawRobust())
         except OSError as exc:
             print(type(exc).__name__, exc)
         """,
