@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from pydantic import Field
 
 from stronglens_assets.config import ConfigError, StrictModel, load_config
+from stronglens_assets.errors import StronglensError
 from stronglens_assets.project import Project
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.columns import require_columns
@@ -37,7 +39,8 @@ from stronglens_assets.science.learning.training import (
     sample_weights,
     train_model,
 )
-from stronglens_assets.storage_keys import CHECKPOINT_KEY, PARITY_KEY
+from stronglens_assets.science.stats.thresholds import ThresholdSpec
+from stronglens_assets.storage_keys import CHECKPOINT_KEY, EVALUATION_THRESHOLDS_KEY, PARITY_KEY
 
 MODEL_CHECKPOINT = "model_checkpoint"
 FROZEN_CHECK = "model_frozen"
@@ -203,3 +206,41 @@ def load_frozen_model(
     data = store.read_bytes(key)
     model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
     return model, sha256_bytes(data)
+
+
+class ModelThresholdsError(StronglensError, ValueError):
+    """A model's evaluation thresholds file is missing or malformed; the message names it."""
+
+
+def load_model_thresholds(
+    storage: Any, model_name: str
+) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
+    """The resolved thresholds and the unresolved entries of a model's evaluation (contract 2:
+    ``evaluation/<name>/thresholds.json``); a missing or malformed file is an error naming
+    the key."""
+    key = EVALUATION_THRESHOLDS_KEY.format(name=model_name)
+    store = storage.object_store() if hasattr(storage, "object_store") else storage
+    uri = store.uri(key)
+    if not store.exists(key):
+        raise ModelThresholdsError(
+            f"{uri} is missing: materialize the evaluation of model {model_name!r} first"
+        )
+    try:
+        document = json.loads(store.read_bytes(key))
+        entries = document["thresholds"]
+        resolved, unresolved = [], []
+        for entry in entries:
+            if entry.get("resolved", True) and entry.get("value") is not None:
+                resolved.append(
+                    ThresholdSpec(
+                        str(entry["label"]),
+                        float(entry["value"]),
+                        None if entry.get("fpr_target") is None else float(entry["fpr_target"]),
+                        None if entry.get("n_negatives") is None else int(entry["n_negatives"]),
+                    )
+                )
+            else:
+                unresolved.append(dict(entry))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelThresholdsError(f"{uri}: malformed thresholds file ({exc!r})") from exc
+    return resolved, unresolved

@@ -14,7 +14,7 @@ from scipy import stats
 
 from stronglens_assets.config import ConfigError
 from stronglens_assets.science.core.units import mag_to_nanomaggies
-from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.science.experiments.config import load_d06_config
 from stronglens_assets.science.lensing.injection import LENS_KEYWORDS
 from stronglens_assets.science.lensing.priors import (
     BRIGHT_ARC_VARIANTS,
@@ -51,7 +51,9 @@ def test_shipped_priors_full_and_demo() -> None:
     full = load_priors(CONFIG_DIR, "full")
     demo = load_priors(CONFIG_DIR, "demo")
     d06 = load_d06_config(CONFIG_DIR, "full")
-    assert full.grid.n_cells * d06.grid.injections_per_cell == 110_000
+    # the paper's grid: 11 x 7 x 5 = 385 cells, 500 injections per non-empty one
+    assert (len(d06.grid.theta_e), len(d06.grid.psf_fwhm), len(d06.grid.depth_5sig)) == (11, 7, 5)
+    assert d06.grid.injections_per_cell == 500 and d06.prior == full.default_prior
     assert len(grid_cells(full.grid)) == full.grid.n_cells
     assert demo.grid.n_cells < full.grid.n_cells
     assert set(full.bright_arc.variants) == set(BRIGHT_ARC_VARIANTS)
