@@ -26,7 +26,9 @@ __all__ = [
     "LAST_CHECKPOINT_KEY",
     "PARITY_KEY",
     "PARITY_META_KEY",
+    "PARITY_SPLITS_KEY",
     "POISSON_DIAGNOSTICS_SET",
+    "PREPROCESSING_KEY",
     "PROBE_SET",
     "PROVENANCE_KEY",
     "TABLES_PREFIX",
@@ -41,7 +43,11 @@ CUTOUT_SHARD_PREFIXES: dict[str, str] = {
 """Shard-set prefix of each cutout asset: ``<prefix>/<partition>/<version>/shard-*.npz``, an
 index Parquet, and the pointer ``<prefix>/<partition>.json`` (resources/shards.py)."""
 PARITY_KEY = "manifests/training_parity_70_30_{version}.parquet"
-"""The 70/30 parity manifest of ``training_manifest`` (``version``: configs/cutouts.yaml)."""
+"""The seeds' 70/30 train/val view of ``training_manifest`` (``version``: configs/cutouts.yaml):
+val and test together as val, as the seeds' layout has it. Nothing trains or scores on it."""
+PARITY_SPLITS_KEY = "manifests/training_parity_splits_{version}.parquet"
+"""The parity manifest training and evaluation read: train / val / test kept apart (val picks
+the epoch and the FPR thresholds, test gives the reported metrics)."""
 PARITY_META_KEY = "manifests/training_parity_{version}.json"
 
 # --- training and evaluation (assets/training.py, assets/evaluation.py) ---------------------
@@ -50,9 +56,11 @@ CHECKPOINT_KEY = "checkpoints/{name}/best.pt"
 LAST_CHECKPOINT_KEY = "checkpoints/{name}/last.pt"
 HISTORY_KEY = "checkpoints/{name}/history.json"
 ABLATION_CHECKPOINT_KEY = "checkpoints/{name}/ablation_{variant}.pt"
-
+PREPROCESSING_KEY = "checkpoints/{name}/preprocessing.json"
+"""The preprocessing ``best.pt`` was trained with (or declared for a ``pretrained:`` import)."""
 EVALUATION_THRESHOLDS_KEY = "evaluation/{name}/thresholds.json"
-"""A model's evaluation thresholds (fixed and FPR-derived; contract 2); read by D06."""
+"""A model's score thresholds (fixed and FPR-derived from its val negatives; contract 2),
+written by ``evaluation_thresholds``, read by every evaluation consumer and D06."""
 
 # --- D06 (assets/d06.py; read by assets/paper.py) --------------------------------------------
 D06_ROOT = "results/D06"

@@ -49,6 +49,7 @@ from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
     load_frozen_model,
+    load_model_thresholds,
 )
 from stronglens_assets.config import ConfigError
 from stronglens_assets.errors import StronglensError
@@ -126,6 +127,8 @@ from stronglens_assets.storage_keys import (
 )
 
 D06_GROUP = "d06"
+EVALUATION_THRESHOLDS = "evaluation_thresholds"
+"""The evaluation asset writing a model's thresholds file (contract 2)."""
 HOST_CACHE_PARTITION = "cache"
 HOST_CACHE_ROWS = 2048
 """Hosts per shard of the host cache."""
@@ -172,22 +175,30 @@ class RunContext:
         }
 
     def preprocessing(self, clip: float | None = None) -> dict[str, Any]:
-        from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP
+        """The model's preprocessing (contract 3), with the clip range ``clip`` if given."""
+        from stronglens_assets.science.learning.scoring import model_preprocessing
 
+        settings = model_preprocessing(self.model, None if clip is None else {"clip": clip})
         return {
-            "mode": "crop_robust",
-            "crop": True,
-            "crop_px": int(getattr(self.model, "crop", 64)),
-            "clip_range": float(clip if clip is not None else DEFAULT_CLIP),
+            "mode": settings.method,
+            "crop": settings.method == "crop_robust",
+            "clip_range": float(settings.clip),
+            "settings": settings.model_dump(mode="json"),
         }
 
     def score(self, images: np.ndarray, clip: float | None = None) -> np.ndarray:
+        """p(lens) of raw cutouts; ``clip`` overrides the preprocessing clip range on purpose
+        (the clip20 variants)."""
         from stronglens_assets.science.learning.scoring import score_cutouts
 
         if len(images) == 0:
             return np.zeros(0, np.float32)
         return score_cutouts(
-            self.model, images, batch_size=self.config.batch_size, device=self.device, clip=clip
+            self.model,
+            images,
+            batch_size=self.config.batch_size,
+            device=self.device,
+            preprocessing_override=None if clip is None else {"clip": clip},
         )
 
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -245,15 +256,7 @@ def model_thresholds(
     storage: StorageResource, config: D06Config
 ) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
     """The fixed thresholds plus the model's resolved FPR-derived ones (contract 2)."""
-    from stronglens_assets.assets import shared
-
-    loader: Callable[..., Any] | None = getattr(shared, "load_model_thresholds", None)
-    if loader is None:
-        raise D06Error(
-            "assets.shared.load_model_thresholds (the model evaluation's thresholds reader) is "
-            "not available in this build; D06 needs the evaluation's thresholds file"
-        )
-    resolved, unresolved = loader(storage, config.model_config_name)
+    resolved, unresolved = load_model_thresholds(storage, config.model_config_name)
     if unresolved and config.unresolved_fpr == "error":
         reasons = "; ".join(f"{u.get('label')}: {u.get('reason')}" for u in unresolved)
         raise D06Error(f"unresolved FPR thresholds ({reasons}) and d06.yaml unresolved_fpr: error")
@@ -508,8 +511,8 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         },
         "source_mag_range": list(design.source_mag),
         "preprocessing": run.preprocessing()["mode"],
-        "preprocessing_settings": run.preprocessing(),
-        "crop": True,
+        "preprocessing_settings": run.preprocessing()["settings"],
+        "crop": run.preprocessing()["crop"],
         "pixscale": 0.262,
         "seed": design.seed,
         "n_cells": len(cells),
@@ -1012,9 +1015,9 @@ def build_assets(project: Project) -> list:
     config = load_d06_config(settings.config_dir, settings.profile)
     _check_model_config(project, config)
     model_name = config.model_config_name
-    checkpoint_dep = dg.AssetDep(
-        MODEL_CHECKPOINT, partition_mapping=dg.SpecificPartitionsPartitionMapping([model_name])
-    )
+    one_model = dg.SpecificPartitionsPartitionMapping([model_name])
+    checkpoint_dep = dg.AssetDep(MODEL_CHECKPOINT, partition_mapping=one_model)
+    thresholds_dep = dg.AssetDep(EVALUATION_THRESHOLDS, partition_mapping=one_model)
     gpu = {"pool": GPU_POOL, "op_tags": gpu_op_tags(settings.config_dir)}
 
     @dg.asset(group_name=D06_GROUP, kinds={"yaml"})
@@ -1072,7 +1075,7 @@ def build_assets(project: Project) -> list:
             name=name,
             partitions_def=partitions,
             group_name=D06_GROUP,
-            deps=[checkpoint_dep],
+            deps=[checkpoint_dep, thresholds_dep] if needs_thresholds else [checkpoint_dep],
             kinds={"pytorch", "numpy"},
             check_specs=[
                 dg.AssetCheckSpec("result_set_complete", asset=name),

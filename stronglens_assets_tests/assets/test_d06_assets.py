@@ -24,6 +24,7 @@ import torch
 
 from stronglens_assets import storage_keys as SK
 from stronglens_assets.assets import d06
+from stronglens_assets.assets.shared import preprocessing_record
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
@@ -131,6 +132,7 @@ class D06Storage:
             *d06.build_assets(self.project),
             dg.SourceAsset("training_manifest"),
             dg.SourceAsset("model_checkpoint", partitions_def=model_partitions),
+            dg.SourceAsset("evaluation_thresholds", partitions_def=model_partitions),
         ]
 
     def run(self, selection: str, partition: str | None = None) -> dg.ExecuteInProcessResult:
@@ -156,15 +158,22 @@ def _build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) ->
         rng, n_neg, 0, "N1", NEG_KEY, np.where(np.arange(n_neg) < 10, "train", "val")
     )
     positives = _manifest_rows(
-        rng, n_pos, 1, np.where(np.arange(n_pos) % 2 == 0, "A", "B"), POS_KEY, "val"
+        rng, n_pos, 1, np.where(np.arange(n_pos) % 2 == 0, "A", "B"), POS_KEY, "test"
     )
     storage.write_value("training_manifest", pd.concat([negatives, positives], ignore_index=True))
     name = load_d06_config(config_dir, "demo").model_config_name
     storage.write_bytes(SK.EVALUATION_THRESHOLDS_KEY.format(name=name), THRESHOLDS)
     torch.manual_seed(0)
-    model = build_model(load_model_config(config_dir, name, "demo"))
+    model_config = load_model_config(config_dir, name, "demo")
+    model = build_model(model_config)
     checkpoint = state_dict_bytes(model)
     storage.write_bytes(f"checkpoints/{name}/best.pt", checkpoint)
+    storage.write_bytes(  # the preprocessing it was "trained" with, as model_checkpoint writes
+        f"checkpoints/{name}/preprocessing.json",
+        preprocessing_record(
+            name, hashlib.sha256(checkpoint).hexdigest(), model_config.preprocessing
+        ),
+    )
     # the instance knows model_checkpoint's latest sha256, as after a real training run
     instance = dg.DagsterInstance.ephemeral()
     instance.report_runless_asset_event(
