@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config
+from stronglens_assets.science.lensing.priors import BRIGHT_ARC_VARIANTS
 
 D06_CONFIG_FILENAME = "d06.yaml"
 
@@ -205,8 +206,13 @@ class D06Config(StrictModel):
 
     @model_validator(mode="after")
     def _paired_variants(self) -> D06Config:
-        if "baseline" not in self.bright_arc.variants:
-            raise ValueError("bright_arc.variants needs a 'baseline' (the paired reference)")
+        variants, expected = set(self.bright_arc.variants), set(BRIGHT_ARC_VARIANTS)
+        if variants != expected:
+            raise ValueError(
+                f"bright_arc.variants must be exactly the bright_arc partitions "
+                f"{list(BRIGHT_ARC_VARIANTS)}; missing {sorted(expected - variants)}, "
+                f"unknown {sorted(variants - expected)}"
+            )
         if 0.3 not in self.fixed_thresholds or 0.5 not in self.fixed_thresholds:
             raise ValueError("fixed_thresholds must include 0.3 and 0.5 (the published rates)")
         return self
