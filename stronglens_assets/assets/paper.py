@@ -312,13 +312,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     @dg.asset(
         group_name=PAPER_GROUP,
         kinds={"matplotlib", "pdf"},
-        deps=[
-            "grid_completeness",
-            "bright_arc",
-            "linear_probe",
-            "tier_a_scoring",
-            "poisson_diagnostics",
-        ],
+        deps=list(D06_ASSETS),
     )
     def paper_figures(
         context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
@@ -363,13 +357,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     @dg.asset(
         group_name=PAPER_GROUP,
         kinds={"latex"},
-        deps=[
-            "grid_completeness",
-            "bright_arc",
-            "linear_probe",
-            "tier_a_scoring",
-            "poisson_diagnostics",
-        ],
+        deps=list(D06_ASSETS),
         ins={"calibration_report": dg.AssetIn(partition_mapping=one_model)},
     )
     def paper_tables(

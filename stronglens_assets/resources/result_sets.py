@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stronglens_assets.resources.object_store import ObjectNotFoundError, ObjectStore
+from stronglens_assets.resources.shards import publish_version
 from stronglens_assets.science.core.hashing import sha256_bytes
 
 __all__ = [
@@ -98,11 +99,7 @@ def write_result_set(
         store.write_bytes(key, data)
         records[file] = (key, len(data), sha256_bytes(data))
     result = ResultSet(root, name, version, records)
-    pointer = json.dumps(result.to_json(), sort_keys=True, indent=2).encode()
-    store.write_bytes(result_pointer_key(root, name), pointer)
-    for key in store.list_keys(f"{root}/{name}"):
-        if not key.startswith(base + "/"):
-            store.delete(key)
+    publish_version(store, result_pointer_key(root, name), result.to_json(), base)
     return result
 
 
