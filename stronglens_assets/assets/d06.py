@@ -33,6 +33,7 @@ model of ``configs/d06.yaml`` ``model_config``, its evaluation thresholds (contr
 """
 
 import io
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -606,19 +607,24 @@ def bright_arc_hosts(run: RunContext) -> np.ndarray:
     return rng.choice(usable, size=design.n_hosts, replace=design.n_hosts > len(usable))
 
 
-def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
-    """One bright-arc variant of the paired design; write ``ba_<variant>``."""
-    start = time.perf_counter()
+def bright_arc_injections(
+    run: RunContext,
+    *,
+    beta: list[float],
+    gain: float | None,
+    clip: float | None,
+    keep_images: int | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Inject and score the paired bright-arc design (every bin) with Poisson ``gain``
+    (None: none) and preprocessing clip ``clip``; per-injection table, the first
+    ``keep_images`` (default: the design's gallery size) injected images, failures."""
     design = run.config.bright_arc
-    if variant not in design.variants:
-        raise D06Error(f"unknown bright-arc variant {variant!r}; known: {sorted(design.variants)}")
-    spec = design.variants[variant]
-    beta = spec.beta_frac or design.beta_frac
+    keep = design.gallery_images if keep_images is None else keep_images
     hosts = bright_arc_hosts(run)
     all_hosts = np.flatnonzero(run.host_arrays["usable"])
     labels = bin_labels(design.mag_bins)
     frames, images, n_failed = [], [], 0
-    for b, (lo, hi) in enumerate(zip(design.mag_bins[:-1], design.mag_bins[1:], strict=True)):
+    for b, (lo, hi) in enumerate(itertools.pairwise(design.mag_bins)):
         n = design.injections_per_bin
         inj = run_injections(
             run.priors,
@@ -631,13 +637,13 @@ def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, di
             beta_frac=(beta[0], beta[1]),
             params_rng=derived_rng(design.seed, "bright_arc", b, f"{beta[0]:g}", f"{beta[1]:g}"),
             noise_rng=derived_rng(design.seed, "bright_arc-noise", b),
-            poisson_gain=spec.poisson_gain,
+            poisson_gain=gain,
             hosts=hosts[np.arange(n) % len(hosts)],
             max_retries=run.config.grid.max_retries,
             chunk_size=run.config.chunk_size,
             xp=run.xp,
         )
-        scores = run.score(inj.images, clip=spec.preprocessing_clip)
+        scores = run.score(inj.images, clip=clip)
         frames.append(
             _injection_table(
                 run,
@@ -645,12 +651,26 @@ def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, di
                 mag_bin=labels[b],
                 bin_index=b,
                 score=scores.astype(np.float64),
-                host_score=run.host_scores(inj.host_row, clip=spec.preprocessing_clip),
+                host_score=run.host_scores(inj.host_row, clip=clip),
             )
         )
-        images.append(inj.images[: max(0, design.gallery_images - sum(len(i) for i in images))])
+        images.append(inj.images[: max(0, keep - sum(len(i) for i in images))])
         n_failed += inj.n_failed
-    table = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), np.concatenate(images), n_failed
+
+
+def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
+    """One bright-arc variant of the paired design; write ``ba_<variant>``."""
+    start = time.perf_counter()
+    design = run.config.bright_arc
+    if variant not in design.variants:
+        raise D06Error(f"unknown bright-arc variant {variant!r}; known: {sorted(design.variants)}")
+    spec = design.variants[variant]
+    beta = spec.beta_frac or design.beta_frac
+    table, images, n_failed = bright_arc_injections(
+        run, beta=beta, gain=spec.poisson_gain, clip=spec.preprocessing_clip
+    )
+    labels = bin_labels(design.mag_bins)
     header = {
         "timestamp_utc": _now(),
         "checkpoint": run.checkpoint_label(),
@@ -684,7 +704,7 @@ def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, di
         n_failed=n_failed,
         header=header,
     )
-    gallery = np.concatenate(images) if images else np.zeros((0, 3, 101, 101), np.float32)
+    gallery = images
     m = len(gallery)
     cutouts = {
         "images": gallery,
@@ -939,8 +959,12 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     return value, metadata
 
 
-def run_poisson_diagnostics(store: Any, config: D06Config) -> tuple[dict, dict]:
-    """Paired Poisson vs baseline bright arcs: McNemar per bin and pooled, score changes."""
+def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
+    """Paired Poisson vs baseline bright arcs: McNemar per bin and pooled, score changes; and
+    the gain sweep: the baseline design again with Poisson noise at each gain of
+    ``poisson_diagnostics.gain_sweep`` (the same arcs and hosts), its rates per bin and its
+    pooled McNemar test against the baseline, so the dependence on the gain is visible."""
+    store, config = run.store, run.config
     tables = {}
     for variant in ("baseline", "poisson"):
         name = BRIGHT_ARC_SET.format(variant=variant)
@@ -948,9 +972,8 @@ def run_poisson_diagnostics(store: Any, config: D06Config) -> tuple[dict, dict]:
             result = read_result_set(store, D06_ROOT, name)
         except ObjectNotFoundError as exc:
             raise D06Error(f"no bright_arc[{variant}] result: materialize it first") from exc
-        tables[variant] = pd.read_parquet(
-            io.BytesIO(store.read_bytes(result.key("injections.parquet")))
-        )
+        data = store.read_bytes(result.key("injections.parquet"))
+        tables[variant] = pd.read_parquet(io.BytesIO(data))
     base, pois = tables["baseline"], tables["poisson"]
     merged = base.merge(pois, on=["bin_index", "slot"], suffixes=("_base", "_pois"))
     if len(merged) == 0:
@@ -958,12 +981,9 @@ def run_poisson_diagnostics(store: Any, config: D06Config) -> tuple[dict, dict]:
     labels = bin_labels(config.bright_arc.mag_bins)
     pools = {name: list(bins) for name, bins in config.poisson_diagnostics.pools.items()}
     pools["all"] = labels
+    index = merged["bin_index"].to_numpy()
     results = paired_mcnemar(
-        labels,
-        merged["bin_index"].to_numpy(),
-        merged["score_base"].to_numpy() > 0.3,
-        merged["score_pois"].to_numpy() > 0.3,
-        pools,
+        labels, index, merged["score_base"] > 0.3, merged["score_pois"] > 0.3, pools
     )
     results["threshold"] = 0.3
     results["n_paired_total"] = len(merged)
@@ -972,24 +992,71 @@ def run_poisson_diagnostics(store: Any, config: D06Config) -> tuple[dict, dict]:
         "median": float(np.median(delta)),
         "mean": float(np.mean(delta)),
         "by_bin_median": {
-            labels[b]: float(np.median(delta[merged["bin_index"].to_numpy() == b]))
-            for b in sorted(set(merged["bin_index"]))
+            labels[b]: float(np.median(delta[index == b])) for b in sorted(set(index))
         },
     }
+    sweep = []
+    for gain in config.poisson_diagnostics.gain_sweep:
+        noisy, _, failed = bright_arc_injections(
+            run, beta=config.bright_arc.beta_frac, gain=gain, clip=None, keep_images=0
+        )
+        paired = base.merge(noisy, on=["bin_index", "slot"], suffixes=("_base", "_gain"))
+        test = paired_mcnemar(
+            labels,
+            paired["bin_index"].to_numpy(),
+            paired["score_base"] > 0.3,
+            paired["score_gain"] > 0.3,
+            {"all": labels},
+        )
+        sweep.append(
+            {
+                "gain_e_per_nmgy": gain,
+                "n_failed": failed,
+                "rate_p03_by_bin": {
+                    label: float((g["score"] > 0.3).mean())
+                    for label, g in noisy.groupby("mag_bin", sort=False)
+                },
+                "rate_p03": float((noisy["score"] > 0.3).mean()),
+                "pooled_vs_baseline": test["aggregate_all"],
+            }
+        )
+        log.info(f"poisson_diagnostics: gain {gain:g}: p > 0.3 rate {sweep[-1]['rate_p03']:.3f}")
     png = paired_score_figure(
         merged["score_base"].to_numpy(),
         merged["score_pois"].to_numpy(),
         config.poisson_diagnostics.histogram_bins,
     )
-    files = {"mcnemar_results.json": _json_bytes(results), "score_changes.png": png}
-    result = write_result_set(store, D06_ROOT, POISSON_DIAGNOSTICS_SET, files)
+    files = {
+        "mcnemar_results.json": _json_bytes(results),
+        "gain_sweep.json": _json_bytes(
+            {
+                **run.provenance(),
+                "baseline_rate_p03": float((base["score"] > 0.3).mean()),
+                "gains": sweep,
+                "note": "the baseline bright-arc design (same arcs and hosts) with Poisson noise "
+                "at each gain; the paper's 150 e-/nmgy is an order-of-magnitude estimate",
+            }
+        ),
+        "score_changes.png": png,
+    }
+    result = run.write(POISSON_DIAGNOSTICS_SET, files)
     pooled = results["aggregate_all"]
-    value = {"result_set": result.to_json(), "pooled": pooled}
+    value = {**run.provenance(), "result_set": result.to_json(), "pooled": pooled}
     metadata = {
         "pooled_b": pooled["total_gained"],
         "pooled_c": pooled["total_lost"],
         "pooled_p_exact": pooled["mcnemar_p_exact"],
         "n_paired": len(merged),
+        "gain_sweep": dg.MetadataValue.md(
+            "| gain (e-/nmgy) | p > 0.3 | b | c | p exact |\n|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {g['gain_e_per_nmgy']:g} | {g['rate_p03']:.3f} | "
+                f"{g['pooled_vs_baseline']['total_gained']} | "
+                f"{g['pooled_vs_baseline']['total_lost']} | "
+                f"{g['pooled_vs_baseline']['mcnemar_p_exact']:.3g} |"
+                for g in sweep
+            )
+        ),
     }
     return value, metadata
 
@@ -1068,6 +1135,7 @@ def build_assets(project: Project) -> list:
         runner: Callable[[RunContext, str | None, Any], tuple[dict, dict]],
         partitions: dg.PartitionsDefinition | None = None,
         needs_thresholds: bool = True,
+        extra_deps: list[dg.AssetDep] | None = None,
     ):
         """A model-using D06 asset: builds the run context, runs, checks, freeze check."""
 
@@ -1075,7 +1143,11 @@ def build_assets(project: Project) -> list:
             name=name,
             partitions_def=partitions,
             group_name=D06_GROUP,
-            deps=[checkpoint_dep, thresholds_dep] if needs_thresholds else [checkpoint_dep],
+            deps=[
+                checkpoint_dep,
+                *([thresholds_dep] if needs_thresholds else []),
+                *(extra_deps or []),
+            ],
             kinds={"pytorch", "numpy"},
             check_specs=[
                 dg.AssetCheckSpec("result_set_complete", asset=name),
@@ -1143,19 +1215,15 @@ def build_assets(project: Project) -> list:
         lambda run, partition, log: run_tier_a_scoring(run, log=log),
     )
 
-    @dg.asset(
-        group_name=D06_GROUP,
-        deps=[dg.AssetDep("bright_arc")],
-        kinds={"json", "png"},
-        check_specs=[dg.AssetCheckSpec("result_set_complete", asset="poisson_diagnostics")],
+    poisson_diagnostics = _model_asset(
+        "poisson_diagnostics",
+        "Poisson vs baseline bright arcs, paired per injection: McNemar per bin and pooled "
+        "(mcnemar_results.json, published shape), score-change histogram; a gain sweep of the "
+        "baseline design (gain_sweep.json) shows how much the Poisson result depends on the gain.",
+        lambda run, partition, log: run_poisson_diagnostics(run, log=log),
+        needs_thresholds=False,
+        extra_deps=[dg.AssetDep("bright_arc")],
     )
-    def poisson_diagnostics(storage: dg.ResourceParam[StorageResource]):
-        """Poisson vs baseline bright arcs, paired per injection: McNemar per bin and pooled
-        (mcnemar_results.json, published shape), score-change histogram."""
-        store = storage.object_store()
-        value, metadata = run_poisson_diagnostics(store, config)
-        yield dg.Output(value, metadata=metadata)
-        yield _result_set_check(store, value, "poisson_diagnostics")
 
     return [
         injection_priors,

@@ -315,6 +315,16 @@ def test_every_other_d06_asset_materializes_and_reads_back(d06_storage: D06Stora
     )
     assert 0 <= feature["brightness_only_baseline"]["cv_auc_mean"] <= 1
     assert 0 <= feature["tier_a_vs_tier_b"]["cv_auc_mean"] <= 1
+    # the gain sweep at 150 e-/nmgy repeats the poisson variant (same arcs, hosts, noise)
+    pointer = read_result_set(store, SK.D06_ROOT, "poisson_diagnostics")
+    sweep = json.loads(store.read_bytes(pointer.key("gain_sweep.json")))
+    assert [g["gain_e_per_nmgy"] for g in sweep["gains"]] == config.poisson_diagnostics.gain_sweep
+    at_150 = next(g for g in sweep["gains"] if g["gain_e_per_nmgy"] == 150.0)
+    pooled = next(p for p in pairs.pools if p.name == "all")
+    assert (
+        at_150["pooled_vs_baseline"]["total_gained"],
+        at_150["pooled_vs_baseline"]["total_lost"],
+    ) == (pooled.b, pooled.c)
 
 
 def test_nan_hosts_are_retried_and_counted(d06_storage: D06Storage) -> None:

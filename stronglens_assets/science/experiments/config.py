@@ -170,13 +170,21 @@ class LensesConfig(StrictModel):
 
 
 class PoissonDiagnosticsConfig(StrictModel):
-    """Pooled McNemar tests (name -> bright-arc bin labels; ``all`` is always added) and the
-    score-change histogram's bins."""
+    """Pooled McNemar tests (name -> bright-arc bin labels; ``all`` is always added), the
+    score-change histogram's bins and the gain sweep (e-/nmgy; empty: none)."""
 
     pools: dict[str, list[str]] = Field(
         default_factory=lambda: {"20_23": ["20-21", "21-22", "22-23"]}
     )
     histogram_bins: int = Field(default=40, ge=2)
+    gain_sweep: list[float] = Field(default_factory=lambda: [150.0, 1000.0, 3000.0])
+
+    @field_validator("gain_sweep")
+    @classmethod
+    def _gains(cls, value: list[float]) -> list[float]:
+        if any(not (math.isfinite(g) and g > 0) for g in value):
+            raise ValueError(f"gain_sweep gains must be finite and > 0 (e-/nmgy), got {value}")
+        return value
 
 
 class D06Config(StrictModel):

@@ -20,8 +20,8 @@ The probe's groups (the paper's): Tier-A lenses of the held-out split, injection
 * :func:`probe_significance`: the published permutation test and bootstrap: out-of-fold
   predictions of the k-fold probe (:func:`cross_validated_predictions`); a permutation test
   (``n_permutations`` label shuffles, each fitted and scored on one stratified
-  ``1 - test_fraction`` / ``test_fraction`` split; ``p = (1 + #{AUC_perm >= AUC_obs}) /
-  (1 + n_permutations)``); a percentile bootstrap of the AUC of the held-out predictions
+  ``1 - test_fraction`` / ``test_fraction`` split holding every class on both sides;
+  ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + n_permutations)``); a percentile bootstrap of the AUC of the held-out predictions
   (:func:`~stronglens_assets.science.stats.roc.bootstrap_auc`, 95%).
 * :func:`brightness_features`: the brightness-only baseline's two features, measured the same
   way on real and injected cutouts (their truth is unknown for real lenses): the r-band flux in
@@ -42,7 +42,6 @@ from sklearn.model_selection import (
     StratifiedGroupKFold,
     StratifiedKFold,
     cross_val_score,
-    train_test_split,
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -227,6 +226,20 @@ def cross_validated_predictions(
     return y, predictions, fold_aucs
 
 
+def _stratified_split(
+    labels: np.ndarray, test_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test rows: per class ``round(test_fraction x n_c)`` test rows, at least one
+    and at most ``n_c - 1`` (so both sides hold both classes)."""
+    train, test = [], []
+    for value in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        k = min(max(1, round(test_fraction * len(rows))), len(rows) - 1)
+        test.append(rows[:k])
+        train.append(rows[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
 def probe_significance(
     positives: np.ndarray,
     negatives: np.ndarray,
@@ -239,7 +252,16 @@ def probe_significance(
     C: float = 1.0,
     max_iter: int = 2000,
 ) -> dict[str, Any]:
-    """The published ``permutation_bootstrap_results.json`` body (module docstring)."""
+    """The published ``permutation_bootstrap_results.json`` body (module docstring).
+
+    Raises:
+        ValueError: a class has fewer than 2 members (no split holds it on both sides).
+    """
+    if min(len(positives), len(negatives)) < 2:
+        raise ValueError(
+            f"the permutation test needs >= 2 members per class; got {len(positives)} and "
+            f"{len(negatives)}"
+        )
     y, predictions, fold_aucs = cross_validated_predictions(
         positives, negatives, n_folds=n_folds, seed=seed, C=C, max_iter=max_iter
     )
@@ -249,12 +271,7 @@ def probe_significance(
     permuted = []
     for _ in range(n_permutations):
         shuffled = rng.permutation(y)
-        train, test = train_test_split(
-            np.arange(len(y)),
-            test_size=test_fraction,
-            stratify=shuffled,
-            random_state=int(rng.integers(0, 2**31 - 1)),
-        )
+        train, test = _stratified_split(shuffled, test_fraction, rng)
         model = _classifier(C, max_iter).fit(x[train], shuffled[train])
         permuted.append(auc(shuffled[test], model.predict_proba(x[test])[:, 1]))
     permuted_arr = np.asarray(permuted)

@@ -146,3 +146,14 @@ def test_brightness_features_of_a_constructed_ring() -> None:
     mag, snr = brightness_features(image, invvar, band=1, theta_e=1.5)[0]
     assert mag == pytest.approx(22.5, abs=1e-9)
     assert snr == pytest.approx(1.0 / np.sqrt(ring.sum() / 100.0))
+
+
+def test_probe_significance_with_a_tiny_class_stays_finite() -> None:
+    from stronglens_assets.science.experiments.probe import probe_significance
+
+    rng = np.random.default_rng(4)
+    pos, neg = rng.normal(3, 1, (3, 4)), rng.normal(0, 1, (24, 4))
+    out = probe_significance(pos, neg, n_folds=3, n_permutations=30, n_bootstrap=50, seed=0)
+    assert np.isfinite(out["permutation_test"]["max_perm_auc"])
+    with pytest.raises(ValueError, match=">= 2 members"):
+        probe_significance(pos[:1], neg, n_folds=3, n_permutations=3, n_bootstrap=5)
