@@ -21,8 +21,9 @@ The probe's groups (the paper's): Tier-A lenses of the held-out split, injection
   predictions of the k-fold probe (:func:`cross_validated_predictions`); a permutation test
   (``n_permutations`` label shuffles, each fitted and scored on one stratified
   ``1 - test_fraction`` / ``test_fraction`` split holding every class on both sides;
-  ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + n_permutations)``); a percentile bootstrap of the AUC of the held-out predictions
-  (:func:`~stronglens_assets.science.stats.roc.bootstrap_auc`, 95%).
+  ``p = (1 + #{AUC_perm >= AUC_obs}) / (1 + n_permutations)``); a percentile bootstrap of
+  the AUC of the held-out predictions (:func:`~stronglens_assets.science.stats.roc.
+  bootstrap_auc`, 95%).
 * :func:`brightness_features`: the brightness-only baseline's two features, measured the same
   way on real and injected cutouts (their truth is unknown for real lenses): the r-band flux in
   the annulus ``|r - theta_E| <= half_width`` (arcsec) about the stamp centre after subtracting
