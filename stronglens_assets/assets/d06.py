@@ -61,11 +61,13 @@ from stronglens_assets.resources.object_store import ObjectNotFoundError
 from stronglens_assets.resources.result_sets import (
     ResultSet,
     read_result_set,
+    result_pointer_key,
     verify_result_set,
     write_result_set,
 )
 from stronglens_assets.resources.serialization import encode
 from stronglens_assets.resources.shards import (
+    pointer_key,
     read_index,
     read_shard,
     read_shard_set,
@@ -573,9 +575,6 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         "checkpoint_sha256": run.checkpoint_sha256,
         "priors_sha256": run.priors_sha256,
         "seconds": round(time.perf_counter() - start, 2),
-        "result_set": dg.MetadataValue.path(
-            run.store.uri(f"{D06_ROOT}/{GRID_SET.format(variant=variant)}.json")
-        ),
     }
     return value, metadata
 
@@ -1127,7 +1126,15 @@ def build_assets(project: Project) -> list:
             f"| {config.grid.psf_fwhm[p]:g} | {config.grid.depth_5sig[d]:g} | {n} |"
             for (p, d), n in counts.items()
         )
-        return dg.Output(summary, metadata={**summary, "bins": dg.MetadataValue.md(markdown)})
+        pointer = store.uri(pointer_key(D06_HOST_CACHE_PREFIX, HOST_CACHE_PARTITION))
+        return dg.Output(
+            summary,
+            metadata={
+                **summary,
+                "bins": dg.MetadataValue.md(markdown),
+                "host_cache": dg.MetadataValue.path(pointer),
+            },
+        )
 
     def _model_asset(
         name: str,
@@ -1175,6 +1182,9 @@ def build_assets(project: Project) -> list:
             )
             partition = context.partition_key if partitions is not None else None
             value, metadata = runner(run, partition, context.log)
+            result = ResultSet.from_json(value["result_set"])
+            pointer = result_pointer_key(result.root, result.name)
+            metadata["result_set"] = dg.MetadataValue.path(run.store.uri(pointer))
             yield dg.Output(value, metadata=metadata)
             yield _result_set_check(run.store, value, name)
             yield frozen_model_check(context, model_name, run.checkpoint_sha256)
