@@ -17,6 +17,10 @@ CONFIGS = model_config_names(PROJECT_ROOT / "configs")
 
 
 def check_training_outputs(storage: Path) -> None:
+    manifest = pd.read_parquet(storage / "training_manifest.parquet")
+    counts = manifest["label"].value_counts()
+    assert counts[0] >= 10 * counts[1], counts.to_dict()  # issue 18: >= 1:10 toward the paper's
+    assert manifest["object_id"].is_unique  # no object in two splits
     for name in CONFIGS:
         state = torch.load(
             io.BytesIO((storage / "checkpoints" / name / "best.pt").read_bytes()),
