@@ -836,6 +836,24 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         )["distance"],
         "interpretation": "Higher FD = more different in feature space (penultimate embedding)",
     }
+    from stronglens_assets.science.learning.scoring import block_features
+
+    per_block = {
+        name: block_features(
+            run.model,
+            images[name],
+            probe.feature_blocks,
+            batch_size=cfg.batch_size,
+            device=run.device,
+        )
+        for name in ("real_tier_a", "inj_low_bf")
+    }
+    frechet_per_block = {
+        block: frechet_distance(
+            per_block["real_tier_a"][block], per_block["inj_low_bf"][block], regularisation=reg
+        )["distance"]
+        for block in probe.feature_blocks
+    }
     feature_space = {
         "timestamp_utc": _now(),
         **run.provenance(),
@@ -868,10 +886,13 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
             "cv_auc_std": tier_ab["auc_std"],
             "details": tier_ab,
         },
-        "frechet_distance_per_layer": {},
+        "frechet_distance_per_layer": frechet_per_block,
         "frechet_distance": frechet,
         "median_scores": {name: float(np.median(s)) for name, s in scores.items()},
-        "notes": ["Per-block Fréchet distances are not computed (penultimate embedding only)."],
+        "notes": [
+            "frechet_distance_per_layer: Tier-A vs low-beta_frac injections, globally pooled "
+            "outputs of the named model blocks; frechet_distance: the penultimate embedding.",
+        ],
     }
     is_mock = (tier_a["source"].astype(str) == "mock").to_numpy()
     arrays = {

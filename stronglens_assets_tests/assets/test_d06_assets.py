@@ -301,6 +301,9 @@ def test_every_other_d06_asset_materializes_and_reads_back(d06_storage: D06Stora
     assert pairs is not None and len(pairs.per_bin) == n_bins
     assert {p.name for p in pairs.pools} == {"20_23", "all"}
     assert results.feature_space is not None and 0 <= results.feature_space.cv_auc_mean <= 1
+    per_block = results.feature_space.frechet_per_layer
+    assert list(per_block) == config.linear_probe.feature_blocks
+    assert all(v is not None and v >= 0 for v in per_block.values())
     significance = results.probe_significance
     assert significance.n_permutations == config.linear_probe.permutations
     assert 0 < significance.permutation_p <= 1

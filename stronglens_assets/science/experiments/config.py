@@ -138,7 +138,9 @@ class BrightArcDesign(StrictModel):
 
 class ProbeDesign(StrictModel):
     """Linear probe: Tier-A vs injections at ``theta_e`` and ``source_mag`` with low and
-    high beta_frac, and negatives; Tier-A vs Tier-B control."""
+    high beta_frac, and negatives; Tier-A vs Tier-B control. ``feature_blocks``: the model's
+    submodules whose pooled outputs get a Fréchet distance each (the ResNets' ``layer1`` ..
+    ``layer4``; EfficientNetV2-S: ``features.0`` ..)."""
 
     theta_e: float = Field(default=1.5, gt=0)
     source_mag: float = 19.0
@@ -153,6 +155,9 @@ class ProbeDesign(StrictModel):
     C: float = Field(default=1.0, gt=0)
     max_iter: int = Field(default=2000, ge=1)
     frechet_regularisation: float = Field(default=1e-6, ge=0)
+    feature_blocks: list[str] = Field(
+        default_factory=lambda: ["layer1", "layer2", "layer3", "layer4"]
+    )
     seed: int = Field(default=42, ge=0)
 
     @field_validator("beta_frac_low", "beta_frac_high")

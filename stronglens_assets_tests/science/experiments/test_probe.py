@@ -157,3 +157,20 @@ def test_probe_significance_with_a_tiny_class_stays_finite() -> None:
     assert np.isfinite(out["permutation_test"]["max_perm_auc"])
     with pytest.raises(ValueError, match=">= 2 members"):
         probe_significance(pos[:1], neg, n_folds=3, n_permutations=3, n_bootstrap=5)
+
+
+def test_block_features_last_block_pools_to_the_resnet_embedding() -> None:
+    import torch
+
+    from stronglens_assets.science.learning.models import build_model
+    from stronglens_assets.science.learning.scoring import block_features, embed_cutouts
+
+    torch.manual_seed(0)
+    model = build_model("resnet18")
+    x = np.random.default_rng(0).normal(0, 0.01, (5, 3, 101, 101)).astype(np.float32)
+    blocks = block_features(model, x, ["layer1", "layer4"], batch_size=2)
+    assert blocks["layer1"].shape == (5, 64) and blocks["layer4"].shape == (5, 512)
+    # ResNet18's embedding is layer4 globally average-pooled
+    np.testing.assert_allclose(blocks["layer4"], embed_cutouts(model, x, batch_size=2), atol=1e-6)
+    with pytest.raises(ValueError, match=r"no submodule 'features\.0'"):
+        block_features(model, x, ["features.0"])
