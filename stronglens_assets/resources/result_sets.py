@@ -33,6 +33,7 @@ from stronglens_assets.science.core.hashing import sha256_bytes
 __all__ = [
     "ResultSet",
     "ResultSetSource",
+    "holds_result_sets",
     "read_result_set",
     "result_pointer_key",
     "verify_result_set",
@@ -76,6 +77,21 @@ class ResultSet:
 
 def result_pointer_key(root: str, name: str) -> str:
     return f"{root}/{name}.json"
+
+
+def holds_result_sets(store: ObjectStore, root: str) -> bool:
+    """Whether ``root`` holds at least one result-set pointer (a ``<name>.json`` whose JSON
+    has this module's pointer ``format``)."""
+    for key in store.list_keys(root):
+        rest = key[len(root) + 1 :]
+        if "/" in rest or not rest.endswith(".json"):
+            continue
+        try:
+            if json.loads(store.read_bytes(key)).get("format") == POINTER_FORMAT:
+                return True
+        except (ValueError, AttributeError):
+            continue
+    return False
 
 
 def write_result_set(
@@ -153,7 +169,8 @@ class ResultSetSource:
         result = self._set(name) if file else None
         if result is None or file not in result.files:
             raise FileNotFoundError(f"no result {self.root}/{key}")
-        return result.files[file][0]
+        # relative to the pointer, not the key it recorded: a moved or re-rooted copy reads too
+        return f"{self.root}/{name}/{result.version}/{file}"
 
     def read_bytes(self, key: str) -> bytes:
         return self.store.read_bytes(self._key(key))

@@ -67,3 +67,15 @@ def test_invalid_file_names_and_empty_sets_are_rejected(tmp_path) -> None:
         write_result_set(store, "r", "s", {})
     with pytest.raises(ValueError, match="invalid file name"):
         write_result_set(store, "r", "s", {"a/b": b""})
+
+
+def test_stronglens_paper_reads_a_folder_of_result_sets(tmp_path) -> None:
+    from stronglens_assets.paper_command import open_results
+
+    store = LocalObjectStore(tmp_path)
+    write_result_set(store, "results/D06", "grid_x", {"a.csv": b"1"})
+    source = open_results(str(tmp_path / "results" / "D06"))
+    assert isinstance(source, ResultSetSource) and source.read_bytes("grid_x/a.csv") == b"1"
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.json").write_text("{}")
+    assert open_results(str(tmp_path / "plain")) == str(tmp_path / "plain")
