@@ -37,10 +37,20 @@ MANAGED_OUTPUTS: tuple[str, ...] = (
 
 
 def open_results(location: str) -> str | ResultsSource:
-    """A local directory as is; ``s3://bucket/prefix`` as a read-only S3 object store."""
+    """A local directory as is; ``s3://bucket/prefix`` as a read-only S3 object store. A
+    location holding our D06 result sets (``<name>.json`` pointers, e.g. the demo's
+    ``.stronglens/storage/results/D06``) is read through their pointers, in the published
+    layout (:class:`~stronglens_assets.resources.result_sets.ResultSetSource`)."""
+    from stronglens_assets.resources.result_sets import ResultSetSource, holds_result_sets
+
     if not location.startswith("s3://"):
         if "://" in location:
             raise ValueError(f"{location!r}: only local directories and s3:// URIs are supported")
+        from stronglens_assets.resources.object_store import LocalObjectStore
+
+        path = Path(location).expanduser().resolve()
+        if path.is_dir() and holds_result_sets(LocalObjectStore(path.parent), path.name):
+            return ResultSetSource(LocalObjectStore(path.parent), path.name)
         return location
     bucket, _, prefix = location.removeprefix("s3://").partition("/")
     if not bucket:
@@ -50,6 +60,11 @@ def open_results(location: str) -> str | ResultsSource:
 
     settings = load_settings()
     client = make_s3_client(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region)
+    parent, _, name = prefix.strip("/").rpartition("/")
+    if name:
+        store = S3ObjectStore(client, bucket, parent)
+        if holds_result_sets(store, name):
+            return ResultSetSource(store, name)
     return S3ObjectStore(client, bucket, prefix.strip("/"))
 
 

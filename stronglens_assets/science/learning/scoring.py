@@ -14,7 +14,7 @@ for mixed precision (the ``mixed_precision`` attribute ``build_model`` sets; Fal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,3 +121,51 @@ def embed_cutouts(
     if features.ndim == 1:  # no cutouts
         return features.reshape(0, 0)
     return features.astype(np.float32)
+
+
+def block_features(
+    model: torch.nn.Module,
+    cutouts: Any,
+    blocks: Sequence[str],
+    *,
+    batch_size: int = 256,
+    device: Any = None,
+) -> dict[str, np.ndarray]:
+    """Globally average-pooled outputs of the named submodules (``model.get_submodule``, e.g.
+    ``layer1`` .. ``layer4`` of the ResNets, ``features.0`` .. of EfficientNetV2-S) for raw
+    cutouts: ``{block: (N, C_block)}`` float32 (the D06 per-block Fréchet distances)."""
+    modules = {}
+    for name in blocks:
+        try:
+            modules[name] = model.get_submodule(name)
+        except AttributeError as exc:
+            raise ValueError(f"{type(model).__name__} has no submodule {name!r}") from exc
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(name: str):
+        def store(_module, _inputs, output):
+            out = output.float()
+            captured[name] = out.mean(dim=(2, 3)) if out.ndim == 4 else out.flatten(1)
+
+        return store
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in modules.items()]
+    widths: dict[str, int] = {}
+
+    def run(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        m(x)
+        for name in blocks:
+            widths[name] = captured[name].shape[1]
+        return torch.cat([captured[name] for name in blocks], dim=1)
+
+    try:
+        joined = _run(model, cutouts, batch_size, device, run, None)
+    finally:
+        for handle in handles:
+            handle.remove()
+    out, start = {}, 0
+    for name in blocks:
+        width = widths.get(name, 0)
+        out[name] = joined.reshape(len(joined), -1)[:, start : start + width].astype(np.float32)
+        start += width
+    return out
