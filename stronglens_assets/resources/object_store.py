@@ -58,15 +58,23 @@ def recorded_sha256(pointer: dict[str, Any], key: str) -> str | None:
     """The sha256 that a versioned-set pointer records for ``key`` (``None`` if unlisted).
 
     Pointers list their files under ``files`` (``{name: {"key", "sha256", "bytes"}}``); shard
-    pointers written before that list ``shards`` and ``index_key`` / ``index_sha256``.
+    pointers written before that list ``shards`` and ``index_key`` / ``index_sha256``. A key
+    matches a record with the same ``<version>/<name>`` tail, so a copy of a set under another
+    root (a downloaded results folder opened as its own store) is checked too.
     """
+
+    def same(recorded: Any) -> bool:
+        return isinstance(recorded, str) and (
+            recorded == key or recorded.split("/")[-2:] == key.split("/")[-2:]
+        )
+
     for record in (pointer.get("files") or {}).values():
-        if record.get("key") == key:
+        if same(record.get("key")):
             return str(record["sha256"])
     for record in pointer.get("shards") or ():
-        if record.get("key") == key:
+        if same(record.get("key")):
             return str(record["sha256"])
-    if pointer.get("index_key") == key and pointer.get("index_sha256"):
+    if same(pointer.get("index_key")) and pointer.get("index_sha256"):
         return str(pointer["index_sha256"])
     return None
 

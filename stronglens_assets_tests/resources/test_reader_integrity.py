@@ -15,7 +15,7 @@ import pytest
 from stronglens_assets.resources.object_store import IntegrityError, LocalObjectStore
 from stronglens_assets.resources.shards import read_npz_key, write_shard_set
 from stronglens_assets.science.core.npz import NpzDecodeError, decode_npz, encode_npz
-from stronglens_assets.science.experiments import read_cutouts
+from stronglens_assets.science.experiments.hosts import read_host_arrays
 from stronglens_assets.science.learning.datasets import ManifestError, load_cutouts
 from stronglens_assets.testing.cutouts import synthetic_cutouts
 
@@ -56,7 +56,7 @@ def _readers(store: LocalObjectStore, manifest: pd.DataFrame) -> dict:
     """Every reader of cutout shards, as the assets call it."""
     return {
         "scoring/training (load_cutouts)": lambda: load_cutouts(store.read_bytes, manifest),
-        "D06 hosts (read_cutouts)": lambda: read_cutouts(store.read_bytes, manifest),
+        "D06 hosts (read_host_arrays)": lambda: read_host_arrays(store.read_bytes, manifest),
         "paper gallery (read_npz_key)": lambda: read_npz_key(store, manifest["cutout_key"][5]),
     }
 
