@@ -45,6 +45,14 @@ from stronglens_assets.science.lensing.priors import (
 )
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
+from stronglens_assets.science.reporting.labels import (
+    EMBEDDED_DEFAULT_LABEL,
+    data_label,
+    is_mock_environment,
+    lens_kind,
+    lens_set_label,
+    with_data_label,
+)
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets.storage_keys import (
@@ -343,9 +351,12 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         Wilson intervals, the linear probe (3), the bright-arc variants (4)."""
         pending: dict[str, bytes] = {}
         entries: list[dict[str, Any]] = []
-        metadata: dict[str, Any] = {}
+        mock_data = is_mock_environment(settings.env)
+        metadata: dict[str, Any] = {"data": data_label(mock_data)}
 
         def emit(number: int, name: str, fig, caption: str, inputs: list[str]) -> None:
+            if mock_data:
+                caption += f" Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated)."
             preview = F.render_png(fig, dpi=config.figures.ui_dpi)
             width, height = (float(v) for v in fig.get_size_inches())
             pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
@@ -378,7 +389,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             k, n = grid.overall
             fig = F.completeness_map_figure(
                 grid,
-                title=f"Figure {number}: D06 completeness, {_grid_label(variant)}",
+                title=with_data_label(
+                    f"Figure {number}: D06 completeness, {_grid_label(variant)}", mock_data
+                ),
                 threshold=threshold,
                 annotate_max_cells=config.figures.annotate_max_cells,
             )
@@ -409,7 +422,11 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             for name in ("tier_a", "tier_b", "injections")
             if name in embeddings and len(embeddings[name])
         }
-        fig = F.linear_probe_figure(sets, aucs, title="Figure 3: linear probe on the embedding")
+        fig = F.linear_probe_figure(
+            sets,
+            aucs,
+            title=with_data_label("Figure 3: linear probe on the embedding", mock_data),
+        )
         caption = (
             "Linear probe on the CNN embedding. (a) Tier-A lenses, Tier-B candidates and "
             "low source-offset Sersic injections projected on the first two principal "
@@ -419,7 +436,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         emit(3, "linear_probe", fig, caption, [PROBE_RESULTS_KEY, PROBE_EMBEDDINGS_KEY])
 
         rates, histograms = bright_arc_rates(storage)
-        fig = F.bright_arc_figure(rates, histograms, title="Figure 4: bright-arc variants")
+        fig = F.bright_arc_figure(
+            rates, histograms, title=with_data_label("Figure 4: bright-arc variants", mock_data)
+        )
         caption = (
             "Bright-arc injections in the six variants (baseline, Poisson noise, clipping at "
             "20, gain 1e12, Poisson and clipping, unrestricted). (a) Fraction detected above "
@@ -473,11 +492,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 _partition_value(calibration_report, model_name), model=model_name
             ),
         }
+        if is_mock_environment(settings.env):
+            note = f"% Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated).\n"
+            tables = {name: note + text for name, text in tables.items()}
         written = _write_all(
             storage, {f"{TABLES_PREFIX}/{name}.tex": text.encode() for name, text in tables.items()}
         )
         context.add_output_metadata(
             {
+                "data": data_label(is_mock_environment(settings.env)),
                 "tables": list(tables),
                 "completeness_table": dg.MetadataValue.md(
                     "```latex\n" + tables["completeness_summary"] + "```"
@@ -494,9 +517,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     def comparison_gallery(
         context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
     ) -> dg.Output[dict]:
-        """Figure 5 (real Tier-A lenses above injections, grz Lupton composites) as PDF/PNG and
-        the offline HTML gallery ``results/D06/gallery/index.html``, sortable by score."""
+        """Figure 5 (Tier-A lenses above injections, grz Lupton composites) as PDF/PNG and
+        the offline HTML gallery ``results/D06/gallery/index.html``, sortable by score. Lenses
+        are labelled "mock" in the embedded default and where planted, "real" only for lenscat
+        objects on real data."""
         from stronglens_assets.resources.shards import read_npz_key
+
+        mock_data = is_mock_environment(settings.env)
 
         stretch = G.RGBStretch(**config.gallery.stretch.model_dump())
         store = storage.object_store()
@@ -517,10 +544,11 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 if column in scores.columns:
                     value = getattr(row, column)
                     params[column] = value.item() if hasattr(value, "item") else value
+            source = str(getattr(row, "source", "lenscat"))
             real.append(
                 G.GalleryItem(
                     str(row.object_id),
-                    "real",
+                    lens_kind(source, mock_data=mock_data),
                     float(row.score),
                     G.grz_composite(cutout, stretch),
                     params,
@@ -560,18 +588,25 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 [r.score for r in injections], config.gallery.figure_injections
             )
         ]
+        lens_label = lens_set_label(item.kind for item in fig_real)
         fig = G.comparison_figure(
-            fig_real, fig_inj, title="Figure 5: real Tier-A lenses (top) and injections (bottom)"
+            fig_real,
+            fig_inj,
+            title=with_data_label(
+                f"Figure 5: {lens_label} (top) and injections (bottom)", mock_data
+            ),
         )
         preview = F.render_png(fig, dpi=config.figures.ui_dpi)
         pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
         caption = (
-            f"Real Tier-A lenses (top row, {len(fig_real)} at evenly spaced ranks of their CNN "
+            f"{lens_label[0].upper()}{lens_label[1:]} (top row, {len(fig_real)} at evenly "
+            "spaced ranks of their CNN "
             f"score) beside bright-arc injections (bottom row, {len(fig_inj)}, same rule), "
             "grz colour composites with the Lupton et al. (2004) asinh stretch "
             f"(Q = {stretch.q:g}, stretch = {stretch.stretch:g}, band scales "
             f"g {stretch.scale_g:g}, r {stretch.scale_r:g}, z {stretch.scale_z:g}); "
             "north up, east left."
+            + (f" Data: {EMBEDDED_DEFAULT_LABEL}; every lens is simulated." if mock_data else "")
         )
         pending[f"{FIGURE5_KEY}.pdf"] = pdf
         pending[f"{FIGURE5_KEY}.png"] = png
@@ -598,9 +633,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         pending[f"{FIGURES_PREFIX}/figure5.tex"] = tex.encode()
         page = G.gallery_html(
             real + injections,
-            title="D06 gallery: real Tier-A lenses and injections",
+            title=with_data_label(
+                f"D06 gallery: {lens_set_label(item.kind for item in real)} and injections",
+                mock_data,
+            ),
             description=(
-                f"Tier-A validation lenses (red border; the catalogue source of each is listed) "
+                "Tier-A validation lenses (red border; real or mock, with the catalogue source "
+                "of each) "
                 f"and bright-arc injections of {', '.join(config.gallery.injection_variants)} "
                 "(blue border) with their CNN score p(lens) and parameters (theta_e, r_eff in "
                 "arcsec; source_mag in AB mag). grz colour composites with the Lupton et al. "
@@ -618,7 +657,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 "figure_5": _png_markdown(preview, "Figure 5"),
                 "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
                 "thumbnails": len(real) + len(injections),
-                "real": len(real),
+                "data": data_label(mock_data),
+                "real": sum(item.kind == "real" for item in real),
+                "mock": sum(item.kind == "mock" for item in real),
                 "injections": len(injections),
             },
         )

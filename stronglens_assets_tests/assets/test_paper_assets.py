@@ -359,6 +359,9 @@ def test_tables_hold_the_upstream_numbers(graph):
     assert probe.count("Tier-A vs injections") == 2
     assert r"all & -- & 500 & 0.0123 & 0.0456" in (tables / "calibration.tex").read_text()
     assert all(v in (tables / "bright_arc.tex").read_text() for v in ("gain\\_1e12", "clip20"))
+    # the local environment is the embedded default: every table says so
+    for table in tables.glob("*.tex"):
+        assert table.read_text().startswith("% Data: embedded default (mock DR10)")
 
 
 def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
@@ -366,7 +369,14 @@ def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
     assert pdf_page_count((figure5 / "figure5.pdf").read_bytes()) == 1
     sidecar = json.loads((figure5 / "figure5.json").read_text())
     assert "Lupton" in sidecar["caption"]
+    # honest labels: lenscat lenses of the embedded default are mock, never "real"
+    assert sidecar["caption"].startswith("Mock Tier-A lenses (top row")
+    assert "embedded default (mock DR10)" in sidecar["caption"]
+    assert "real" not in sidecar["caption"].lower().replace("realism", "")
     page = graph.root / "results" / "D06" / "gallery" / "index.html"
+    html_text = page.read_text()
+    assert 'data-kind="real"' not in html_text and 'data-kind="mock"' in html_text
+    assert "embedded default (mock DR10)" in html_text
     expected = N_REAL + N_IMAGES  # Tier-A lenses + the baseline variant's stored images
     assert f'data-expected-thumbnails="{expected}"' in page.read_text()
     loaded = load_in_chromium(page.as_uri() + "#sort=score-desc", tmp_path / "profile")
