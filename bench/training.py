@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from stronglens_assets.resources.object_store import LocalObjectStore
-from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.imaging.preprocess import CropRobust, preprocess
 from stronglens_assets.science.learning.datasets import BatchLoader, build_image_cache, load_cutouts
 from stronglens_assets.science.learning.models import BottleneckedResNet, ResNet18
 from stronglens_assets.testing.cutouts import synthetic_manifest
@@ -45,7 +45,7 @@ def bench_loader(root: Path, n: int, batch_size: int = 256) -> dict[str, float]:
     weights = np.ones(n, np.float32)
 
     start = cpu_clock()
-    images = build_image_cache(store.read_bytes, manifest, root / "cache", 64)
+    images = build_image_cache(store.read_bytes, manifest, root / "cache", CropRobust(crop=64))
     build = n / (cpu_clock() - start)
 
     loader = BatchLoader(
@@ -71,7 +71,7 @@ def bench_loader(root: Path, n: int, batch_size: int = 256) -> dict[str, float]:
     start, seen = cpu_clock(), 0
     for first in range(0, min(n, 4 * batch_size), batch_size):
         rows = manifest.iloc[np.sort(order[first : first + batch_size])]
-        batch = preprocess(load_cutouts(store.read_bytes, rows), 64)
+        batch = preprocess(load_cutouts(store.read_bytes, rows), CropRobust(crop=64))
         seen += len(batch)
     reference = seen / (cpu_clock() - start)
     return {"cache_build": build, "ours": ours, "reference": reference}

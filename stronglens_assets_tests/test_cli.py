@@ -32,7 +32,7 @@ def test_info_lists_partitions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "hpx-nest16-1105" in out
-    assert "bricks:          21" in out
+    assert "bricks:          24" in out
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ def _write(directory: Path, name: str, text: str) -> None:
 def test_default_footprint_is_the_demo_sky() -> None:
     footprint = load_footprint(PROJECT_ROOT / "configs")
     assert footprint.partition_nside == 16
-    assert len(footprint.bricks) == 21  # 16 densest-candidate bricks + 5 holding Tier-A ones
+    assert len(footprint.bricks) == 24  # 16 densest-candidate bricks + 8 held-out Tier-A ones
     assert "0366m037" in footprint.bricks
 
 

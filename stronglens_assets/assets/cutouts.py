@@ -43,7 +43,12 @@ from stronglens_assets.science.samples.training_sets import (
     split_counts,
     training_manifest,
 )
-from stronglens_assets.storage_keys import CUTOUT_SHARD_PREFIXES, PARITY_KEY, PARITY_META_KEY
+from stronglens_assets.storage_keys import (
+    CUTOUT_SHARD_PREFIXES,
+    PARITY_KEY,
+    PARITY_META_KEY,
+    PARITY_SPLITS_KEY,
+)
 
 CUTOUTS_GROUP = "cutouts"
 
@@ -299,9 +304,10 @@ def _training_manifest(
         """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, the
         shard's storage key (``cutout_key``, relative to the storage root: the manifest does
         not depend on where the storage lives) and row, the object's catalog columns (type,
-        mag_r, shape_r, psfdepth_*) and psfsize_* from its cutout; plus the 70/30 train/val
-        parity manifest and its split metadata JSON. Losses (cutout rejections and positives
-        failing the quality gates) are reported per tier in the metadata.
+        mag_r, shape_r, psfdepth_*) and psfsize_* from its cutout; plus the parity manifest
+        training and evaluation read (train / val / test kept apart), the seeds' 70/30
+        train/val view of it and the split metadata JSON. Losses (cutout rejections and
+        positives failing the quality gates) are reported per tier in the metadata.
 
         Positives get the negatives' sky-cell split (``configs/negatives.yaml``), so a sky
         region is in one split only; weights per tier from ``configs/cutouts.yaml``.
@@ -329,6 +335,9 @@ def _training_manifest(
         )
         parity = parity_manifest(manifest, config.parity_splits)
         version = config.manifest_version
+        splits_uri, splits_sha = storage.write_value(
+            PARITY_SPLITS_KEY.format(version=version).removesuffix(".parquet"), manifest
+        )
         parity_uri, parity_sha = storage.write_value(
             PARITY_KEY.format(version=version).removesuffix(".parquet"), parity
         )
@@ -342,6 +351,7 @@ def _training_manifest(
             "config_sha256": config_sha,
             "selection_version": split_config.selection_version,
             "parity_manifest_sha256": parity_sha,
+            "parity_splits_manifest_sha256": splits_sha,
             "exclude_gated_positives": config.exclude_gated_positives,
             "losses_by_tier": losses,
             "split_nside": split_config.split_nside,
@@ -361,7 +371,8 @@ def _training_manifest(
                 "parity_val_fraction": metadata["parity_val_fraction"],
                 "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
                 "positives": metadata["positives"],
-                "parity_manifest": dg.MetadataValue.path(parity_uri),
+                "parity_manifest": dg.MetadataValue.path(splits_uri),
+                "parity_manifest_70_30": dg.MetadataValue.path(parity_uri),
                 "parity_metadata": dg.MetadataValue.path(meta_uri),
             },
         )

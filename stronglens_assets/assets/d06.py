@@ -1,35 +1,44 @@
-"""D06 injection-recovery assets (seeds, Reproducibility Guide 4.1 to 4.5).
+"""D06 injection-recovery assets, to the published protocol (PROTOCOL.md; science in
+``science/experiments/``).
 
-``injection_priors`` validates ``configs/injection_priors.yaml``; the other five run the
-frozen model (``configs/d06.yaml`` ``model_config``, default ``paperIV_bottlenecked_resnet``)
-on injections into real validation-split hosts and on real lenses:
+=======================  =====================  ==============================================
+asset                    partitions             result set under ``results/D06/``
+=======================  =====================  ==============================================
+``injection_priors``     -                      (value: the validated priors and sha256)
+``d06_hosts``            -                      host cache (``d06/hosts`` shard set)
+``grid_completeness``    no_poisson, poisson    ``grid_<p>/``: ``selection_function.csv``,
+                                                ``selection_function_meta.json``,
+                                                ``injections.parquet``
+``bright_arc``           6 variants             ``ba_<v>/``: ``bright_arc_results.json``,
+                                                ``injections.parquet``, ``cutouts.npz``
+``linear_probe``         -                      ``linear_probe/``: ``feature_space_results.json``,
+                                                ``permutation_bootstrap_results.json``,
+                                                ``embeddings.npz``
+``tier_a_scoring``       -                      ``tier_a_scoring/``:
+                                                ``real_lens_scoring_results.json``,
+                                                ``tier_a_scores.parquet``
+``poisson_diagnostics``  -                      ``poisson_diagnostics/``: ``mcnemar_results.json``,
+                                                ``score_changes.png``
+=======================  =====================  ==============================================
 
-=======================  =====================  ===============================================
-asset                    partitions             outputs under ``results/D06/``
-=======================  =====================  ===============================================
-``grid_completeness``    no_poisson, poisson    ``grid_<v>/grid_results.json``,
-                                                ``grid_<v>/selection_function.parquet``,
-                                                ``grid_<v>/cutouts/cell<NNNN>.npz``
-``bright_arc``           6 variants             ``ba_<v>/results.json``, ``ba_<v>/cutouts.npz``
-``linear_probe``         -                      ``linear_probe/linear_probe_results.json``,
-                                                ``linear_probe/embeddings.npz``
-``tier_a_scoring``       -                      ``tier_a_scoring/tier_a_scores.parquet``
-``poisson_diagnostics``  -                      ``poisson_diagnostics/poisson_diagnostics.json``
-                                                and ``.png``
-=======================  =====================  ===============================================
-
-Every output records ``checkpoint_sha256`` (of ``best.pt``) and ``priors_sha256``; the
-IO-managed value of each asset is a JSON summary with the storage keys. Model assets are
-GPU-tagged (pool ``gpu``, dagster-k8s GPU request) and take the device and array module from
-the ``compute`` resource. Inputs are validated before anything is written (bad priors, a
-model config without a checkpoint, a host cutout with NaNs: clear errors, previous outputs
-untouched). A grid run writes its cell files first and ``grid_results.json`` (which lists
-each cell file's sha256) last.
+Every result set is written atomically (:mod:`~stronglens_assets.resources.result_sets`: a new
+version folder, then one pointer), in the published file shapes, so
+:func:`~stronglens_assets.science.reporting.d06_results.read_d06_results` reads our results
+(through :class:`~stronglens_assets.resources.result_sets.ResultSetSource`) as it reads the
+published directory. The model assets (one factory, :func:`_model_asset`) load the frozen
+model of ``configs/d06.yaml`` ``model_config``, its evaluation thresholds (contract 2:
+``load_model_thresholds``; an unresolved FPR target is skipped and listed, or an error when
+``unresolved_fpr: error``), validate their inputs before writing anything, record
+``checkpoint_sha256`` and ``priors_sha256``, and are GPU-tagged.
 """
 
+import io
+import itertools
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -41,6 +50,7 @@ from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
     load_frozen_model,
+    load_model_thresholds,
 )
 from stronglens_assets.config import ConfigError
 from stronglens_assets.errors import StronglensError
@@ -48,59 +58,83 @@ from stronglens_assets.partitions import bright_arc_variant_partitions, grid_var
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
 from stronglens_assets.resources.object_store import ObjectNotFoundError
+from stronglens_assets.resources.result_sets import (
+    ResultSet,
+    read_result_set,
+    result_pointer_key,
+    verify_result_set,
+    write_result_set,
+)
 from stronglens_assets.resources.serialization import encode
+from stronglens_assets.resources.shards import (
+    pointer_key,
+    read_index,
+    read_shard,
+    read_shard_set,
+    write_shard_set,
+)
 from stronglens_assets.resources.storage import StorageResource
-from stronglens_assets.science.core.hashing import sha256_bytes
-from stronglens_assets.science.core.npz import decode_npz, encode_npz
-from stronglens_assets.science.experiments import (
+from stronglens_assets.science.core.npz import encode_npz
+from stronglens_assets.science.experiments.bright_arcs import (
+    bin_labels,
+    bright_arc_results,
+    paired_mcnemar,
+)
+from stronglens_assets.science.experiments.config import (
     D06_CONFIG_FILENAME,
     D06Config,
-    HostPool,
     derived_rng,
-    detection_rates,
-    draw_hosts,
-    grid_summary,
-    host_match_summary,
-    host_pool,
     load_d06_config,
-    make_injections,
-    poisson_diagnostics_png,
-    poisson_noise_diagnostics,
-    read_cutouts,
-    render_injection_arcs,
-    selection_function,
-    threshold_rates,
-    validation_lenses,
-    validation_negatives,
+)
+from stronglens_assets.science.experiments.grid import (
+    GridError,
+    grid_cells,
+    marginal_rates,
+    selection_function_table,
+)
+from stronglens_assets.science.experiments.hosts import (
+    HostError,
+    host_table,
+    manifest_lenses,
+    manifest_negatives,
+    read_host_arrays,
+)
+from stronglens_assets.science.experiments.injections import InjectionRun, run_injections
+from stronglens_assets.science.experiments.probe import (
+    brightness_features,
+    frechet_distance,
+    linear_probe_auc,
+    probe_significance,
+)
+from stronglens_assets.science.experiments.scoring import (
+    paired_score_figure,
+    real_lens_scoring,
+    threshold_specs,
 )
 from stronglens_assets.science.lensing.priors import (
-    PARAMETERS,
     InjectionPriors,
-    bright_arc_distributions,
-    grid_cells,
     load_priors,
     priors_file_sha256,
     priors_sha256,
-    probe_distributions,
-    sample_parameters,
 )
-from stronglens_assets.science.probe import frechet_distance, linear_probe_auc
-from stronglens_assets.science.reporting.plots import png_data_uri_markdown
-from stronglens_assets.science.stats.detection import count_detected
+from stronglens_assets.science.stats.thresholds import ThresholdSpec
 from stronglens_assets.storage_keys import (
+    BRIGHT_ARC_SET,
     CHECKPOINT_KEY,
-    POISSON_DIAGNOSTICS_KEY,
-    POISSON_DIAGNOSTICS_PLOT_KEY,
-    PROBE_EMBEDDINGS_KEY,
-    PROBE_RESULTS_KEY,
-    TIER_A_SCORES_KEY,
-    ba_keys,
-    cell_key,
-    grid_keys,
+    D06_HOST_CACHE_PREFIX,
+    D06_ROOT,
+    GRID_SET,
+    POISSON_DIAGNOSTICS_SET,
+    PROBE_SET,
+    TIER_A_SET,
 )
 
 D06_GROUP = "d06"
-HOST_MODES = ("random", "tier_a_matched")
+EVALUATION_THRESHOLDS = "evaluation_thresholds"
+"""The evaluation asset writing a model's thresholds file (contract 2)."""
+HOST_CACHE_PARTITION = "cache"
+HOST_CACHE_ROWS = 2048
+"""Hosts per shard of the host cache."""
 
 
 class D06Error(StronglensError, RuntimeError):
@@ -120,33 +154,54 @@ class RunContext:
     priors: InjectionPriors
     priors_sha256: str
     model: Any
+    model_name: str
     checkpoint_sha256: str
+    thresholds: list[ThresholdSpec]
+    unresolved: list[dict[str, Any]]
     device: Any
     xp: Any
     store: Any
     manifest: pd.DataFrame
+    hosts: pd.DataFrame
+    host_arrays: dict[str, np.ndarray]
+    _host_scores: dict[int, float] = field(default_factory=dict)
+
+    def checkpoint_label(self) -> str:
+        return f"{CHECKPOINT_KEY.format(name=self.model_name)} (sha256 {self.checkpoint_sha256})"
 
     def provenance(self) -> dict[str, Any]:
         return {
-            "model_config": self.config.model_config_name,
+            "model_config": self.model_name,
             "checkpoint_sha256": self.checkpoint_sha256,
             "priors_sha256": self.priors_sha256,
-            "priors_version": self.priors.version,
-            "seed": self.config.seed,
+            "prior": self.config.prior,
         }
 
-    def sha_arrays(self) -> dict[str, np.ndarray]:
-        """The two sha256 as (1,) string arrays (provenance inside ``.npz`` outputs)."""
+    def preprocessing(self, clip: float | None = None) -> dict[str, Any]:
+        """The model's preprocessing (contract 3), with the clip range ``clip`` if given."""
+        from stronglens_assets.science.learning.scoring import model_preprocessing
+
+        settings = model_preprocessing(self.model, None if clip is None else {"clip": clip})
         return {
-            "checkpoint_sha256": np.asarray([self.checkpoint_sha256], dtype=np.str_),
-            "priors_sha256": np.asarray([self.priors_sha256], dtype=np.str_),
+            "mode": settings.method,
+            "crop": settings.method == "crop_robust",
+            "clip_range": float(settings.clip),
+            "settings": settings.model_dump(mode="json"),
         }
 
-    def score(self, images: np.ndarray) -> np.ndarray:
+    def score(self, images: np.ndarray, clip: float | None = None) -> np.ndarray:
+        """p(lens) of raw cutouts; ``clip`` overrides the preprocessing clip range on purpose
+        (the clip20 variants)."""
         from stronglens_assets.science.learning.scoring import score_cutouts
 
+        if len(images) == 0:
+            return np.zeros(0, np.float32)
         return score_cutouts(
-            self.model, images, batch_size=self.config.batch_size, device=self.device
+            self.model,
+            images,
+            batch_size=self.config.batch_size,
+            device=self.device,
+            preprocessing_override=None if clip is None else {"clip": clip},
         )
 
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -156,26 +211,19 @@ class RunContext:
             self.model, images, batch_size=self.config.batch_size, device=self.device
         )
 
-    def tier_a(self) -> pd.DataFrame:
-        lenses = self.config.lenses
-        return validation_lenses(self.manifest, lenses.splits, ["A"], lenses.sources)
+    def host_scores(self, rows: np.ndarray, clip: float | None = None) -> np.ndarray:
+        """p(lens) of hosts (rows of the host cache) without an arc (the false-positive
+        floor), each host scored once per run and clip."""
+        rows = np.asarray(rows, dtype=np.int64)
+        key = (lambda r: (int(r), clip)) if clip is not None else int
+        todo = np.unique([r for r in rows if key(r) not in self._host_scores])
+        if len(todo):
+            scores = self.score(self.host_arrays["cutout"][todo], clip=clip)
+            self._host_scores.update({key(r): float(s) for r, s in zip(todo, scores, strict=True)})
+        return np.array([self._host_scores[key(r)] for r in rows], dtype=np.float64)
 
-    def pool(self, mode: str) -> HostPool:
-        """Host pool of ``mode`` (the same for every asset: stream ``(seed, "hosts", mode)``)."""
-        hosts = self.config.hosts
-        negatives = validation_negatives(self.manifest, hosts.splits)
-        tier_a = self.tier_a() if mode == "tier_a_matched" else None
-        return host_pool(
-            negatives,
-            tier_a,
-            mode=mode,
-            k_nearest=hosts.k_nearest,
-            max_pool=hosts.max_pool,
-            rng=derived_rng(self.config.seed, "hosts", mode),
-        )
-
-    def arrays(self, table: pd.DataFrame, members=("cutout", "psfsize")) -> dict[str, np.ndarray]:
-        return read_cutouts(self.store.read_bytes, table, members)
+    def write(self, name: str, files: dict[str, bytes]) -> ResultSet:
+        return write_result_set(self.store, D06_ROOT, name, files)
 
 
 def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
@@ -193,7 +241,6 @@ def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
 
 def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
     """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none)."""
-    settings = project.settings
     key = CHECKPOINT_KEY.format(name=name)
     if not store.exists(key):
         raise D06Error(
@@ -201,9 +248,35 @@ def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
             f"checkpoint at {store.uri(key)}; materialize {MODEL_CHECKPOINT}[{name}] first"
         )
     try:
-        return load_frozen_model(store, name, settings.config_dir, profile=settings.profile)
+        return load_frozen_model(
+            store, name, project.settings.config_dir, profile=project.settings.profile
+        )
     except ObjectNotFoundError as exc:  # pragma: no cover - raced with a delete
         raise D06Error(f"model config {name!r}: {exc}") from exc
+
+
+def model_thresholds(
+    storage: StorageResource, config: D06Config
+) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
+    """The fixed thresholds plus the model's resolved FPR-derived ones (contract 2)."""
+    resolved, unresolved = load_model_thresholds(storage, config.model_config_name)
+    if unresolved and config.unresolved_fpr == "error":
+        reasons = "; ".join(f"{u.get('label')}: {u.get('reason')}" for u in unresolved)
+        raise D06Error(f"unresolved FPR thresholds ({reasons}) and d06.yaml unresolved_fpr: error")
+    return threshold_specs(config.fixed_thresholds, resolved), list(unresolved)
+
+
+def load_host_cache(store: Any) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The host table and arrays of ``d06_hosts`` (clear error if it was never written)."""
+    try:
+        shard_set = read_shard_set(store, D06_HOST_CACHE_PREFIX, HOST_CACHE_PARTITION)
+    except ObjectNotFoundError as exc:
+        raise D06Error("no D06 host cache: materialize d06_hosts first") from exc
+    table = read_index(store, shard_set)
+    parts = [read_shard(store, record) for record in shard_set.shards]
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    arrays["usable"] = arrays["usable"].astype(bool)
+    return table, arrays
 
 
 def _run_context(
@@ -213,21 +286,39 @@ def _run_context(
     training_manifest: pd.DataFrame,
     storage: StorageResource,
     compute: ComputeResource,
+    *,
+    needs_thresholds: bool = True,
 ) -> RunContext:
     priors, sha = priors_from_value(injection_priors)
+    if config.prior not in priors.priors:
+        raise ConfigError(
+            f"invalid config {project.settings.config_dir / D06_CONFIG_FILENAME}:\n"
+            f"  prior: {config.prior!r} is not a prior of injection_priors.yaml "
+            f"({sorted(priors.priors)})"
+        )
     store = storage.object_store()
     model, checkpoint_sha = load_frozen(store, config.model_config_name, project)
-    device = compute.torch_device()
+    thresholds, unresolved = (
+        model_thresholds(storage, config)
+        if needs_thresholds
+        else (threshold_specs(config.fixed_thresholds, []), [])
+    )
+    hosts, arrays = load_host_cache(store)
     return RunContext(
         config=config,
         priors=priors,
         priors_sha256=sha,
         model=model,
+        model_name=config.model_config_name,
         checkpoint_sha256=checkpoint_sha,
-        device=device,
+        thresholds=thresholds,
+        unresolved=unresolved,
+        device=compute.torch_device(),
         xp=compute.array_module(),
         store=store,
         manifest=training_manifest,
+        hosts=hosts,
+        host_arrays=arrays,
     )
 
 
@@ -239,15 +330,11 @@ def _encoded(value: Any, extension: str) -> bytes:
 
 
 def _json_bytes(value: Any) -> bytes:
-    return _encoded(value, "json")
+    return (json.dumps(value, indent=2, allow_nan=True) + "\n").encode()
 
 
-def _parquet_bytes(table: pd.DataFrame) -> bytes:
-    return _encoded(table, "parquet")
-
-
-def _id_array(values: pd.Series) -> np.ndarray:
-    return np.asarray(values.astype(str).to_numpy(), dtype=np.str_)
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _check_model_config(project: Project, config: D06Config) -> None:
@@ -259,9 +346,734 @@ def _check_model_config(project: Project, config: D06Config) -> None:
         )
 
 
+def _injection_table(run: RunContext, inj: InjectionRun, **columns: Any) -> pd.DataFrame:
+    """One row per injection: parameters, host, truth (lensed r mag, r arc S/N)."""
+    table = pd.DataFrame({k: v for k, v in inj.params.arrays().items() if v.ndim == 1})
+    for j, band in enumerate(run.priors.bands):
+        table[f"source_mag_{band}"] = inj.params.mags[:, j]
+    table.insert(0, "slot", inj.slot)
+    table.insert(1, "host_object_id", run.hosts["object_id"].astype(str).to_numpy()[inj.host_row])
+    table.insert(2, "host_psf_fwhm", run.hosts["psf_fwhm"].to_numpy()[inj.host_row])
+    table.insert(3, "host_depth_5sig", run.hosts["depth_5sig"].to_numpy()[inj.host_row])
+    table["lensed_mag"] = inj.lensed_mag
+    table["arc_snr"] = inj.arc_snr
+    for name, value in columns.items():
+        table[name] = value
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Runs (Dagster-free apart from the log)
+# --------------------------------------------------------------------------------------------
+
+
+def build_host_cache(
+    config: D06Config, manifest: pd.DataFrame, store: Any
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Choose and bin the hosts, read their cutouts once, write the cache shard set."""
+    design = config.grid
+    negatives = manifest_negatives(manifest, config.hosts.splits)
+    table, counts = host_table(
+        negatives,
+        psf_fwhm=design.psf_fwhm,
+        depth=design.depth_5sig,
+        max_hosts=config.hosts.max_hosts,
+        rng=derived_rng(config.hosts.seed, "hosts"),
+    )
+    arrays = read_host_arrays(store.read_bytes, table)
+    table["usable"] = arrays["usable"]
+    shards = [
+        {
+            "cutout": arrays["cutout"][s],
+            "invvar": arrays["invvar"][s],
+            "psfsize": arrays["psfsize"][s],
+            "usable": arrays["usable"][s].astype(np.uint8),
+        }
+        for s in (
+            slice(i, min(i + HOST_CACHE_ROWS, len(table)))
+            for i in range(0, len(table), HOST_CACHE_ROWS)
+        )
+    ]
+    keep = [
+        c
+        for c in (
+            "object_id",
+            "split",
+            "cutout_key",
+            "cutout_row",
+            "ra",
+            "dec",
+            "mag_r",
+            "shape_r",
+            "psf_fwhm",
+            "depth_5sig",
+            "psf_bin",
+            "depth_bin",
+            "usable",
+        )
+        if c in table.columns
+    ]
+    shard_set = write_shard_set(
+        store, D06_HOST_CACHE_PREFIX, HOST_CACHE_PARTITION, shards, table[keep]
+    )
+    cells = table[(table["psf_bin"] >= 0) & (table["depth_bin"] >= 0)]
+    n_conditions = int(cells.groupby(["psf_bin", "depth_bin"]).ngroups)
+    summary = {
+        **counts,
+        "n_unusable_cutouts": int((~arrays["usable"]).sum()),
+        "host_splits": list(config.hosts.splits),
+        "occupied_psf_depth_bins": n_conditions,
+        "pointer_version": shard_set.version,
+    }
+    return summary, table
+
+
+def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any], dict]:
+    """One grid partition: inject and score every non-empty cell; write the result set."""
+    if variant not in ("no_poisson", "poisson"):
+        raise D06Error(f"unknown grid variant {variant!r}")
+    start = time.perf_counter()
+    cfg, design = run.config, run.config.grid
+    gain = design.poisson_gain if variant == "poisson" else None
+    cells = grid_cells(design.theta_e, design.psf_fwhm, design.depth_5sig)
+    psf_bin = run.hosts["psf_bin"].to_numpy()
+    depth_bin = run.hosts["depth_bin"].to_numpy()
+    frames, failed, failures, retries = [], {}, [], 0
+    for cell in cells.itertuples(index=False):
+        candidates = np.flatnonzero((psf_bin == cell.psf_bin) & (depth_bin == cell.depth_bin))
+        if len(candidates) == 0:
+            continue
+        inj = run_injections(
+            run.priors,
+            run.host_arrays,
+            candidates,
+            design.injections_per_cell,
+            prior=cfg.prior,
+            theta_e=cell.theta_e,
+            source_mag=tuple(design.source_mag),
+            beta_frac=None,
+            params_rng=derived_rng(design.seed, "grid", int(cell.cell)),
+            noise_rng=derived_rng(design.seed, "grid-noise", int(cell.cell)),
+            poisson_gain=gain,
+            max_retries=design.max_retries,
+            chunk_size=cfg.chunk_size,
+            xp=run.xp,
+        )
+        scores = run.score(inj.images)
+        frame = _injection_table(
+            run,
+            inj,
+            cell=int(cell.cell),
+            cell_theta_e=cell.theta_e,
+            cell_psf_fwhm=cell.psf_fwhm,
+            cell_depth_5sig=cell.depth_5sig,
+            score=scores.astype(np.float64),
+            host_score=run.host_scores(inj.host_row),
+        )
+        frames.append(frame)
+        failed[int(cell.cell)] = inj.n_failed
+        failures += inj.failures[: max(0, 20 - len(failures))]
+        retries += inj.n_retries
+    if not frames:
+        raise GridError(
+            f"every grid cell is empty: none of the {len(run.hosts)} hosts falls in a PSF bin of "
+            f"{design.psf_fwhm} and a depth bin of {design.depth_5sig} "
+            f"(configs/{D06_CONFIG_FILENAME} grid.psf_fwhm / grid.depth_5sig)"
+        )
+    injections = pd.concat(frames, ignore_index=True)
+    table = selection_function_table(
+        cells,
+        injections,
+        failed,
+        run.thresholds,
+        source_mag_bins=design.source_mag_bins,
+        lensed_mag_bins=design.lensed_mag_bins,
+        sufficient_min=design.sufficient_min_injections,
+    )
+    all_rows = table[
+        (table["source_mag_bin"] == "all") & (table["threshold"] == run.thresholds[0].value)
+    ]
+    n_ok = int(injections.shape[0])
+    n_failed = int(sum(failed.values()))
+    fpr = [s for s in run.thresholds if s.fpr_target is not None]
+    overall = marginal_rates(table, run.thresholds)
+    meta = {
+        "timestamp_utc": _now(),
+        "checkpoint": run.checkpoint_label(),
+        **run.provenance(),
+        "host_split": ",".join(cfg.hosts.splits),
+        "host_max": cfg.hosts.max_hosts,
+        "thresholds": [s.value for s in run.thresholds],
+        "threshold_labels": [s.label for s in run.thresholds],
+        "unresolved_thresholds": run.unresolved,
+        "injections_per_cell": design.injections_per_cell,
+        "grid": {
+            "theta_e": list(design.theta_e),
+            "psf_fwhm": list(design.psf_fwhm),
+            "depth_5sig": list(design.depth_5sig),
+        },
+        "source_mag_range": list(design.source_mag),
+        "preprocessing": run.preprocessing()["mode"],
+        "preprocessing_settings": run.preprocessing()["settings"],
+        "crop": run.preprocessing()["crop"],
+        "pixscale": 0.262,
+        "seed": design.seed,
+        "n_cells": len(cells),
+        "n_sufficient_cells": int(all_rows["sufficient"].sum()),
+        "n_empty_cells": int((all_rows["n_injections"] == 0).sum()),
+        "total_injections_ok": n_ok,
+        "total_injections_failed": n_failed,
+        "failure_rate_pct": 100.0 * n_failed / max(n_ok + n_failed, 1),
+        "retries": retries,
+        "max_retries_per_injection": design.max_retries,
+        "failure_log_sample": failures,
+        "fpr_targets": [s.fpr_target for s in fpr],
+        "fpr_derived_thresholds": {f"{s.fpr_target:g}": s.value for s in fpr},
+        "fpr_n_negatives": {s.label: s.n_negatives for s in fpr},
+        "add_poisson_noise": gain is not None,
+        "gain_e_per_nmgy": gain,
+        "add_sky_noise": False,
+        "save_cutouts": False,
+        "injection_engine": "SIE+shear (science.lensing.injection.render_arcs)",
+        "source_model": f"Sersic, prior {cfg.prior} (clumps per the prior)",
+        "marginal_completeness": overall,
+        "marginal_by_theta_e": marginal_rates(table, run.thresholds, "theta_e"),
+        "notes": [
+            "Detection is p > threshold (strict).",
+            "Per-cell intervals: equal-tailed Jeffreys, Beta(k + 1/2, n - k + 1/2) at 68% and 95%.",
+            "Marginal rates: Wilson 95% (marginal_completeness).",
+            "n_host_detected / host_only_rate: the same injections' hosts scored without an arc.",
+            "Failed injections are retried with new hosts of the cell; only successful ones count.",
+            'mean_arc_snr: r-band annulus S/N (|r - theta_E| <= 0.75") against the host invvar.',
+        ],
+    }
+    files = {
+        "selection_function.csv": table.to_csv(index=False).encode(),
+        "selection_function_meta.json": _json_bytes(meta),
+        "injections.parquet": _encoded(injections, "parquet"),
+    }
+    result = run.write(GRID_SET.format(variant=variant), files)
+    primary = run.thresholds[0].label
+    log.info(f"grid {variant}: {n_ok} injections, {n_failed} failed")
+    value = {
+        **run.provenance(),
+        "result_set": result.to_json(),
+        "variant": variant,
+        "completeness": {label: r for label, r in overall.items() if label != "rule"},
+        "n_injections": n_ok,
+        "n_failed": n_failed,
+        "unresolved_thresholds": run.unresolved,
+    }
+    metadata = {
+        "n_injections": n_ok,
+        "n_failed": n_failed,
+        "non_empty_cells": int((all_rows["n_injections"] > 0).sum()),
+        "completeness": dg.MetadataValue.md(_rates_markdown(overall)),
+        f"completeness_{primary}": overall[primary]["rate"],
+        "host_only_rate": overall[primary]["host_rate"],
+        "unresolved_thresholds": ", ".join(u.get("label", "?") for u in run.unresolved) or "none",
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "priors_sha256": run.priors_sha256,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return value, metadata
+
+
+def _rates_markdown(rates: dict[str, Any]) -> str:
+    lines = [
+        "| threshold | k / n | completeness | Wilson 95% | host-only |",
+        "|---|---|---|---|---|",
+    ]
+    for label, r in rates.items():
+        if label == "rule" or not r["n"]:
+            continue
+        lo, hi = r["wilson95"]
+        lines.append(
+            f"| {label} | {r['k']} / {r['n']} | {100 * r['rate']:.2f}% | "
+            f"[{100 * lo:.2f}, {100 * hi:.2f}]% | {100 * (r['host_rate'] or 0):.2f}% |"
+        )
+    return "\n".join(lines)
+
+
+def bright_arc_hosts(run: RunContext) -> np.ndarray:
+    """The paired design's hosts: ``n_hosts`` usable host rows (seeded), shared by every bin
+    and variant."""
+    design = run.config.bright_arc
+    usable = np.flatnonzero(run.host_arrays["usable"])
+    if len(usable) == 0:
+        raise HostError("no usable host (every host cutout has NaN pixels or a bad psfsize)")
+    rng = derived_rng(design.seed, "bright_arc_hosts")
+    return rng.choice(usable, size=design.n_hosts, replace=design.n_hosts > len(usable))
+
+
+def bright_arc_injections(
+    run: RunContext,
+    *,
+    beta: list[float],
+    gain: float | None,
+    clip: float | None,
+    keep_images: int | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Inject and score the paired bright-arc design (every bin) with Poisson ``gain``
+    (None: none) and preprocessing clip ``clip``; per-injection table, the first
+    ``keep_images`` (default: the design's gallery size) injected images, failures."""
+    design = run.config.bright_arc
+    keep = design.gallery_images if keep_images is None else keep_images
+    hosts = bright_arc_hosts(run)
+    all_hosts = np.flatnonzero(run.host_arrays["usable"])
+    labels = bin_labels(design.mag_bins)
+    frames, images, n_failed = [], [], 0
+    for b, (lo, hi) in enumerate(itertools.pairwise(design.mag_bins)):
+        n = design.injections_per_bin
+        inj = run_injections(
+            run.priors,
+            run.host_arrays,
+            all_hosts,
+            n,
+            prior=run.config.prior,
+            theta_e=design.theta_e,
+            source_mag=(lo, hi),
+            beta_frac=(beta[0], beta[1]),
+            params_rng=derived_rng(design.seed, "bright_arc", b, f"{beta[0]:g}", f"{beta[1]:g}"),
+            noise_rng=derived_rng(design.seed, "bright_arc-noise", b),
+            poisson_gain=gain,
+            hosts=hosts[np.arange(n) % len(hosts)],
+            max_retries=run.config.grid.max_retries,
+            chunk_size=run.config.chunk_size,
+            xp=run.xp,
+        )
+        scores = run.score(inj.images, clip=clip)
+        frames.append(
+            _injection_table(
+                run,
+                inj,
+                mag_bin=labels[b],
+                bin_index=b,
+                score=scores.astype(np.float64),
+                host_score=run.host_scores(inj.host_row, clip=clip),
+            )
+        )
+        images.append(inj.images[: max(0, keep - sum(len(i) for i in images))])
+        n_failed += inj.n_failed
+    return pd.concat(frames, ignore_index=True), np.concatenate(images), n_failed
+
+
+def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
+    """One bright-arc variant of the paired design; write ``ba_<variant>``."""
+    start = time.perf_counter()
+    design = run.config.bright_arc
+    if variant not in design.variants:
+        raise D06Error(f"unknown bright-arc variant {variant!r}; known: {sorted(design.variants)}")
+    spec = design.variants[variant]
+    beta = spec.beta_frac or design.beta_frac
+    table, images, n_failed = bright_arc_injections(
+        run, beta=beta, gain=spec.poisson_gain, clip=spec.preprocessing_clip
+    )
+    labels = bin_labels(design.mag_bins)
+    header = {
+        "timestamp_utc": _now(),
+        "checkpoint": run.checkpoint_label(),
+        **run.provenance(),
+        "variant": variant,
+        "description": spec.description,
+        "clip_range_override": spec.preprocessing_clip,
+        "preprocessing": run.preprocessing(spec.preprocessing_clip),
+        "phase1_config": {
+            "host_split": ",".join(run.config.hosts.splits),
+            "n_hosts": design.n_hosts,
+            "theta_e": design.theta_e,
+            "beta_frac_range": list(beta),
+            "add_poisson_noise": spec.poisson_gain is not None,
+            "gain_e_per_nmgy": spec.poisson_gain,
+            "add_sky_noise": False,
+            "seed": design.seed,
+            "clip_range": spec.preprocessing_clip,
+        },
+        "notes": [
+            "Paired design: the same hosts and, per geometry, the same arcs in every variant.",
+            "median_arc_snr: r-band annulus S/N; host_only_rate_p03: hosts without an arc.",
+        ],
+    }
+    results = bright_arc_results(
+        labels=labels,
+        bin_index=table["bin_index"].to_numpy(),
+        scores=table["score"].to_numpy(),
+        arc_snr=table["arc_snr"].to_numpy(),
+        host_scores=table["host_score"].to_numpy(),
+        n_failed=n_failed,
+        header=header,
+    )
+    gallery = images
+    m = len(gallery)
+    cutouts = {
+        "images": gallery,
+        "scores": table["score"].to_numpy(np.float32)[:m],
+        "theta_e": table["theta_e"].to_numpy()[:m],
+        "source_mag": table["source_mag"].to_numpy()[:m],
+        "lensed_mag": table["lensed_mag"].to_numpy()[:m],
+        "beta_frac": table["beta_frac"].to_numpy()[:m],
+        "host_object_id": table["host_object_id"].to_numpy().astype(np.str_)[:m],
+    }
+    files = {
+        "bright_arc_results.json": _json_bytes(results),
+        "injections.parquet": _encoded(table, "parquet"),
+        "cutouts.npz": encode_npz(cutouts),
+    }
+    result = run.write(BRIGHT_ARC_SET.format(variant=variant), files)
+    log.info(f"bright_arc {variant}: {len(table)} scored, {n_failed} failed")
+    by_bin = results["results_by_bin"]
+    value = {
+        **run.provenance(),
+        "result_set": result.to_json(),
+        "variant": variant,
+        "rate_p03": {k: v["detection_rate_p03"] for k, v in by_bin.items()},
+    }
+    metadata = {
+        "n_scored": results["n_scored"],
+        "n_failed": n_failed,
+        "by_bin": dg.MetadataValue.md(
+            "| bin | n | p > 0.3 | p > 0.5 | median score | median arc S/N | host-only |\n"
+            "|---|---|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {k} | {v['n_scored']} | {v['detection_rate_p03']:.3f} | "
+                f"{v['detection_rate_p05']:.3f} | {v['median_score'] or 0:.3g} | "
+                f"{v['median_arc_snr'] or 0:.3g} | {v['host_only_rate_p03']:.3f} |"
+                for k, v in by_bin.items()
+            )
+        ),
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "priors_sha256": run.priors_sha256,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return value, metadata
+
+
+def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
+    """Embeddings of Tier-A, low/high-beta_frac injections and negatives; probe, significance,
+    brightness-only baseline, Tier-A vs Tier-B, Fréchet distances, median scores."""
+    start = time.perf_counter()
+    cfg, probe = run.config, run.config.linear_probe
+    lenses = cfg.lenses
+    tier_a = manifest_lenses(run.manifest, lenses.splits, ["A"], lenses.sources)
+    tier_b = manifest_lenses(run.manifest, lenses.splits, ["B"], lenses.sources)
+    if len(tier_a) < 2 or len(tier_b) < 2:
+        raise D06Error(
+            f"the linear probe needs >= 2 Tier-A and Tier-B lenses; got {len(tier_a)} and "
+            f"{len(tier_b)} (splits {lenses.splits}, sources {lenses.sources})"
+        )
+    a_arrays = read_host_arrays(run.store.read_bytes, tier_a, ("cutout", "invvar"))
+    b_arrays = read_host_arrays(run.store.read_bytes, tier_b, ("cutout",))
+    for name, arrays, table in (("Tier-A", a_arrays, tier_a), ("Tier-B", b_arrays, tier_b)):
+        if not arrays["usable"].all():
+            bad = table["object_id"].astype(str).to_numpy()[~arrays["usable"]]
+            raise HostError(f"{name} lens cutout(s) with NaN pixels: {list(bad[:5])}")
+    usable = np.flatnonzero(run.host_arrays["usable"])
+    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for name, beta in (("inj_low_bf", probe.beta_frac_low), ("inj_high_bf", probe.beta_frac_high)):
+        inj = run_injections(
+            run.priors,
+            run.host_arrays,
+            usable,
+            probe.injections,
+            prior=cfg.prior,
+            theta_e=probe.theta_e,
+            source_mag=(probe.source_mag, probe.source_mag),
+            beta_frac=(beta[0], beta[1]),
+            params_rng=derived_rng(probe.seed, "probe", name),
+            max_retries=cfg.grid.max_retries,
+            chunk_size=cfg.chunk_size,
+            xp=run.xp,
+        )
+        invvar = run.host_arrays["invvar"][inj.host_row]
+        groups[name] = (inj.images, invvar, inj.host_row)
+    neg_rows = derived_rng(probe.seed, "probe", "negatives").choice(
+        usable, size=min(probe.negatives, len(usable)), replace=False
+    )
+    images = {
+        "real_tier_a": a_arrays["cutout"],
+        "inj_low_bf": groups["inj_low_bf"][0],
+        "inj_high_bf": groups["inj_high_bf"][0],
+        "negatives": run.host_arrays["cutout"][neg_rows],
+    }
+    embeddings = {name: run.embed(x) for name, x in images.items()}
+    scores = {name: run.score(x) for name, x in images.items()}
+    emb_b = run.embed(b_arrays["cutout"])
+    kwargs = {"n_folds": probe.folds, "seed": probe.seed, "C": probe.C, "max_iter": probe.max_iter}
+    main = linear_probe_auc(embeddings["real_tier_a"], embeddings["inj_low_bf"], **kwargs)
+    significance = probe_significance(
+        embeddings["real_tier_a"],
+        embeddings["inj_low_bf"],
+        n_folds=probe.folds,
+        n_permutations=probe.permutations,
+        n_bootstrap=probe.bootstrap,
+        test_fraction=probe.test_fraction,
+        seed=probe.seed,
+        C=probe.C,
+        max_iter=probe.max_iter,
+    )
+    ref = run.priors.bands.index(run.priors.reference_band)
+    bright_a = brightness_features(
+        a_arrays["cutout"], a_arrays["invvar"], band=ref, theta_e=probe.theta_e
+    )
+    bright_low = brightness_features(
+        groups["inj_low_bf"][0], groups["inj_low_bf"][1], band=ref, theta_e=probe.theta_e
+    )
+    brightness = linear_probe_auc(bright_a, bright_low, **kwargs)
+    tier_ab = linear_probe_auc(
+        embeddings["real_tier_a"],
+        emb_b,
+        positive_groups=tier_a["object_id"].astype(str).to_numpy(),
+        negative_groups=tier_b["object_id"].astype(str).to_numpy(),
+        **kwargs,
+    )
+    reg = probe.frechet_regularisation
+    frechet = {
+        "real_vs_low_bf": frechet_distance(
+            embeddings["real_tier_a"], embeddings["inj_low_bf"], regularisation=reg
+        )["distance"],
+        "real_vs_high_bf": frechet_distance(
+            embeddings["real_tier_a"], embeddings["inj_high_bf"], regularisation=reg
+        )["distance"],
+        "interpretation": "Higher FD = more different in feature space (penultimate embedding)",
+    }
+    feature_space = {
+        "timestamp_utc": _now(),
+        **run.provenance(),
+        "n_real_tier_a": len(tier_a),
+        "n_inj_low_bf": len(images["inj_low_bf"]),
+        "n_inj_high_bf": len(images["inj_high_bf"]),
+        "n_negatives": len(neg_rows),
+        "target_mag": probe.source_mag,
+        "theta_e": probe.theta_e,
+        "add_sky_noise": False,
+        "add_poisson_noise": False,
+        "gain_e_per_nmgy": None,
+        "linear_probe": {
+            "task": "real_tier_a vs inj_low_bf",
+            "cv_auc_mean": main["auc_mean"],
+            "cv_auc_std": main["auc_std"],
+            "details": main,
+        },
+        "brightness_only_baseline": {
+            "task": "real_tier_a vs inj_low_bf",
+            "features": "r-band annulus magnitude and S/N measured on the cutouts "
+            '(|r - theta_E| <= 0.75", background: median at r >= 5")',
+            "cv_auc_mean": brightness["auc_mean"],
+            "cv_auc_std": brightness["auc_std"],
+            "details": brightness,
+        },
+        "tier_a_vs_tier_b": {
+            "task": "real_tier_a vs real_tier_b, folds grouped by galaxy",
+            "cv_auc_mean": tier_ab["auc_mean"],
+            "cv_auc_std": tier_ab["auc_std"],
+            "details": tier_ab,
+        },
+        "frechet_distance_per_layer": {},
+        "frechet_distance": frechet,
+        "median_scores": {name: float(np.median(s)) for name, s in scores.items()},
+        "notes": ["Per-block Fréchet distances are not computed (penultimate embedding only)."],
+    }
+    is_mock = (tier_a["source"].astype(str) == "mock").to_numpy()
+    arrays = {
+        **{name: e.astype(np.float32) for name, e in embeddings.items()},
+        **{f"{name}_score": s.astype(np.float64) for name, s in scores.items()},
+        "real_tier_a_is_mock": is_mock,
+        "real_tier_b": emb_b.astype(np.float32),
+        "real_tier_a_object_id": tier_a["object_id"].astype(str).to_numpy().astype(np.str_),
+    }
+    files = {
+        "feature_space_results.json": _json_bytes(feature_space),
+        "permutation_bootstrap_results.json": _json_bytes(significance),
+        "embeddings.npz": encode_npz(arrays),
+    }
+    result = run.write(PROBE_SET, files)
+    log.info(
+        f"linear_probe: AUC {main['auc_mean']:.3f}, brightness-only {brightness['auc_mean']:.3f}"
+    )
+    value = {
+        **run.provenance(),
+        "result_set": result.to_json(),
+        "auc": main["auc_mean"],
+        "brightness_only_auc": brightness["auc_mean"],
+        "tier_a_vs_tier_b_auc": tier_ab["auc_mean"],
+        "permutation_p": significance["permutation_test"]["p_value"],
+        "bootstrap_ci95": [
+            significance["bootstrap_ci"]["ci_95_lower"],
+            significance["bootstrap_ci"]["ci_95_upper"],
+        ],
+    }
+    metadata = {
+        **{k: v for k, v in value.items() if k not in ("result_set", "bootstrap_ci95")},
+        "bootstrap_ci95": str(value["bootstrap_ci95"]),
+        "n_tier_a": len(tier_a),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return value, metadata
+
+
+def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
+    """Scores of the Tier-A lenses and of held-out negatives at every threshold."""
+    cfg = run.config
+    tier_a = manifest_lenses(run.manifest, cfg.lenses.splits, ["A"], cfg.lenses.sources)
+    if len(tier_a) == 0:
+        raise D06Error(f"no Tier-A lens in the splits {cfg.lenses.splits} to score")
+    arrays = read_host_arrays(run.store.read_bytes, tier_a, ("cutout",))
+    valid = arrays["usable"]
+    scores = run.score(arrays["cutout"][valid])
+    usable = np.flatnonzero(run.host_arrays["usable"])
+    neg_rows = derived_rng(cfg.hosts.seed, "tier_a_negatives").choice(
+        usable, size=min(cfg.lenses.scoring_negatives, len(usable)), replace=False
+    )
+    neg_scores = run.host_scores(neg_rows)
+    results = real_lens_scoring(
+        scores,
+        n_errors=int((~valid).sum()),
+        negative_scores=neg_scores,
+        n_negative_errors=0,
+        thresholds=run.thresholds,
+    )
+    results = {"timestamp_utc": _now(), **run.provenance(), **results}
+    results["unresolved_thresholds"] = run.unresolved
+    columns = [
+        c
+        for c in ("object_id", "cutout_key", "cutout_row", "tier", "ra", "dec", "mag_r", "z_lens")
+        if c in tier_a.columns
+    ]
+    table = tier_a.loc[valid, columns].reset_index(drop=True).copy()
+    table.insert(1, "score", scores.astype(np.float64))
+    table["source"] = np.where(tier_a.loc[valid, "source"].astype(str) == "mock", "mock", "real")
+    files = {
+        "real_lens_scoring_results.json": _json_bytes(results),
+        "tier_a_scores.parquet": _encoded(table, "parquet"),
+    }
+    result = run.write(TIER_A_SET, files)
+    recall = results["real_lens"]["recall_at_thresholds"]
+    log.info(f"tier_a_scoring: {len(table)} Tier-A lenses scored")
+    value = {**run.provenance(), "result_set": result.to_json(), "n": len(table), "recall": recall}
+    metadata = {
+        "n": len(table),
+        **{f"recall {k}": v for k, v in recall.items()},
+        "checkpoint_sha256": run.checkpoint_sha256,
+    }
+    return value, metadata
+
+
+def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
+    """Paired Poisson vs baseline bright arcs: McNemar per bin and pooled, score changes; and
+    the gain sweep: the baseline design again with Poisson noise at each gain of
+    ``poisson_diagnostics.gain_sweep`` (the same arcs and hosts), its rates per bin and its
+    pooled McNemar test against the baseline, so the dependence on the gain is visible."""
+    store, config = run.store, run.config
+    tables = {}
+    for variant in ("baseline", "poisson"):
+        name = BRIGHT_ARC_SET.format(variant=variant)
+        try:
+            result = read_result_set(store, D06_ROOT, name)
+        except ObjectNotFoundError as exc:
+            raise D06Error(f"no bright_arc[{variant}] result: materialize it first") from exc
+        data = store.read_bytes(result.key("injections.parquet"))
+        tables[variant] = pd.read_parquet(io.BytesIO(data))
+    base, pois = tables["baseline"], tables["poisson"]
+    merged = base.merge(pois, on=["bin_index", "slot"], suffixes=("_base", "_pois"))
+    if len(merged) == 0:
+        raise D06Error("bright_arc baseline and poisson share no injection to pair")
+    labels = bin_labels(config.bright_arc.mag_bins)
+    pools = {name: list(bins) for name, bins in config.poisson_diagnostics.pools.items()}
+    pools["all"] = labels
+    index = merged["bin_index"].to_numpy()
+    results = paired_mcnemar(
+        labels, index, merged["score_base"] > 0.3, merged["score_pois"] > 0.3, pools
+    )
+    results["threshold"] = 0.3
+    results["n_paired_total"] = len(merged)
+    delta = merged["score_pois"].to_numpy() - merged["score_base"].to_numpy()
+    results["score_change"] = {
+        "median": float(np.median(delta)),
+        "mean": float(np.mean(delta)),
+        "by_bin_median": {
+            labels[b]: float(np.median(delta[index == b])) for b in sorted(set(index))
+        },
+    }
+    sweep = []
+    for gain in config.poisson_diagnostics.gain_sweep:
+        noisy, _, failed = bright_arc_injections(
+            run, beta=config.bright_arc.beta_frac, gain=gain, clip=None, keep_images=0
+        )
+        paired = base.merge(noisy, on=["bin_index", "slot"], suffixes=("_base", "_gain"))
+        test = paired_mcnemar(
+            labels,
+            paired["bin_index"].to_numpy(),
+            paired["score_base"] > 0.3,
+            paired["score_gain"] > 0.3,
+            {"all": labels},
+        )
+        sweep.append(
+            {
+                "gain_e_per_nmgy": gain,
+                "n_failed": failed,
+                "rate_p03_by_bin": {
+                    label: float((g["score"] > 0.3).mean())
+                    for label, g in noisy.groupby("mag_bin", sort=False)
+                },
+                "rate_p03": float((noisy["score"] > 0.3).mean()),
+                "pooled_vs_baseline": test["aggregate_all"],
+            }
+        )
+        log.info(f"poisson_diagnostics: gain {gain:g}: p > 0.3 rate {sweep[-1]['rate_p03']:.3f}")
+    png = paired_score_figure(
+        merged["score_base"].to_numpy(),
+        merged["score_pois"].to_numpy(),
+        config.poisson_diagnostics.histogram_bins,
+    )
+    files = {
+        "mcnemar_results.json": _json_bytes(results),
+        "gain_sweep.json": _json_bytes(
+            {
+                **run.provenance(),
+                "baseline_rate_p03": float((base["score"] > 0.3).mean()),
+                "gains": sweep,
+                "note": "the baseline bright-arc design (same arcs and hosts) with Poisson noise "
+                "at each gain; the paper's 150 e-/nmgy is an order-of-magnitude estimate",
+            }
+        ),
+        "score_changes.png": png,
+    }
+    result = run.write(POISSON_DIAGNOSTICS_SET, files)
+    pooled = results["aggregate_all"]
+    value = {**run.provenance(), "result_set": result.to_json(), "pooled": pooled}
+    metadata = {
+        "pooled_b": pooled["total_gained"],
+        "pooled_c": pooled["total_lost"],
+        "pooled_p_exact": pooled["mcnemar_p_exact"],
+        "n_paired": len(merged),
+        "gain_sweep": dg.MetadataValue.md(
+            "| gain (e-/nmgy) | p > 0.3 | b | c | p exact |\n|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {g['gain_e_per_nmgy']:g} | {g['rate_p03']:.3f} | "
+                f"{g['pooled_vs_baseline']['total_gained']} | "
+                f"{g['pooled_vs_baseline']['total_lost']} | "
+                f"{g['pooled_vs_baseline']['mcnemar_p_exact']:.3g} |"
+                for g in sweep
+            )
+        ),
+    }
+    return value, metadata
+
+
 # --------------------------------------------------------------------------------------------
 # Assets
 # --------------------------------------------------------------------------------------------
+
+
+def _result_set_check(store: Any, value: dict[str, Any], name: str) -> dg.AssetCheckResult:
+    result = ResultSet.from_json(value["result_set"])
+    problems = verify_result_set(store, result)
+    return dg.AssetCheckResult(
+        check_name="result_set_complete",
+        asset_key=name,
+        passed=not problems,
+        metadata={"version": result.version, "files": len(result.files), "problems": problems[:10]},
+    )
 
 
 def build_assets(project: Project) -> list:
@@ -269,20 +1081,23 @@ def build_assets(project: Project) -> list:
     config = load_d06_config(settings.config_dir, settings.profile)
     _check_model_config(project, config)
     model_name = config.model_config_name
-    checkpoint_dep = dg.AssetDep(
-        MODEL_CHECKPOINT,
-        partition_mapping=dg.SpecificPartitionsPartitionMapping([model_name]),
-    )
-
+    one_model = dg.SpecificPartitionsPartitionMapping([model_name])
+    checkpoint_dep = dg.AssetDep(MODEL_CHECKPOINT, partition_mapping=one_model)
+    thresholds_dep = dg.AssetDep(EVALUATION_THRESHOLDS, partition_mapping=one_model)
     gpu = {"pool": GPU_POOL, "op_tags": gpu_op_tags(settings.config_dir)}
-    common = {"group_name": D06_GROUP, "deps": [checkpoint_dep], "kinds": {"pytorch", "numpy"}}
 
     @dg.asset(group_name=D06_GROUP, kinds={"yaml"})
     def injection_priors() -> dg.Output[dict]:
-        """The validated injection priors (``configs/injection_priors.yaml``, profile applied):
-        distributions, grid axes, source colours, gains, bright-arc variants; plus ``sha256``
-        of the resolved priors (recorded by every D06 output) and the file's ``file_sha256``."""
+        """The validated injection priors (``configs/injection_priors.yaml``, profile applied)
+        with ``sha256`` of the resolved priors (recorded by every D06 output) and the file's
+        ``file_sha256``; D06 draws from the named prior ``configs/d06.yaml`` ``prior``."""
         priors = load_priors(settings.config_dir, settings.profile)
+        if config.prior not in priors.priors:
+            raise ConfigError(
+                f"invalid config {settings.config_dir / D06_CONFIG_FILENAME}:\n  prior: "
+                f"{config.prior!r} is not a prior of injection_priors.yaml "
+                f"({sorted(priors.priors)})"
+            )
         sha = priors_sha256(priors)
         value = {
             **priors.model_dump(mode="json"),
@@ -290,120 +1105,139 @@ def build_assets(project: Project) -> list:
             "file_sha256": priors_file_sha256(settings.config_dir),
             "profile": settings.profile,
         }
-        variants = "\n".join(
-            f"| `{name}` | {v.poisson} | {v.gain or ''} | {v.clip or ''} | {v.restricted} | "
-            f"{v.description} |"
-            for name, v in priors.bright_arc.variants.items()
-        )
         return dg.Output(
             value,
+            metadata={"sha256": sha, "version": priors.version, "d06_prior": config.prior},
+        )
+
+    @dg.asset(group_name=D06_GROUP, kinds={"numpy", "parquet"})
+    def d06_hosts(
+        training_manifest: pd.DataFrame, storage: dg.ResourceParam[StorageResource]
+    ) -> dg.Output[dict]:
+        """The D06 hosts, read once: non-lenses of ``hosts.splits`` (the validation split), at
+        most ``hosts.max_hosts`` (seeded), with PSF FWHM (psfsize_r) and 5-sigma depth (from
+        psfdepth_r) binned to the grid; their cutouts, invvar and psfsize cached as a shard set
+        (``d06/hosts``) so D06 runs do not re-read every cutout shard."""
+        store = storage.object_store()
+        summary, table = build_host_cache(config, training_manifest, store)
+        binned = table[(table["psf_bin"] >= 0) & (table["depth_bin"] >= 0)]
+        counts = binned.groupby(["psf_bin", "depth_bin"]).size()
+        markdown = "| PSF FWHM | depth | hosts |\n|---|---|---|\n" + "\n".join(
+            f"| {config.grid.psf_fwhm[p]:g} | {config.grid.depth_5sig[d]:g} | {n} |"
+            for (p, d), n in counts.items()
+        )
+        pointer = store.uri(pointer_key(D06_HOST_CACHE_PREFIX, HOST_CACHE_PARTITION))
+        return dg.Output(
+            summary,
             metadata={
-                "sha256": sha,
-                "version": priors.version,
-                "grid_cells": priors.grid.n_cells,
-                "bright_arc_variants": dg.MetadataValue.md(
-                    "| variant | poisson | gain | clip (mag) | restricted | meaning |\n"
-                    "|---|---|---|---|---|---|\n" + variants
-                ),
+                **summary,
+                "bins": dg.MetadataValue.md(markdown),
+                "host_cache": dg.MetadataValue.path(pointer),
             },
         )
 
-    @dg.asset(
-        partitions_def=grid_variant_partitions,
-        check_specs=[
-            dg.AssetCheckSpec("counts_match_cell_files", asset="grid_completeness"),
-            frozen_check_spec("grid_completeness"),
-        ],
-        **common,
-        **gpu,
+    def _model_asset(
+        name: str,
+        doc: str,
+        runner: Callable[[RunContext, str | None, Any], tuple[dict, dict]],
+        partitions: dg.PartitionsDefinition | None = None,
+        needs_thresholds: bool = True,
+        extra_deps: list[dg.AssetDep] | None = None,
+    ):
+        """A model-using D06 asset: builds the run context, runs, checks, freeze check."""
+
+        @dg.asset(
+            name=name,
+            partitions_def=partitions,
+            group_name=D06_GROUP,
+            deps=[
+                checkpoint_dep,
+                *([thresholds_dep] if needs_thresholds else []),
+                *(extra_deps or []),
+            ],
+            kinds={"pytorch", "numpy"},
+            check_specs=[
+                dg.AssetCheckSpec("result_set_complete", asset=name),
+                frozen_check_spec(name),
+            ],
+            description=doc,
+            **gpu,
+        )
+        def _asset(
+            context: dg.AssetExecutionContext,
+            injection_priors: dict,
+            training_manifest: pd.DataFrame,
+            d06_hosts: dict,
+            storage: dg.ResourceParam[StorageResource],
+            compute: dg.ResourceParam[ComputeResource],
+        ):
+            run = _run_context(
+                project,
+                config,
+                injection_priors,
+                training_manifest,
+                storage,
+                compute,
+                needs_thresholds=needs_thresholds,
+            )
+            partition = context.partition_key if partitions is not None else None
+            value, metadata = runner(run, partition, context.log)
+            result = ResultSet.from_json(value["result_set"])
+            pointer = result_pointer_key(result.root, result.name)
+            metadata["result_set"] = dg.MetadataValue.path(run.store.uri(pointer))
+            yield dg.Output(value, metadata=metadata)
+            yield _result_set_check(run.store, value, name)
+            yield frozen_model_check(context, model_name, run.checkpoint_sha256)
+
+        return _asset
+
+    grid_completeness = _model_asset(
+        "grid_completeness",
+        "Completeness over theta_E x PSF FWHM x 5-sigma depth (published protocol): per "
+        "non-empty cell, injections into hosts of the cell's observing conditions, scored; "
+        "selection_function.csv in the published schema (Jeffreys 68/95 per cell), meta with "
+        "Wilson 95 marginals, per-injection Parquet, host-only false-positive floor. "
+        "`poisson`: the same hosts and arcs with Poisson noise at gain 150 e-/nmgy.",
+        lambda run, partition, log: run_grid(run, partition, log=log),
+        grid_variant_partitions,
     )
-    def grid_completeness(
-        context: dg.AssetExecutionContext,
-        injection_priors: dict,
-        training_manifest: pd.DataFrame,
-        storage: dg.ResourceParam[StorageResource],
-        compute: dg.ResourceParam[ComputeResource],
-    ):
-        """Completeness of the frozen model over the injection grid (seeds 4.1): every cell of
-        the priors' grid gets ``injections_per_cell`` injections into real hosts, scored;
-        ``no_poisson`` adds the noiseless arcs, ``poisson`` the same arcs with Poisson noise
-        (same parameters and hosts). Completeness at p > threshold per cell (Wilson 68%),
-        overall and marginal per axis, at every configured threshold."""
-        variant = context.partition_key
-        run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
-        result, checks = run_grid(run, variant, log=context.log)
-        yield dg.Output(result["value"], metadata=result["metadata"])
-        yield checks
-        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
-
-    @dg.asset(
-        partitions_def=bright_arc_variant_partitions,
-        check_specs=[frozen_check_spec("bright_arc")],
-        **common,
-        **gpu,
+    bright_arc = _model_asset(
+        "bright_arc",
+        "Bright arcs of one variant, paired design (the same hosts for every bin and "
+        "variant): detection at p > 0.3 / 0.5, median score and arc S/N per source-magnitude "
+        "bin (bright_arc_results.json, published shape).",
+        lambda run, partition, log: run_bright_arc(run, partition, log=log),
+        bright_arc_variant_partitions,
+        needs_thresholds=False,
     )
-    def bright_arc(
-        context: dg.AssetExecutionContext,
-        injection_priors: dict,
-        training_manifest: pd.DataFrame,
-        storage: dg.ResourceParam[StorageResource],
-        compute: dg.ResourceParam[ComputeResource],
-    ):
-        """Bright-arc detection rates of one variant (seeds 4.2; variants defined in the
-        priors): bright sources in restricted (arc-forming) geometry, per source-magnitude bin
-        and threshold, with the score distribution and a gallery of the first injections."""
-        run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
-        value, metadata = run_bright_arc(run, context.partition_key, log=context.log)
-        yield dg.Output(value, metadata=metadata)
-        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
+    linear_probe = _model_asset(
+        "linear_probe",
+        "Linear probe on the penultimate embedding: Tier-A vs low-beta_frac injections "
+        "(5-fold CV AUC, permutation test, bootstrap CI), brightness-only baseline, Tier-A vs "
+        "Tier-B (grouped folds), Fréchet distances, median scores.",
+        lambda run, partition, log: run_linear_probe(run, log=log),
+        needs_thresholds=False,
+    )
+    tier_a_scoring = _model_asset(
+        "tier_a_scoring",
+        "Tier-A recall at every threshold (Wilson 95%) and the held-out negatives' FPR; "
+        "per-lens scores (missed-lens table).",
+        lambda run, partition, log: run_tier_a_scoring(run, log=log),
+    )
 
-    @dg.asset(check_specs=[frozen_check_spec("linear_probe")], **common, **gpu)
-    def linear_probe(
-        context: dg.AssetExecutionContext,
-        injection_priors: dict,
-        training_manifest: pd.DataFrame,
-        storage: dg.ResourceParam[StorageResource],
-        compute: dg.ResourceParam[ComputeResource],
-    ):
-        """Linear separability of real lenses and injections in the model's embedding (seeds
-        4.3): logistic-regression AUC (stratified k-fold) for Tier-A vs low-beta_frac
-        injections (hosts random and Tier-A matched) and Tier-A vs Tier-B; Fréchet distances."""
-        run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
-        value, metadata = run_linear_probe(run, log=context.log)
-        yield dg.Output(value, metadata=metadata)
-        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
-
-    @dg.asset(check_specs=[frozen_check_spec("tier_a_scoring")], **common, **gpu)
-    def tier_a_scoring(
-        context: dg.AssetExecutionContext,
-        injection_priors: dict,
-        training_manifest: pd.DataFrame,
-        storage: dg.ResourceParam[StorageResource],
-        compute: dg.ResourceParam[ComputeResource],
-    ):
-        """Scores of every Tier-A validation lens (seeds 4.4) by the frozen model."""
-        run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
-        value, metadata = run_tier_a_scoring(run, log=context.log)
-        yield dg.Output(value, metadata=metadata)
-        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
-
-    @dg.asset(check_specs=[frozen_check_spec("poisson_diagnostics")], **common, **gpu)
-    def poisson_diagnostics(
-        context: dg.AssetExecutionContext,
-        injection_priors: dict,
-        training_manifest: pd.DataFrame,
-        storage: dg.ResourceParam[StorageResource],
-        compute: dg.ResourceParam[ComputeResource],
-    ):
-        """Noise of injected arcs per band (seeds 4.5): Poisson noise added at the priors'
-        gain against its expectation (arc/gain) and against the hosts' invvar noise."""
-        run = _run_context(project, config, injection_priors, training_manifest, storage, compute)
-        value, metadata = run_poisson_diagnostics(run, log=context.log)
-        yield dg.Output(value, metadata=metadata)
-        yield frozen_model_check(context, model_name, run.checkpoint_sha256)
+    poisson_diagnostics = _model_asset(
+        "poisson_diagnostics",
+        "Poisson vs baseline bright arcs, paired per injection: McNemar per bin and pooled "
+        "(mcnemar_results.json, published shape), score-change histogram; a gain sweep of the "
+        "baseline design (gain_sweep.json) shows how much the Poisson result depends on the gain.",
+        lambda run, partition, log: run_poisson_diagnostics(run, log=log),
+        needs_thresholds=False,
+        extra_deps=[dg.AssetDep("bright_arc")],
+    )
 
     return [
         injection_priors,
+        d06_hosts,
         grid_completeness,
         bright_arc,
         linear_probe,
@@ -412,459 +1246,4 @@ def build_assets(project: Project) -> list:
     ]
 
 
-# --------------------------------------------------------------------------------------------
-# Runs (Dagster-free apart from the log; called by the assets above)
-# --------------------------------------------------------------------------------------------
-
-
-def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any], Any]:
-    """Run one grid partition; write cell files, the selection function and grid_results."""
-
-    if variant not in ("no_poisson", "poisson"):
-        raise D06Error(f"unknown grid variant {variant!r}")
-    start = time.perf_counter()
-    cfg = run.config
-    mode = cfg.hosts.matching
-    pool = run.pool(mode)
-    hosts = run.arrays(pool.table)  # validated (finite) before any write
-    cells = grid_cells(run.priors.grid)
-    n = cfg.grid.injections_per_cell
-    gain = run.priors.gain_array() if variant == "poisson" else None
-    keys = grid_keys(variant)
-    scores_by_cell: list[np.ndarray] = []
-    cell_files = []
-    all_hosts = []
-    seconds_scoring = 0.0
-    for row in cells.itertuples(index=False):
-        cell = int(row.cell)
-        fixed = {name: float(getattr(row, name)) for name in PARAMETERS}
-        batch = make_injections(
-            run.priors,
-            pool,
-            hosts,
-            n,
-            seed=cfg.seed,
-            tags=("grid", cell),
-            noise_tags=("grid-noise", variant, cell),
-            fixed=fixed,
-            poisson_gain=gain,
-            chunk_size=cfg.chunk_size,
-            xp=run.xp,
-        )
-        t0 = time.perf_counter()
-        scores = run.score(batch.images)
-        seconds_scoring += time.perf_counter() - t0
-        arrays = {
-            **batch.params.arrays(),
-            "host_index": batch.host_index.astype(np.int64),
-            "host_object_id": _id_array(pool.table["object_id"].iloc[batch.host_index]),
-            "scores": scores.astype(np.float32),
-            "bands": np.asarray(run.priors.bands, dtype=np.str_),
-            **run.sha_arrays(),
-        }
-        if cfg.grid.store_images:
-            arrays["images"] = batch.images
-        data = encode_npz(arrays)
-        key = cell_key(variant, cell)
-        run.store.write_bytes(key, data)
-        scores_by_cell.append(scores)
-        all_hosts.append(batch.host_index)
-        cell_files.append({"cell": cell, "key": key, "sha256": sha256_bytes(data)})
-        k = count_detected(scores, cfg.threshold)
-        log.info(
-            f"grid {variant}: cell {cell + 1}/{len(cells)} "
-            + " ".join(f"{name}={fixed[name]:g}" for name in PARAMETERS)
-            + f": {k}/{n} with p > {cfg.threshold:g}"
-        )
-    summary = grid_summary(
-        cells,
-        scores_by_cell,
-        thresholds=cfg.thresholds,
-        threshold=cfg.threshold,
-        confidence_level=cfg.confidence_level,
-    )
-    table = selection_function(cells, scores_by_cell, cfg.threshold, cfg.confidence_level)
-    for entry, files in zip(summary["cells"], cell_files, strict=True):
-        entry["file"] = files["key"]
-        entry["sha256"] = files["sha256"]
-    results = {
-        "variant": variant,
-        "poisson": gain is not None,
-        "poisson_gain": None
-        if gain is None
-        else dict(zip(run.priors.bands, gain.tolist(), strict=True)),
-        "injections_per_cell": n,
-        "host_matching": mode,
-        "host_pool_size": len(pool.table),
-        **run.provenance(),
-        **summary,
-    }
-    run.store.write_bytes(keys["selection_function_key"], _parquet_bytes(table))
-    run.store.write_bytes(keys["results_key"], _json_bytes(results))
-    seconds = time.perf_counter() - start
-    hosts_info = host_match_summary(pool, np.concatenate(all_hosts), run.tier_a())
-    value = {
-        **keys,
-        **run.provenance(),
-        "variant": variant,
-        "n_injections": summary["n_injections"],
-        "n_cells": summary["n_cells"],
-        "threshold": cfg.threshold,
-        "k": summary["k"],
-        "completeness": summary["completeness"],
-        "ci_low": summary["ci_low"],
-        "ci_high": summary["ci_high"],
-        "hosts": hosts_info,
-    }
-    metadata = {
-        "completeness": summary["completeness"],
-        "k": summary["k"],
-        "n_injections": summary["n_injections"],
-        "ci_low": summary["ci_low"],
-        "ci_high": summary["ci_high"],
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "priors_sha256": run.priors_sha256,
-        "seconds": round(seconds, 2),
-        "seconds_scoring": round(seconds_scoring, 2),
-        "injections_per_s": round(summary["n_injections"] / max(seconds, 1e-9), 1),
-        "device": str(run.device),
-        "results": dg.MetadataValue.path(run.store.uri(keys["results_key"])),
-        "selection_function": dg.MetadataValue.md(_marginal_markdown(summary, cfg.threshold)),
-    }
-    check = verify_grid_files(run.store, variant, table)
-    return {"value": value, "metadata": metadata}, check
-
-
-def verify_grid_files(store: Any, variant: str, table: pd.DataFrame) -> dg.AssetCheckResult:
-    """Re-read every cell file: its stored scores give the table's k and n at the threshold."""
-    results = json.loads(store.read_bytes(grid_keys(variant)["results_key"]))
-    threshold = results["threshold"]
-    mismatched = []
-    for row in table.itertuples(index=False):
-        scores = decode_npz(store.read_bytes(cell_key(variant, int(row.cell))), ("scores",))[
-            "scores"
-        ]
-        if len(scores) != row.n or count_detected(scores, threshold) != row.k:
-            mismatched.append(int(row.cell))
-    return dg.AssetCheckResult(
-        check_name="counts_match_cell_files",
-        passed=not mismatched,
-        metadata={"cells": len(table), "mismatched_cells": mismatched[:20]},
-    )
-
-
-def _marginal_markdown(summary: dict[str, Any], threshold: float) -> str:
-    marginal = summary["marginal"][f"{threshold:g}"]
-    lines = [f"Completeness at p > {threshold:g} per axis value (k/n, Wilson 68%)", ""]
-    for axis, rows in marginal.items():
-        cells = ", ".join(
-            f"{r['value']:g}: {r['k']}/{r['n']} = {100 * r['completeness']:.1f}%" for r in rows
-        )
-        lines.append(f"- **{axis}**: {cells}")
-    return "\n".join(lines)
-
-
-def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, dict]:
-    """One bright-arc variant: inject, score, rates per magnitude bin; results + cutouts."""
-    start = time.perf_counter()
-    cfg = run.config
-    spec = run.priors.bright_arc.variants[variant]
-    mode = cfg.hosts.matching
-    pool = run.pool(mode)
-    hosts = run.arrays(pool.table)
-    n = cfg.bright_arc.injections
-    gain = run.priors.gain_array(spec.gain) if spec.poisson else None
-    geometry = "restricted" if spec.restricted else "unrestricted"
-    batch = make_injections(
-        run.priors,
-        pool,
-        hosts,
-        n,
-        seed=cfg.seed,
-        tags=("bright_arc", geometry),  # variants of one geometry share arcs and hosts
-        noise_tags=("bright_arc-noise", variant),
-        distributions=bright_arc_distributions(run.priors, variant),
-        poisson_gain=gain,
-        clip=spec.clip,
-        chunk_size=cfg.chunk_size,
-        xp=run.xp,
-    )
-    scores = run.score(batch.images)
-    log.info(f"bright_arc {variant}: {n} injections scored")
-    rates = detection_rates(
-        scores,
-        batch.params.source_mag,
-        thresholds=cfg.thresholds,
-        mag_bins=run.priors.bright_arc.mag_bins,
-        confidence_level=cfg.confidence_level,
-    )
-    keys = ba_keys(variant)
-    results = {
-        "variant": variant,
-        "definition": spec.model_dump(mode="json"),
-        "host_matching": mode,
-        "threshold": cfg.threshold,
-        **run.provenance(),
-        **rates,
-    }
-    gallery = min(cfg.bright_arc.gallery_images, n)
-    arrays = {
-        **batch.params.arrays(),
-        "host_index": batch.host_index.astype(np.int64),
-        "host_object_id": _id_array(pool.table["object_id"].iloc[batch.host_index]),
-        "scores": scores.astype(np.float32),
-        "images": batch.images[:gallery],
-        "bands": np.asarray(run.priors.bands, dtype=np.str_),
-        **run.sha_arrays(),
-    }
-    run.store.write_bytes(keys["cutouts_key"], encode_npz(arrays))
-    run.store.write_bytes(keys["results_key"], _json_bytes(results))
-    primary = rates["rates"][f"{cfg.threshold:g}"]
-    value = {
-        **keys,
-        **run.provenance(),
-        "variant": variant,
-        "n": n,
-        "rates": {t: r["completeness"] for t, r in rates["rates"].items()},
-    }
-    metadata = {
-        "detection_rate": primary["completeness"],
-        "k": primary["k"],
-        "n": n,
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "priors_sha256": run.priors_sha256,
-        "seconds": round(time.perf_counter() - start, 2),
-        "by_source_mag": dg.MetadataValue.md(
-            f"| source mag | n | rate (p > {cfg.threshold:g}) |\n|---|---|---|\n"
-            + "\n".join(
-                f"| {b['mag_low']:g}-{b['mag_high']:g} | {b['rates'][f'{cfg.threshold:g}']['n']} "
-                f"| {_pct(b['rates'][f'{cfg.threshold:g}']['completeness'])} |"
-                for b in rates["by_source_mag"]
-            )
-        ),
-    }
-    return value, metadata
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
-    """Embeddings of Tier-A, Tier-B and low-beta_frac injections; probes and distances."""
-    start = time.perf_counter()
-    cfg = run.config
-    lenses = cfg.lenses
-    tier_a = run.tier_a()
-    tier_b = validation_lenses(run.manifest, lenses.splits, ["B"], lenses.sources)
-    if len(tier_a) < 2 or len(tier_b) < 2:
-        raise D06Error(
-            f"the linear probe needs >= 2 Tier-A and Tier-B validation lenses; got "
-            f"{len(tier_a)} and {len(tier_b)} (splits {lenses.splits}, sources {lenses.sources})"
-        )
-    emb_a = run.embed(run.arrays(tier_a, ("cutout",))["cutout"])
-    emb_b = run.embed(run.arrays(tier_b, ("cutout",))["cutout"])
-    probe = cfg.linear_probe
-    kwargs = {"n_folds": probe.folds, "seed": cfg.seed, "C": probe.C, "max_iter": probe.max_iter}
-    by_mode: dict[str, Any] = {}
-    injection_embeddings: dict[str, np.ndarray] = {}
-    for mode in HOST_MODES:
-        pool = run.pool(mode)
-        hosts = run.arrays(pool.table)
-        batch = make_injections(
-            run.priors,
-            pool,
-            hosts,
-            probe.injections,
-            seed=cfg.seed,
-            tags=("probe", mode),
-            distributions=probe_distributions(run.priors),
-            chunk_size=cfg.chunk_size,
-            xp=run.xp,
-        )
-        emb = run.embed(batch.images)
-        injection_embeddings[mode] = emb
-        by_mode[mode] = {
-            # folds never split a host's injections (nor a lens): no score from known hosts
-            "tier_a_vs_injections": linear_probe_auc(
-                emb_a,
-                emb,
-                positive_groups=tier_a["object_id"].to_numpy(),
-                negative_groups=pool.table["object_id"].to_numpy()[batch.host_index],
-                **kwargs,
-            ),
-            "frechet_tier_a_vs_injections": frechet_distance(
-                emb_a, emb, regularisation=probe.frechet_regularisation
-            ),
-            "hosts": host_match_summary(pool, batch.host_index, tier_a),
-        }
-        log.info(
-            f"linear_probe: hosts {mode}: Tier-A vs injections AUC "
-            f"{by_mode[mode]['tier_a_vs_injections']['auc_mean']:.3f}"
-        )
-    headline = cfg.hosts.matching
-    tier_ab = linear_probe_auc(emb_a, emb_b, **kwargs)
-    results = {
-        "tier_a_vs_injections": {**by_mode[headline]["tier_a_vs_injections"], "hosts": headline},
-        "tier_a_vs_tier_b": tier_ab,
-        "frechet": {
-            "tier_a_vs_injections": by_mode[headline]["frechet_tier_a_vs_injections"],
-            "tier_a_vs_tier_b": frechet_distance(
-                emb_a, emb_b, regularisation=probe.frechet_regularisation
-            ),
-        },
-        "by_host_matching": by_mode,
-        "injections": {
-            "n": probe.injections,
-            "beta_frac": probe_distributions(run.priors).beta_frac.model_dump(mode="json"),
-        },
-        "n_tier_a": len(tier_a),
-        "n_tier_b": len(tier_b),
-        **run.provenance(),
-    }
-    keys = {
-        "results_key": PROBE_RESULTS_KEY,
-        "embeddings_key": PROBE_EMBEDDINGS_KEY,
-    }
-    run.store.write_bytes(
-        keys["embeddings_key"],
-        encode_npz(
-            {
-                "tier_a": emb_a,
-                "tier_b": emb_b,
-                "injections": injection_embeddings[headline],
-                **{f"injections_{m}": e for m, e in injection_embeddings.items()},
-                "tier_a_object_id": _id_array(tier_a["object_id"]),
-                "tier_b_object_id": _id_array(tier_b["object_id"]),
-                **run.sha_arrays(),
-            }
-        ),
-    )
-    run.store.write_bytes(keys["results_key"], _json_bytes(results))
-    value = {
-        **keys,
-        **run.provenance(),
-        "tier_a_vs_injections_auc": results["tier_a_vs_injections"]["auc_mean"],
-        "tier_a_vs_tier_b_auc": tier_ab["auc_mean"],
-        "by_host_matching_auc": {
-            m: r["tier_a_vs_injections"]["auc_mean"] for m, r in by_mode.items()
-        },
-    }
-    metadata = {
-        **{
-            f"auc_tier_a_vs_injections_{m}": r["tier_a_vs_injections"]["auc_mean"]
-            for m, r in by_mode.items()
-        },
-        "auc_tier_a_vs_tier_b": tier_ab["auc_mean"],
-        "frechet_tier_a_vs_injections": results["frechet"]["tier_a_vs_injections"]["distance"],
-        "frechet_tier_a_vs_tier_b": results["frechet"]["tier_a_vs_tier_b"]["distance"],
-        "n_tier_a": len(tier_a),
-        "n_tier_b": len(tier_b),
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "priors_sha256": run.priors_sha256,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    return value, metadata
-
-
-def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
-    """Scores of every Tier-A validation lens; Parquet table plus rates at the thresholds."""
-    cfg = run.config
-    tier_a = run.tier_a()
-    if len(tier_a) == 0:
-        raise D06Error("no Tier-A lens in the validation split to score")
-    scores = run.score(run.arrays(tier_a, ("cutout",))["cutout"])
-    columns = [
-        c
-        for c in (
-            "object_id",
-            "cutout_key",
-            "cutout_row",
-            "tier",
-            "source",
-            "split",
-            "ra",
-            "dec",
-            "mag_r",
-            "shape_r",
-            "psfsize_g",
-            "psfsize_r",
-            "psfsize_z",
-        )
-        if c in tier_a.columns
-    ]
-    table = tier_a[columns].reset_index(drop=True).copy()
-    table.insert(1, "score", scores.astype(np.float32))
-    table["checkpoint_sha256"] = run.checkpoint_sha256
-    table["priors_sha256"] = run.priors_sha256
-    key = TIER_A_SCORES_KEY
-    run.store.write_bytes(key, _parquet_bytes(table))
-    rates = threshold_rates(scores, cfg.thresholds, cfg.confidence_level)
-    log.info(f"tier_a_scoring: {len(table)} Tier-A lenses scored")
-    value = {
-        "scores_key": key,
-        **run.provenance(),
-        "n": len(table),
-        "recall": {t: r["completeness"] for t, r in rates.items()},
-        "median_score": float(np.median(scores)),
-    }
-    metadata = {
-        "n": len(table),
-        "median_score": float(np.median(scores)),
-        **{f"recall_p_gt_{t}": r["completeness"] for t, r in rates.items()},
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "priors_sha256": run.priors_sha256,
-    }
-    return value, metadata
-
-
-def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
-    """Poisson noise of bright injected arcs against arc/gain and against the host invvar."""
-    from stronglens_assets.science.lensing.injection import inject
-
-    cfg = run.config
-    pool = run.pool(cfg.hosts.matching)
-    hosts = run.arrays(pool.table, ("cutout", "psfsize", "invvar"))
-    n = cfg.poisson_diagnostics.injections
-    rng = derived_rng(cfg.seed, "poisson_diagnostics")
-    params = sample_parameters(
-        run.priors, n, rng, distributions=bright_arc_distributions(run.priors, "baseline")
-    )
-    index = draw_hosts(pool, n, rng)
-    arcs = np.asarray(
-        render_injection_arcs(params, hosts["psfsize"][index], size=hosts["cutout"].shape[-1])
-    )
-    gain = run.priors.gain_array()
-    noisy = inject(np.zeros_like(arcs), arcs, poisson_gain=gain, rng=rng)
-    residual = np.asarray(noisy, dtype=np.float64) - arcs
-    invvar = hosts["invvar"][index]
-    diagnostics = poisson_noise_diagnostics(
-        arcs, residual, invvar, gain, run.priors.bands, arc_sigma=cfg.poisson_diagnostics.arc_sigma
-    )
-    png = poisson_diagnostics_png(
-        arcs, residual, invvar, gain, run.priors.bands, arc_sigma=cfg.poisson_diagnostics.arc_sigma
-    )
-    keys = {
-        "results_key": POISSON_DIAGNOSTICS_KEY,
-        "plot_key": POISSON_DIAGNOSTICS_PLOT_KEY,
-    }
-    results = {
-        "n_injections": n,
-        "distributions": "bright_arc baseline",
-        **run.provenance(),
-        **diagnostics,
-    }
-    run.store.write_bytes(keys["plot_key"], png)
-    run.store.write_bytes(keys["results_key"], _json_bytes(results))
-    log.info(f"poisson_diagnostics: {n} injections")
-    value = {**keys, **run.provenance(), "bands": diagnostics["bands"]}
-    metadata: dict[str, Any] = {
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "priors_sha256": run.priors_sha256,
-        "plot": dg.MetadataValue.md(png_data_uri_markdown(png, "Poisson diagnostics")),
-    }
-    for band, entry in diagnostics["bands"].items():
-        for name in ("chi2_per_pixel", "poisson_to_sky_variance_median"):
-            if name in entry:
-                metadata[f"{band}_{name}"] = entry[name]
-    return value, metadata
+__all__ = ["D06Error", "RunContext", "build_assets", "build_host_cache", "load_host_cache"]

@@ -17,6 +17,7 @@ Science is in :mod:`~stronglens_assets.science.figures`, :mod:`~.gallery`, :mod:
 and :mod:`~.provenance`; this module only reads, calls and writes.
 """
 
+import io
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -31,20 +32,21 @@ from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.project import Project
 from stronglens_assets.resources.object_store import ObjectNotFoundError
+from stronglens_assets.resources.result_sets import ResultSetSource
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
 from stronglens_assets.science import tables as T
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
 from stronglens_assets.science.core.npz import decode_npz
-from stronglens_assets.science.experiments import load_d06_config
+from stronglens_assets.science.experiments.config import load_d06_config
 from stronglens_assets.science.lensing.priors import (
     BRIGHT_ARC_VARIANTS,
-    GRID_VARIANTS,
     load_priors,
     priors_sha256,
 )
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
+from stronglens_assets.science.reporting.d06_results import D06Results, read_d06_results
 from stronglens_assets.science.reporting.labels import (
     EMBEDDED_DEFAULT_LABEL,
     data_label,
@@ -53,21 +55,18 @@ from stronglens_assets.science.reporting.labels import (
     lens_set_label,
     with_data_label,
 )
+from stronglens_assets.science.reporting.paper_outputs import render_paper
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets.storage_keys import (
-    BRIGHT_ARC_CUTOUTS_KEY,
-    BRIGHT_ARC_RESULTS_KEY,
+    BRIGHT_ARC_SET,
+    D06_ROOT,
     FIGURE5_KEY,
     FIGURES_PREFIX,
     GALLERY_KEY,
-    GRID_RESULTS_KEY,
-    PROBE_EMBEDDINGS_KEY,
-    PROBE_RESULTS_KEY,
     PROVENANCE_KEY,
-    SELECTION_KEY,
     TABLES_PREFIX,
-    TIER_A_SCORES_KEY,
+    TIER_A_SET,
 )
 
 PAPER_GROUP = "paper"
@@ -83,7 +82,7 @@ D06_ASSETS = (
 class FiguresConfig(StrictModel):
     dpi: int = Field(default=150, ge=30, le=600)
     ui_dpi: int = Field(default=50, ge=20, le=300)
-    annotate_max_cells: int = Field(default=150, ge=0)
+    embedding_method: str = Field(default="pca", pattern="^(pca|umap|auto)$")
 
 
 class StretchConfig(StrictModel):
@@ -114,16 +113,11 @@ class GalleryConfig(StrictModel):
         return value
 
 
-class TablesConfig(StrictModel):
-    marginal_axes: list[str] = Field(default_factory=lambda: ["theta_e", "source_mag"])
-
-
 class PaperConfig(StrictModel):
     """``configs/paper.yaml``."""
 
     figures: FiguresConfig = Field(default_factory=FiguresConfig)
     gallery: GalleryConfig = Field(default_factory=GalleryConfig)
-    tables: TablesConfig = Field(default_factory=TablesConfig)
 
 
 def load_paper_config(config_dir: Any) -> PaperConfig:
@@ -146,41 +140,27 @@ def _read(storage: StorageResource, key: str) -> bytes:
     try:
         return storage.read_bytes(key)
     except ObjectNotFoundError as exc:
+        raise MissingResultError(f"{storage.uri(key)} is missing") from exc
+
+
+def d06_source(storage: StorageResource) -> ResultSetSource:
+    """The D06 result sets, seen in the published layout (``grid_no_poisson/...``)."""
+    return ResultSetSource(storage.object_store(), D06_ROOT)
+
+
+def d06_results(storage: StorageResource) -> D06Results:
+    """Every D06 result the paper reads, through the published-layout reader."""
+    return read_d06_results(d06_source(storage))
+
+
+def _result_bytes(storage: StorageResource, key: str) -> bytes:
+    source = d06_source(storage)
+    try:
+        return source.read_bytes(key)
+    except FileNotFoundError as exc:
         raise MissingResultError(
-            f"{storage.uri(key)} is missing: materialize the D06 asset that writes it first"
+            f"{source.uri(key)} is missing: materialize the D06 asset that writes it first"
         ) from exc
-
-
-def _json(storage: StorageResource, key: str) -> Any:
-    return json.loads(_read(storage, key))
-
-
-def _parquet(storage: StorageResource, key: str) -> pd.DataFrame:
-    import io
-
-    return pd.read_parquet(io.BytesIO(_read(storage, key)))
-
-
-def _npz(storage: StorageResource, key: str) -> dict[str, np.ndarray]:
-    return decode_npz(_read(storage, key))
-
-
-def _grid_label(variant: str) -> str:
-    return {"no_poisson": "without Poisson noise", "poisson": "with Poisson noise"}.get(
-        variant, variant
-    )
-
-
-def bright_arc_rates(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, tuple]]:
-    """Rates per (variant, threshold) and score histograms of the six bright-arc variants."""
-    rows, histograms = [], {}
-    for variant in BRIGHT_ARC_VARIANTS:
-        results = _json(storage, BRIGHT_ARC_RESULTS_KEY.format(variant=variant))
-        rows += T.threshold_rows(results["rates"], variant=variant)
-        hist = results.get("score_histogram")
-        if isinstance(hist, Mapping) and "edges" in hist and "counts" in hist:
-            histograms[variant] = (np.asarray(hist["edges"]), np.asarray(hist["counts"]))
-    return pd.DataFrame(rows), histograms
 
 
 def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
@@ -330,7 +310,6 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     d06 = load_d06_config(settings.config_dir, settings.profile)
     model_name = d06.model_config_name
     one_model = dg.SpecificPartitionsPartitionMapping([model_name])
-    threshold = d06.threshold
     extra_configs = (
         [settings.footprint_file]
         if settings.footprint_file
@@ -341,131 +320,55 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     @dg.asset(
         group_name=PAPER_GROUP,
         kinds={"matplotlib", "pdf"},
-        deps=["grid_completeness", "bright_arc", "linear_probe"],
+        deps=list(D06_ASSETS),
     )
     def paper_figures(
         context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
     ) -> dg.Output[dict]:
-        """Figures 1 to 4 as PDF + PNG with a JSON caption sidecar each: completeness over
-        theta_E x source magnitude for the no-Poisson (1) and Poisson (2) grids with per-cell
-        Wilson intervals, the linear probe (3), the bright-arc variants (4)."""
-        pending: dict[str, bytes] = {}
-        entries: list[dict[str, Any]] = []
-        mock_data = is_mock_environment(settings.env)
-        metadata: dict[str, Any] = {"data": data_label(mock_data)}
-
-        def emit(number: int, name: str, fig, caption: str, inputs: list[str]) -> None:
-            if mock_data:
-                caption += f" Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated)."
-            preview = F.render_png(fig, dpi=config.figures.ui_dpi)
-            width, height = (float(v) for v in fig.get_size_inches())
-            pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
-            stem = f"{FIGURES_PREFIX}/fig{number}_{name}"
-            pending[f"{stem}.pdf"] = pdf
-            pending[f"{stem}.png"] = png
-            sidecar = {
-                "figure": number,
-                "name": name,
-                "caption": caption,
-                "pdf": f"{stem}.pdf",
-                "png": f"{stem}.png",
-                "size_inches": [width, height],
-                "png_dpi": config.figures.dpi,
-                "inputs": inputs,
-            }
-            pending[f"{stem}.json"] = (json.dumps(sidecar, indent=2) + "\n").encode()
-            entries.append(
-                {
-                    "name": f"fig{number}_{name}",
-                    "graphic": f"figures/fig{number}_{name}.pdf",
-                    "caption": caption,
-                }
-            )
-            metadata[f"figure_{number}"] = _png_markdown(preview, f"Figure {number}")
-
-        for number, variant in ((1, "no_poisson"), (2, "poisson")):
-            key = SELECTION_KEY.format(variant=variant)
-            grid = F.completeness_grid(_parquet(storage, key))
-            k, n = grid.overall
-            fig = F.completeness_map_figure(
-                grid,
-                title=with_data_label(
-                    f"Figure {number}: D06 completeness, {_grid_label(variant)}", mock_data
-                ),
-                threshold=threshold,
-                annotate_max_cells=config.figures.annotate_max_cells,
-            )
-            caption = (
-                f"Injection-recovery completeness of the D06 grid {_grid_label(variant)} "
-                f"(CNN score p > {threshold:g}) over Einstein radius (arcsec) and source "
-                f"magnitude (AB), other grid axes marginalised: overall {k} of {n} "
-                f"injections ({100 * k / max(n, 1):.2f} per cent). (a) completeness with each "
-                "cell's Wilson 68.27 per cent interval; (b) the interval width per cell."
-            )
-            emit(number, f"completeness_{variant}", fig, caption, [key])
-            metadata[f"completeness_{variant}"] = k / max(n, 1)
-
-        probe = _json(storage, PROBE_RESULTS_KEY)
-        embeddings = _npz(storage, PROBE_EMBEDDINGS_KEY)
-        rows = T.probe_rows(probe)
-        aucs = [
-            F.ProbeAUC(
-                r.comparison if r.hosts == "--" else f"{r.comparison} ({r.hosts} hosts)",
-                r.auc_mean,
-                r.auc_std,
-                r.n_folds,
-            )
-            for r in rows
-        ]
-        sets = {
-            name: embeddings[name]
-            for name in ("tier_a", "tier_b", "injections")
-            if name in embeddings and len(embeddings[name])
+        """The paper's figures (PDF, PNG and LaTeX each), ``paper/summary.json`` and
+        ``paper/manifest.json``, rendered from the D06 result sets read in the published layout
+        (:func:`~stronglens_assets.science.reporting.paper_outputs.render_paper`, as the
+        ``stronglens paper`` command renders the published directory). An output whose input
+        is absent is skipped and listed in the manifest."""
+        results = d06_results(storage)
+        outputs = render_paper(
+            results, embedding_method=config.figures.embedding_method, dpi=config.figures.dpi
+        )
+        pending = {
+            f"{FIGURES_PREFIX}/{path.removeprefix('figures/')}": data
+            for path, data in outputs.files.items()
+            if path.startswith("figures/")
         }
-        fig = F.linear_probe_figure(
-            sets,
-            aucs,
-            title=with_data_label("Figure 3: linear probe on the embedding", mock_data),
-        )
-        caption = (
-            "Linear probe on the CNN embedding. (a) Tier-A lenses, Tier-B candidates and "
-            "low source-offset Sersic injections projected on the first two principal "
-            "components of their union. (b) Cross-validated logistic-regression ROC AUC "
-            "(mean and standard deviation over stratified folds); 0.5 is chance."
-        )
-        emit(3, "linear_probe", fig, caption, [PROBE_RESULTS_KEY, PROBE_EMBEDDINGS_KEY])
-
-        rates, histograms = bright_arc_rates(storage)
-        fig = F.bright_arc_figure(
-            rates, histograms, title=with_data_label("Figure 4: bright-arc variants", mock_data)
-        )
-        caption = (
-            "Bright-arc injections in the six variants (baseline, Poisson noise, clipping at "
-            "20, gain 1e12, Poisson and clipping, unrestricted). (a) Fraction detected above "
-            "each score threshold with Wilson 68.27 per cent intervals; (b) the distribution "
-            "of CNN scores per variant."
-        )
-        emit(
-            4,
-            "bright_arc",
-            fig,
-            caption,
-            [BRIGHT_ARC_RESULTS_KEY.format(variant=v) for v in BRIGHT_ARC_VARIANTS],
-        )
-
-        pending[f"{FIGURES_PREFIX}/figures.tex"] = _figure_tex(entries).encode()
+        # the full list of skipped outputs (paper_tables renders without figures)
+        pending[f"{TABLES_PREFIX}/skipped.tex"] = outputs.files["tables/skipped.tex"]
+        pending["paper/summary.json"] = outputs.files["summary.json"]
+        pending["paper/manifest.json"] = outputs.files["manifest.json"]
         written = _write_all(storage, pending)
-        summary = {"keys": written, "figures": [e["name"] for e in entries]}
+        metadata: dict[str, Any] = {
+            "files": len(written),
+            "data": data_label(is_mock_environment(settings.env)),
+        }
+        for path, data in outputs.files.items():
+            if path.startswith("figures/") and path.endswith(".png"):
+                name = path.removeprefix("figures/").removesuffix(".png")
+                metadata[name] = _png_markdown(data, name)
+        completeness = outputs.summary.get("completeness", {})
+        for grid, rates in completeness.items():
+            if "p>0.3" in rates:
+                metadata[f"completeness_{grid}"] = rates["p>0.3"]["rate"]
+        metadata["skipped"] = dg.MetadataValue.md(
+            "\n".join(f"- {s.output}: {s.reason}" for s in outputs.skipped) or "none"
+        )
         return dg.Output(
-            summary,
+            {"keys": written, "skipped": [vars(s) for s in outputs.skipped]},
             data_version=_version(written),
-            metadata={**metadata, "files": len(written)},
+            metadata=metadata,
         )
 
     @dg.asset(
         group_name=PAPER_GROUP,
         kinds={"latex"},
-        deps=["grid_completeness", "bright_arc", "linear_probe"],
+        deps=list(D06_ASSETS),
         ins={"calibration_report": dg.AssetIn(partition_mapping=one_model)},
     )
     def paper_tables(
@@ -473,25 +376,18 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         calibration_report: dict,
         storage: dg.ResourceParam[StorageResource],
     ) -> dg.Output[dict]:
-        """LaTeX tables under ``paper/tables/``: completeness summary and marginals of both
-        grids, bright-arc variants, linear probe, calibration of the D06 model."""
-        summary_rows, grids = [], {}
-        for variant in GRID_VARIANTS:
-            results = _json(storage, GRID_RESULTS_KEY.format(variant=variant))
-            summary_rows += T.threshold_rows(results["overall"], grid=variant)
-            grids[variant] = _parquet(storage, SELECTION_KEY.format(variant=variant))
+        """LaTeX tables under ``paper/tables/`` from the D06 result sets (published layout:
+        Tier-A recall, completeness by threshold / theta_E / magnitude, bright arcs, McNemar,
+        probe, missed Tier-A lenses) and the calibration of the D06 model."""
+        outputs = render_paper(d06_results(storage), figures=False)
         tables = {
-            "completeness_summary": T.completeness_summary_table(pd.DataFrame(summary_rows)),
-            **{
-                f"completeness_{axis}": T.marginal_completeness_table(grids, axis)
-                for axis in config.tables.marginal_axes
-            },
-            "bright_arc": T.bright_arc_table(bright_arc_rates(storage)[0]),
-            "linear_probe": T.linear_probe_table(T.probe_rows(_json(storage, PROBE_RESULTS_KEY))),
-            "calibration": T.calibration_table(
-                _partition_value(calibration_report, model_name), model=model_name
-            ),
+            path.removeprefix("tables/").removesuffix(".tex"): data.decode("utf-8")
+            for path, data in outputs.files.items()
+            if path.startswith("tables/") and path != "tables/skipped.tex"
         }
+        tables["calibration"] = T.calibration_table(
+            _partition_value(calibration_report, model_name), model=model_name
+        )
         if is_mock_environment(settings.env):
             note = f"% Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated).\n"
             tables = {name: note + text for name, text in tables.items()}
@@ -501,13 +397,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         context.add_output_metadata(
             {
                 "data": data_label(is_mock_environment(settings.env)),
-                "tables": list(tables),
+                "tables": sorted(tables),
                 "completeness_table": dg.MetadataValue.md(
-                    "```latex\n" + tables["completeness_summary"] + "```"
+                    "```latex\n" + tables.get("completeness_thresholds", "(skipped)") + "```"
                 ),
             }
         )
-        return dg.Output({"keys": written, "tables": list(tables)}, data_version=_version(written))
+        return dg.Output(
+            {"keys": written, "tables": sorted(tables)}, data_version=_version(written)
+        )
 
     @dg.asset(
         group_name=PAPER_GROUP,
@@ -527,10 +425,11 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
 
         stretch = G.RGBStretch(**config.gallery.stretch.model_dump())
         store = storage.object_store()
-        scores = _parquet(storage, TIER_A_SCORES_KEY)
+        tier_a_key = f"{TIER_A_SET}/tier_a_scores.parquet"
+        scores = pd.read_parquet(io.BytesIO(_result_bytes(storage, tier_a_key)))
         for column in ("object_id", "score", "cutout_key", "cutout_row"):
             if column not in scores.columns:
-                raise ValueError(f"{storage.uri(TIER_A_SCORES_KEY)} lacks column {column!r}")
+                raise ValueError(f"{tier_a_key} lacks column {column!r}")
         scores = scores.sort_values("object_id", kind="stable").reset_index(drop=True)
         real_rows = G.pick_by_score_rank(scores["score"], config.gallery.html_max_real)
         shards: dict[str, dict[str, np.ndarray]] = {}
@@ -556,7 +455,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             )
         injections: list[G.GalleryItem] = []
         for variant in config.gallery.injection_variants:
-            arrays = _npz(storage, BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant))
+            arrays = decode_npz(
+                _result_bytes(storage, f"{BRIGHT_ARC_SET.format(variant=variant)}/cutouts.npz")
+            )
             images = arrays["images"]
             m = min(len(images), config.gallery.html_max_injections)
             score_values = np.asarray(arrays["scores"], dtype=np.float64)[:m]
@@ -616,8 +517,11 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             "caption": caption,
             "pdf": f"{FIGURE5_KEY}.pdf",
             "png": f"{FIGURE5_KEY}.png",
-            "inputs": [TIER_A_SCORES_KEY]
-            + [BRIGHT_ARC_CUTOUTS_KEY.format(variant=v) for v in config.gallery.injection_variants],
+            "inputs": [f"{D06_ROOT}/{tier_a_key}"]
+            + [
+                f"{D06_ROOT}/{BRIGHT_ARC_SET.format(variant=v)}/cutouts.npz"
+                for v in config.gallery.injection_variants
+            ],
         }
         pending[f"{FIGURE5_KEY}.json"] = (json.dumps(sidecar, indent=2) + "\n").encode()
         pending[f"{FIGURES_PREFIX}/fig5_comparison.pdf"] = pdf

@@ -41,7 +41,8 @@ from stronglens_assets.science.catalogs.bricks import (
 )
 from stronglens_assets.science.core.npz import decode_npz
 from stronglens_assets.science.core.units import nanomaggies_to_mag
-from stronglens_assets.science.experiments import read_cutouts
+from stronglens_assets.science.experiments.hosts import read_host_arrays
+from stronglens_assets.science.experiments.probe import brightness_features
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.science.lensing.structured_source import lensed_unit_images
 from stronglens_assets.science.lensing.twins import (
@@ -56,11 +57,10 @@ from stronglens_assets.science.reporting.labels import EMBEDDED_DEFAULT_LABEL, w
 from stronglens_assets.science.reporting.plots import figure_png, png_data_uri_markdown
 from stronglens_assets.science.reporting.realism_controls_figure import realism_controls_figure
 from stronglens_assets.science.stats.realism_controls import (
-    annulus_flux,
     detection_ratio,
     paired_probe_control,
 )
-from stronglens_assets.science.stats.thresholds import fixed_label
+from stronglens_assets.science.stats.thresholds import ThresholdsFormatError, fixed_label
 from stronglens_assets.storage_keys import D06_ROOT
 
 CONFIG_FILENAME = "realism_controls.yaml"
@@ -181,7 +181,11 @@ def run_realism_controls(
     n = len(table)
     if n < 4:
         raise RealismControlsError(f"need >= 4 lenses with truth for the probe, got {n}")
-    cutouts = read_cutouts(store.read_bytes, table, ("cutout",))["cutout"]
+    arrays = read_host_arrays(store.read_bytes, table, ("cutout", "invvar"))
+    if not arrays["usable"].all():
+        bad = table["object_id"].to_numpy()[~arrays["usable"]]
+        raise RealismControlsError(f"cutouts with NaN pixels: {', '.join(map(str, bad[:5]))}")
+    cutouts, invvar = arrays["cutout"], arrays["invvar"]
     removed = remove_arcs(cutouts, arcs)
     ix, iy = table["stamp_center_x"].to_numpy(), table["stamp_center_y"].to_numpy()
     lens = lens_geometry(
@@ -234,10 +238,19 @@ def run_realism_controls(
         "n_folds": config.probe_folds,
         "seed": config.seed,
     }
-    brightness = {
-        name: annulus_flux(images, theta_e, center_x=lens.center_x, center_y=lens.center_y)
-        for name, images in sets.items()
-    }
+    r_band = BANDS.index("r")
+
+    def brightness_of(images: np.ndarray) -> np.ndarray:
+        """D06's brightness-only features (r-band annulus magnitude and S/N) per lens."""
+        return np.concatenate(
+            [
+                brightness_features(images[i : i + 1], invvar[i : i + 1], band=r_band,
+                                    theta_e=float(theta_e[i]))
+                for i in range(n)
+            ]
+        )  # fmt: skip
+
+    brightness = {name: brightness_of(images) for name, images in sets.items()}
 
     def control(name: str) -> dict[str, Any]:
         probe = paired_probe_control(embeddings["original"], embeddings[name], **probe_kw)
@@ -260,7 +273,8 @@ def run_realism_controls(
             "brightness_only": {
                 "probe_auc": baseline["probe_auc"],
                 "null_band": baseline["null_band"],
-                "feature": "per-band flux in the annulus |r - theta_E| <= 0.75 arcsec",
+                "feature": "r-band magnitude and S/N in the annulus |r - theta_E| <= 0.75 "
+                "arcsec (D06's brightness_features)",
             },
             "mean_score": float(np.mean(scores[name])),
         }
@@ -303,15 +317,12 @@ def _thresholds(
     storage: StorageResource, config: RealismControlsConfig
 ) -> tuple[list[tuple[str, float]], list[dict[str, Any]]]:
     """Fixed thresholds, plus the model's resolved FPR thresholds where its evaluation wrote
-    them (contract 2: ``shared.load_model_thresholds``); unresolved or missing ones are listed
-    with the reason, never guessed."""
+    them (contract 2: ``shared.load_model_thresholds``); unresolved ones are listed with their
+    reason, never guessed."""
     out = [(fixed_label(t), float(t)) for t in config.fixed_thresholds]
-    reader = getattr(shared, "load_model_thresholds", None)
-    if reader is None:
-        return out, [{"reason": "this build has no model evaluation thresholds (contract 2)"}]
     try:
-        resolved, unresolved = reader(storage, config.model_config_name)
-    except (StronglensError, FileNotFoundError, ValueError) as exc:
+        resolved, unresolved = shared.load_model_thresholds(storage, config.model_config_name)
+    except ThresholdsFormatError as exc:
         return out, [{"reason": f"model thresholds unavailable: {exc}"}]
     out += [(s.label, float(s.value)) for s in resolved if s.fpr_target is not None]
     return out, list(unresolved)
@@ -353,13 +364,13 @@ def build_assets(project: Project) -> list:
     settings = project.settings
     config = load_realism_controls_config(project)
     model_name = config.model_config_name
-    checkpoint_dep = dg.AssetDep(
-        MODEL_CHECKPOINT, partition_mapping=dg.SpecificPartitionsPartitionMapping([model_name])
-    )
+    one_model = dg.SpecificPartitionsPartitionMapping([model_name])
+    checkpoint_dep = dg.AssetDep(MODEL_CHECKPOINT, partition_mapping=one_model)
+    thresholds_dep = dg.AssetDep("evaluation_thresholds", partition_mapping=one_model)
 
     @dg.asset(
         group_name=D06_GROUP,
-        deps=[checkpoint_dep],
+        deps=[checkpoint_dep, thresholds_dep],
         kinds={"pytorch", "numpy"},
         check_specs=[frozen_check_spec("realism_controls")],
         pool=GPU_POOL,

@@ -4,13 +4,18 @@
   evaluation read;
 * the frozen model: loading ``model_checkpoint``'s ``best.pt`` for a config, and the blocking
   ``model_frozen`` check (seeds' check 4.9) of every consumer (evaluation, D06);
-* training on a parity manifest (``model_checkpoint`` and the evaluation's ablation models).
+* training on a parity manifest (``model_checkpoint`` and the evaluation's ablation models);
+* a model's evaluation thresholds (contract 2): :func:`model_thresholds_document` builds
+  ``evaluation/<name>/thresholds.json`` from the val negatives' scores, and
+  :func:`load_model_thresholds` reads it for every consumer (evaluation, D06).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ from stronglens_assets.project import Project
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.imaging.preprocess import preprocessing_from
 from stronglens_assets.science.learning.datasets import build_image_cache
 from stronglens_assets.science.learning.model_config import (
     ModelConfig,
@@ -37,7 +43,18 @@ from stronglens_assets.science.learning.training import (
     sample_weights,
     train_model,
 )
-from stronglens_assets.storage_keys import CHECKPOINT_KEY, PARITY_KEY
+from stronglens_assets.science.stats.thresholds import (
+    ThresholdsFormatError,
+    ThresholdSpec,
+    threshold_entries,
+    thresholds_from_entries,
+)
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    EVALUATION_THRESHOLDS_KEY,
+    PARITY_SPLITS_KEY,
+    PREPROCESSING_KEY,
+)
 
 MODEL_CHECKPOINT = "model_checkpoint"
 FROZEN_CHECK = "model_frozen"
@@ -74,8 +91,9 @@ def model_config_partitions(project: Project) -> dg.StaticPartitionsDefinition:
 
 
 def parity_manifest_key(project: Project) -> str:
-    """Storage key of the 70/30 parity manifest (``configs/cutouts.yaml`` version)."""
-    return PARITY_KEY.format(version=load_cutouts_config(project).manifest_version)
+    """Storage key of the train / val / test parity manifest that training and evaluation
+    read (``configs/cutouts.yaml`` version; the seeds' 70/30 file is a view beside it)."""
+    return PARITY_SPLITS_KEY.format(version=load_cutouts_config(project).manifest_version)
 
 
 def load_parity_manifest(storage: StorageResource, key: str) -> pd.DataFrame:
@@ -112,7 +130,7 @@ def train_on_manifest(
 ) -> TrainingResult:
     """Build (or reuse) the crop-once image cache of the parity manifest and train."""
     images = build_image_cache(
-        storage.object_store().read_bytes, manifest, cache_dir, config.crop, source=source
+        storage.object_store().read_bytes, manifest, cache_dir, config.preprocessing, source=source
     )
     labels = manifest["label"].to_numpy(np.int64)
     try:
@@ -195,11 +213,125 @@ def load_frozen_model(
         ``(model in eval mode on the CPU, sha256 hex)``. Record the sha256 in every output
         made with the model: the freeze check compares it with ``model_checkpoint``'s.
     """
-    store = (
-        storage_store.object_store() if hasattr(storage_store, "object_store") else storage_store
-    )
+    store = _object_store(storage_store)
     config = load_model_config(config_dir, model_config_name, profile)
     key = CHECKPOINT_KEY.format(name=model_config_name)
     data = store.read_bytes(key)
-    model = model_from_checkpoint(config, data, store.uri(key) if hasattr(store, "uri") else key)
-    return model, sha256_bytes(data)
+    sha = sha256_bytes(data)
+    model = model_from_checkpoint(config, data, _where(store, key))
+    recorded = checkpoint_preprocessing(store, model_config_name, sha)
+    if recorded != config.preprocessing:
+        raise PreprocessingMismatchError(
+            f"{_where(store, key)} was trained with preprocessing "
+            f"{recorded.model_dump()}, but model config {model_config_name!r} now says "
+            f"{config.preprocessing.model_dump()}; re-materialize model_checkpoint"
+            f"[{model_config_name}] (to score with other settings on purpose, pass "
+            "preprocessing_override to the scoring functions)"
+        )
+    return model, sha
+
+
+class PreprocessingMismatchError(ConfigError):
+    """A checkpoint's recorded preprocessing differs from its model config's, or is missing."""
+
+
+def _where(store: Any, key: str) -> str:
+    return store.uri(key) if hasattr(store, "uri") else key
+
+
+def preprocessing_record(model_name: str, checkpoint_sha256: str, settings: Any) -> bytes:
+    """``checkpoints/<name>/preprocessing.json``: the preprocessing ``best.pt`` was trained
+    with (or declared for a ``pretrained:`` import) and that checkpoint's sha256."""
+    record = {
+        "model_config": model_name,
+        "checkpoint_sha256": checkpoint_sha256,
+        "preprocessing": settings.model_dump(mode="json"),
+    }
+    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+
+
+def checkpoint_preprocessing(store: Any, model_name: str, checkpoint_sha256: str) -> Any:
+    """The preprocessing recorded for the checkpoint with ``checkpoint_sha256``;
+    :class:`PreprocessingMismatchError` naming the key when the record is missing, malformed
+    or written for other weights."""
+    key = PREPROCESSING_KEY.format(name=model_name)
+    where = _where(store, key)
+    if not store.exists(key):
+        raise PreprocessingMismatchError(
+            f"{where}: the checkpoint of {model_name!r} records no preprocessing; "
+            f"re-materialize model_checkpoint[{model_name}]"
+        )
+    try:
+        record = json.loads(store.read_bytes(key))
+        settings = record["preprocessing"]
+        sha = record["checkpoint_sha256"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise PreprocessingMismatchError(f"{where}: not a preprocessing record ({exc})") from exc
+    if sha != checkpoint_sha256:
+        raise PreprocessingMismatchError(
+            f"{where}: recorded for checkpoint {sha}, not the current best.pt "
+            f"{checkpoint_sha256}; re-materialize model_checkpoint[{model_name}]"
+        )
+    return preprocessing_from(settings, where)
+
+
+THRESHOLD_SPLIT = "val"
+"""Split whose negatives the FPR-derived thresholds rest on (the paper: validation negatives)."""
+
+
+def _object_store(storage: Any) -> Any:
+    return storage.object_store() if hasattr(storage, "object_store") else storage
+
+
+def model_thresholds_document(
+    model_name: str,
+    checkpoint_sha256: str,
+    negative_scores: np.ndarray,
+    fixed: Sequence[float],
+    fpr_targets: Sequence[float],
+) -> dict[str, Any]:
+    """``evaluation/<name>/thresholds.json`` (contract 2): fixed thresholds and one per FPR
+    target derived from the :data:`THRESHOLD_SPLIT` negatives' ``negative_scores``, an
+    unresolvable target kept with ``resolved: false`` and its reason."""
+    scores = np.asarray(negative_scores, dtype=np.float64).ravel()
+    return {
+        "model": model_name,
+        "split": THRESHOLD_SPLIT,
+        "checkpoint_sha256": checkpoint_sha256,
+        "n_negatives": int(scores.size),
+        "thresholds": threshold_entries(scores, fixed, fpr_targets),
+    }
+
+
+def load_model_thresholds(
+    storage: Any, model_name: str
+) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
+    """``(resolved thresholds, unresolved entries)`` of a model's evaluation (contract 2).
+
+    Args:
+        storage: a storage resource or an object store.
+        model_name: the model config (``evaluation_thresholds`` partition).
+
+    Raises:
+        ThresholdsFormatError: the file is missing, not JSON, for another model, or an entry
+            is malformed; the message names the key.
+    """
+    store = _object_store(storage)
+    key = EVALUATION_THRESHOLDS_KEY.format(name=model_name)
+    where = store.uri(key) if hasattr(store, "uri") else key
+    if not store.exists(key):
+        raise ThresholdsFormatError(
+            f"{where}: no thresholds for model {model_name!r}; materialize "
+            f"evaluation_thresholds[{model_name}] first"
+        )
+    try:
+        document = json.loads(store.read_bytes(key))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ThresholdsFormatError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(document, dict) or "thresholds" not in document:
+        raise ThresholdsFormatError(f"{where}: expected a mapping with a 'thresholds' list")
+    if document.get("model") != model_name:
+        raise ThresholdsFormatError(
+            f"{where}: written for model {document.get('model')!r}, not {model_name!r}"
+        )
+    return thresholds_from_entries(document["thresholds"], where)

@@ -1,12 +1,14 @@
 """Training assets: ``model_checkpoint``, one partition per model config in ``configs/models/``.
 
-``model_checkpoint`` trains the config's network on the 70/30 parity manifest (or, when the
+``model_checkpoint`` trains the config's network on the parity manifest's train split, picking
+the epoch on its val split (test is left for the evaluation; or, when the
 config names ``pretrained:``, imports and validates that checkpoint instead) and writes through
 the storage resource::
 
     checkpoints/<config>/best.pt        torch state dict, highest validation AUC
     checkpoints/<config>/last.pt        torch state dict after the last epoch
     checkpoints/<config>/history.json   per epoch: loss, val AUC, lr, seconds, images/s
+    checkpoints/<config>/preprocessing.json  the preprocessing best.pt was trained with
 
 Its IO-managed value is a small JSON dict (``model_config``, ``checkpoint_key``, ``sha256`` of
 the ``best.pt`` bytes, ...). It runs on the GPU pool (``pool="gpu"``, dagster-k8s GPU tags);
@@ -28,6 +30,7 @@ from stronglens_assets.assets.shared import (
     load_parity_manifest,
     model_config_partitions,
     parity_manifest_key,
+    preprocessing_record,
     train_on_manifest,
 )
 from stronglens_assets.config import ConfigError
@@ -45,7 +48,12 @@ from stronglens_assets.science.learning.models import (
     state_dict_bytes,
 )
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown, training_curve_png
-from stronglens_assets.storage_keys import CHECKPOINT_KEY, HISTORY_KEY, LAST_CHECKPOINT_KEY
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    HISTORY_KEY,
+    LAST_CHECKPOINT_KEY,
+    PREPROCESSING_KEY,
+)
 
 TRAINING_GROUP = "training"
 
@@ -138,6 +146,8 @@ def build_assets(project: Project) -> list:
                     "device": result.device,
                     "train_rows": int((manifest["split"] == "train").sum()),
                     "val_rows": int((manifest["split"] == "val").sum()),
+                    "test_rows_untouched": int((manifest["split"] == "test").sum()),
+                    "selection": "best val AUC (early stopping on val); test not seen",
                 }
             )
             png = training_curve_png(result.history, f"{name}: training curve")
@@ -154,11 +164,23 @@ def build_assets(project: Project) -> list:
                 }
             )
         sha = sha256_bytes(best)
-        # best.pt last: a reader that sees the new best.pt also sees its history and last.pt.
+        history["preprocessing"] = config.preprocessing.model_dump(mode="json")
+        # best.pt last: a reader that sees the new best.pt also sees its history, last.pt and
+        # preprocessing record (which names best.pt's sha256, so a stale one is detected).
         store.write_bytes(HISTORY_KEY.format(name=name), _history_bytes(history))
+        store.write_bytes(
+            PREPROCESSING_KEY.format(name=name),
+            preprocessing_record(name, sha, config.preprocessing),
+        )
         store.write_bytes(LAST_CHECKPOINT_KEY.format(name=name), last)
         uri = store.write_bytes(CHECKPOINT_KEY.format(name=name), best)
-        metadata.update({"checkpoint_sha256": sha, "checkpoint": dg.MetadataValue.path(uri)})
+        metadata.update(
+            {
+                "checkpoint_sha256": sha,
+                "checkpoint": dg.MetadataValue.path(uri),
+                "preprocessing": config.preprocessing.model_dump(mode="json"),
+            }
+        )
         value = {
             "model_config": name,
             "checkpoint_key": CHECKPOINT_KEY.format(name=name),
@@ -168,6 +190,7 @@ def build_assets(project: Project) -> list:
             "architecture": config.architecture,
             "pretrained": config.pretrained,
             "best_val_auc": metadata.get("best_val_auc"),
+            "preprocessing": config.preprocessing.model_dump(mode="json"),
         }
         metadata = {k: v for k, v in metadata.items() if v is not None}
         return dg.Output(json_safe(value), metadata=json_safe(metadata))

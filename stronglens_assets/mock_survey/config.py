@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,12 +45,15 @@ from stronglens_assets.settings import PROJECT_ROOT
 __all__ = [
     "ALLOWED_BANDS",
     "DEFAULT_DEMO_SKY_PATH",
+    "DEMO_HELD_OUT_TIER_A",
     "REQUIRED_BANDS",
     "BandConfig",
     "DemoSkyConfig",
     "LensConfig",
     "config_checksum",
+    "demo_bricks",
     "densest_candidate_bricks",
+    "held_out_tier_a",
     "load_demo_sky",
 ]
 
@@ -317,7 +321,10 @@ def densest_candidate_bricks(
     hold fewer than ``min_tier_a`` Tier-A candidates, add bricks holding Tier-A candidates
     from the cell holding the most of them (then the next cell), most Tier-A candidates
     first, ties by brick name: the fewest extra bricks, in as few new partitions as
-    possible (each brick costs mock rendering and cutouts). Returns brick names, cell by cell.
+    possible (each brick costs mock rendering and cutouts). With a boolean column
+    ``held_out`` (:func:`held_out_tier_a`: in the test split, clear of the split guard), only
+    those Tier-A candidates count, so the test split holds real confident lenses. Returns
+    brick names, cell by cell.
     """
     ra, dec = candidates["ra"].to_numpy(), candidates["dec"].to_numpy()
     names = np.asarray(brick_name(ra, dec))
@@ -326,7 +333,14 @@ def densest_candidate_bricks(
         {
             "brick": names,
             "cell": np.asarray(healpix_pixel(ra_c, dec_c, nside)),
-            "a": (candidates["tier"] == "A").to_numpy(dtype=int)
+            "a": (
+                (candidates["tier"] == "A").to_numpy(dtype=bool)
+                & (
+                    candidates["held_out"].to_numpy(dtype=bool)
+                    if "held_out" in candidates
+                    else True
+                )
+            ).astype(int)
             if "tier" in candidates
             else np.zeros(len(candidates), dtype=int),
         }
@@ -353,3 +367,40 @@ def densest_candidate_bricks(
             chosen.append(str(brick))
             have += int(a)
     return chosen
+
+
+def held_out_tier_a(candidates: pd.DataFrame, split_config: Any) -> np.ndarray:
+    """Tier-A candidates that the training manifest puts in the **test** split: the sky cell
+    of (ra, dec) is a test cell and the cutout box stays clear of other splits (the split
+    guard), with ``split_config`` the negatives' split settings of the demo profile
+    (:func:`~stronglens_assets.science.samples.splits.assign_split`). The demo's brick rule
+    counts these (:func:`densest_candidate_bricks`), so spectroscopic validation (seeds' 4.6)
+    is measured on held-out real lenses."""
+    from stronglens_assets.science.samples.splits import assign_split, split_guard_mask
+
+    ra = candidates["ra"].to_numpy(dtype=np.float64)
+    dec = candidates["dec"].to_numpy(dtype=np.float64)
+    tier_a = (candidates["tier"] == "A").to_numpy(dtype=bool)
+    out = np.zeros(len(candidates), dtype=bool)
+    if tier_a.any():
+        test = assign_split(ra[tier_a], dec[tier_a], split_config) == "test"
+        out[np.flatnonzero(tier_a)] = test & ~split_guard_mask(
+            ra[tier_a], dec[tier_a], split_config
+        )
+    return out
+
+
+DEMO_HELD_OUT_TIER_A = 8
+"""Held-out (test-split) real Tier-A candidates the demo sky brings in: 5 for spectroscopic
+validation on n >= 5, plus 3 for the mock's losses (zero-invvar strips cost 2 of the 5 Tier-A
+cutouts of the previous demo sky)."""
+
+
+def demo_bricks(candidates: pd.DataFrame, split_config: Any) -> list[str]:
+    """The demo sky's bricks (``configs/demo_sky.yaml``): :func:`densest_candidate_bricks`
+    with the default densest cells and :data:`DEMO_HELD_OUT_TIER_A` held-out Tier-A
+    candidates (:func:`held_out_tier_a` under the demo profile's ``split_config``)."""
+    held_out = held_out_tier_a(candidates, split_config)
+    return densest_candidate_bricks(
+        candidates.assign(held_out=held_out), min_tier_a=DEMO_HELD_OUT_TIER_A
+    )

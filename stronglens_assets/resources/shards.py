@@ -117,12 +117,18 @@ def write_shard_set(
         index_key=index_key,
         index_sha256=sha256_bytes(index_bytes),
     )
-    pointer = json.dumps(shard_set.to_json(), sort_keys=True, indent=2).encode()
-    store.write_bytes(pointer_key(prefix, partition), pointer)
-    for key in store.list_keys(f"{prefix}/{partition}"):
+    publish_version(store, pointer_key(prefix, partition), shard_set.to_json(), base)
+    return shard_set
+
+
+def publish_version(store: ObjectStore, pointer: str, record: Mapping[str, Any], base: str) -> None:
+    """Make the version under ``base`` (``<folder>/<version>``) current: write the pointer
+    ``record`` (JSON, one write), then delete every other version's files under ``<folder>``."""
+    store.write_bytes(pointer, json.dumps(record, sort_keys=True, indent=2).encode())
+    folder = base.rsplit("/", 1)[0]
+    for key in store.list_keys(folder):
         if not key.startswith(base + "/"):
             store.delete(key)
-    return shard_set
 
 
 def read_shard_set(store: ObjectStore, prefix: str, partition: str) -> ShardSet:

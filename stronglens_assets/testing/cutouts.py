@@ -55,15 +55,25 @@ def write_shards(
 
 
 def synthetic_manifest(
-    store: ObjectStore, n: int = 80, val_fraction: float = 0.3, seed: int = 0, shard_size: int = 32
+    store: ObjectStore,
+    n: int = 80,
+    val_fraction: float = 0.3,
+    seed: int = 0,
+    shard_size: int = 32,
+    test_fraction: float = 0.0,
 ) -> pd.DataFrame:
-    """A parity manifest of ``n`` rows (half lenses) with shards written to ``store``."""
+    """A parity manifest of ``n`` rows (half lenses) with shards written to ``store``; splits
+    train / val / test (test only with ``test_fraction > 0``)."""
     rng = np.random.default_rng(seed)
     labels = np.tile([1, 0], n // 2)
     cutouts = synthetic_cutouts(labels, seed)
     keys, rows = write_shards(store, cutouts, shard_size)
-    split = np.where(rng.uniform(size=n) < val_fraction, "val", "train")
-    split[:2], split[2:4] = "val", "train"  # both labels in both splits
+    u = rng.uniform(size=n)
+    split = np.where(u < val_fraction, "val", "train")
+    split[(u >= val_fraction) & (u < val_fraction + test_fraction)] = "test"
+    split[:2], split[2:4] = "val", "train"  # both labels in every split
+    if test_fraction > 0:
+        split[4:6] = "test"
     tier = np.where(labels == 1, np.where(np.arange(n) % 4 == 0, "A", "B"), "N1")
     tier[(labels == 0) & (np.arange(n) % 3 == 0)] = "N2"
     return pd.DataFrame(

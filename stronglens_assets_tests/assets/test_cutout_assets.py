@@ -132,6 +132,9 @@ def test_cutouts_and_training_manifest(pipeline: Pipeline) -> None:
     assert manifest["split"].isin(["train", "val", "test"]).all()
     parity = pipeline.storage.read_value("manifests/training_parity_70_30_v1.parquet")
     assert set(parity["split"]) <= {"train", "val"} and len(parity) == len(manifest)
+    splits = pipeline.storage.read_value("manifests/training_parity_splits_v1.parquet")
+    pd.testing.assert_frame_equal(splits, manifest)  # train / val / test kept apart
+    assert splits.groupby("object_id")["split"].nunique().max() == 1
     meta = pipeline.storage.read_value("manifests/training_parity_v1.json")
     assert sum(sum(t.values()) for t in meta["counts"].values()) == len(manifest)
     assert len(meta["config_sha256"]) == 64

@@ -32,6 +32,8 @@ from stronglens_assets.partitions import (
 )
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
+from stronglens_assets.resources.object_store import LocalObjectStore
+from stronglens_assets.resources.result_sets import read_result_set, write_result_set
 from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.lensing.priors import load_priors, priors_sha256
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
@@ -41,16 +43,19 @@ from stronglens_assets_tests.paper_tools import (
     pdf_page_count,
     png_size,
 )
+from stronglens_assets_tests.science.reporting.published import (
+    add_bright_arc_variants,
+    add_per_object_inputs,
+    add_poisson_grid,
+    published_layout,
+)
 
 MODEL = "paperIV_bottlenecked_resnet"
 CHECKPOINT_KEY = keys.CHECKPOINT_KEY.format(name=MODEL)
 CHECKPOINT = b"frozen weights v1"
 PRIORS_SHA = priors_sha256(load_priors(PROJECT_ROOT / "configs", "demo"))
-THETA = (0.75, 1.5, 2.5)
-MAGS = (20.0, 22.0, 24.0)
-N_CELL = 10
-N_REAL = 5
 N_IMAGES = 7
+SHARD = "cutouts/positives/hpx-nest16-1105/v1/shard-00000.npz"
 
 
 def _cutouts(n: int, seed: int) -> np.ndarray:
@@ -61,31 +66,6 @@ def _cutouts(n: int, seed: int) -> np.ndarray:
     return (base[None] + rng.normal(0, 0.01, (n, 3, 101, 101))).astype(np.float32)
 
 
-def _selection(variant: str) -> pd.DataFrame:
-    """3 theta_E x 3 mags x 2 beta_frac cells; k known from a fixed rule."""
-    rows = []
-    for i, (theta, mag, beta) in enumerate(
-        (t, m, b) for t in THETA for m in MAGS for b in (0.2, 0.6)
-    ):
-        k = (i * 3 + (variant == "poisson")) % (N_CELL + 1)
-        rows.append(
-            {
-                "cell": i,
-                "theta_e": theta,
-                "source_mag": mag,
-                "beta_frac": beta,
-                "n_sersic": 1.0,
-                "r_eff": 0.3,
-                "axis_ratio": 0.8,
-                "n": N_CELL,
-                "k": k,
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["completeness"] = table["k"] / table["n"]
-    return table
-
-
 def _summary(**extra) -> dict:
     return {
         "checkpoint_sha256": hashlib.sha256(CHECKPOINT).hexdigest(),
@@ -94,107 +74,61 @@ def _summary(**extra) -> dict:
     }
 
 
-def fake_d06_assets() -> list[dg.AssetsDefinition]:
-    """Stand-ins for the D06 / training / evaluation assets writing the contract's files."""
+def _files(layout: Path, folder: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((layout / folder).iterdir()) if p.is_file()}
+
+
+def fake_d06_assets(layout: Path) -> list[dg.AssetsDefinition]:
+    """Stand-ins for the D06 / training / evaluation assets: the D06 ones write the published
+    files (complete layout of the test data) as result sets, as assets/d06.py does."""
+
+    def write(storage, name: str, files: dict[str, bytes]) -> None:
+        write_result_set(storage.object_store(), keys.D06_ROOT, name, files)
 
     @dg.asset(partitions_def=grid_variant_partitions)
     def grid_completeness(context, storage: dg.ResourceParam[LocalStorageResource]) -> dict:
         variant = context.partition_key
-        table = _selection(variant)
-        buffer = io.BytesIO()
-        table.to_parquet(buffer, index=False)
-        storage.write_bytes(keys.SELECTION_KEY.format(variant=variant), buffer.getvalue())
-        total = int(table["n"].sum())
-        overall = {
-            f"{t:g}": {
-                "k": int(table["k"].sum()) if t == 0.3 else int(table["k"].sum()) // 2,
-                "n": total,
-            }
-            for t in (0.3, 0.5)
-        }
-        results = {"threshold": 0.3, "overall": overall, "n_injections": total}
-        storage.write_bytes(
-            keys.GRID_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
-        )
+        write(storage, f"grid_{variant}", _files(layout, f"grid_{variant}"))
         return _summary(variant=variant)
 
     @dg.asset(partitions_def=bright_arc_variant_partitions)
     def bright_arc(context, storage: dg.ResourceParam[LocalStorageResource]) -> dict:
         variant = context.partition_key
         i = BRIGHT_ARC_VARIANTS.index(variant)
-        rng = np.random.default_rng(i)
-        scores = rng.uniform(size=40) ** (1 + i)
-        counts, edges = np.histogram(scores, bins=20, range=(0, 1))
-        results = {
-            "n": 40,
-            "rates": {f"{t:g}": {"k": int((scores > t).sum()), "n": 40} for t in (0.3, 0.5, 0.9)},
-            "score_histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
-        }
-        storage.write_bytes(
-            keys.BRIGHT_ARC_RESULTS_KEY.format(variant=variant), json.dumps(results).encode()
-        )
+        files = _files(layout, f"ba_{variant}")
         arrays = {
-            "scores": scores,
-            "theta_e": np.linspace(1, 2, 40),
-            "source_mag": np.full(40, 19.5),
+            "scores": np.random.default_rng(i).uniform(size=N_IMAGES),
+            "theta_e": np.full(N_IMAGES, 1.5),
+            "source_mag": np.linspace(18.5, 25.5, N_IMAGES),
             "images": _cutouts(N_IMAGES, seed=10 + i),
-            "host_object_id": np.array([f"host-{j}" for j in range(40)]),
-            "bands": np.array(["g", "r", "z"]),
+            "host_object_id": np.array([f"host-{j}" for j in range(N_IMAGES)]),
         }
-        storage.write_bytes(keys.BRIGHT_ARC_CUTOUTS_KEY.format(variant=variant), encode_npz(arrays))
+        files["cutouts.npz"] = encode_npz(arrays)
+        write(storage, f"ba_{variant}", files)
         return _summary(variant=variant)
 
     @dg.asset
     def linear_probe(storage: dg.ResourceParam[LocalStorageResource]) -> dict:
-        rng = np.random.default_rng(5)
-        auc = {"auc_mean": 0.99, "auc_std": 0.01, "n_folds": 3}
-        by_mode = {
-            mode: {
-                "tier_a_vs_injections": {**auc, "auc_mean": 0.99 if mode != "random" else 0.98},
-                "frechet_tier_a_vs_injections": {"distance": 12.0 + (mode == "random")},
-                "hosts": {"mode": mode, "distinct_hosts": 4},
-            }
-            for mode in ("random", "tier_a_matched")
-        }
-        results = {  # the layout of assets/d06.py's linear_probe
-            "tier_a_vs_injections": {**auc, "hosts": "tier_a_matched"},
-            "tier_a_vs_tier_b": {"auc_mean": 0.75, "auc_std": 0.05, "n_folds": 3},
-            "frechet": {
-                "tier_a_vs_injections": {"distance": 12.0},
-                "tier_a_vs_tier_b": {"distance": 2.0},
-            },
-            "by_host_matching": by_mode,
-        }
-        storage.write_bytes(keys.PROBE_RESULTS_KEY, json.dumps(results).encode())
-        embeddings = {
-            "tier_a": rng.normal(size=(8, 6)),
-            "tier_b": rng.normal(size=(9, 6)) + 1,
-            "injections": rng.normal(size=(10, 6)) - 2,
-        }
-        storage.write_bytes(keys.PROBE_EMBEDDINGS_KEY, encode_npz(embeddings))
+        write(storage, "linear_probe", _files(layout, "linear_probe"))
         return _summary()
 
     @dg.asset
     def tier_a_scoring(storage: dg.ResourceParam[LocalStorageResource]) -> dict:
-        shard = "cutouts/positives/hpx-nest16-1105/v1/shard-00000.npz"
-        storage.write_bytes(shard, encode_npz({"cutout": _cutouts(N_REAL + 1, seed=3)}))
-        table = pd.DataFrame(
-            {
-                "object_id": [f"DESI-{i:03d}" for i in range(N_REAL)],
-                "score": np.linspace(0.1, 0.9, N_REAL),
-                "cutout_key": shard,
-                "cutout_row": np.arange(1, N_REAL + 1),
-                "source": "lenscat",
-            }
-        )
+        files = _files(layout, "tier_a_scoring")
+        table = pd.read_parquet(io.BytesIO(files["tier_a_scores.parquet"]))
+        storage.write_bytes(SHARD, encode_npz({"cutout": _cutouts(len(table) + 1, seed=3)}))
+        table["cutout_key"] = SHARD
+        table["cutout_row"] = np.arange(1, len(table) + 1)
         buffer = io.BytesIO()
         table.to_parquet(buffer, index=False)
-        storage.write_bytes(keys.TIER_A_SCORES_KEY, buffer.getvalue())
+        files["tier_a_scores.parquet"] = buffer.getvalue()
+        write(storage, "tier_a_scoring", files)
         return _summary()
 
     @dg.asset
-    def poisson_diagnostics() -> dict:
-        return _summary()
+    def poisson_diagnostics(storage: dg.ResourceParam[LocalStorageResource]) -> dict:
+        write(storage, "poisson_diagnostics", _files(layout, "poisson_diagnostics"))
+        return {}
 
     @dg.asset
     def injection_priors() -> dict:
@@ -260,8 +194,12 @@ class PaperGraph:
         )
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
         self.root = Path(self.storage.root)
+        self.layout = published_layout(tmp_path / "published")
+        add_poisson_grid(self.layout)
+        add_bright_arc_variants(self.layout)
+        add_per_object_inputs(self.layout)
         self.harness = AssetHarness(
-            [*fake_d06_assets(), *paper.build_assets(self.project)],
+            [*fake_d06_assets(self.layout), *paper.build_assets(self.project)],
             local_resources(self.storage),
             instance,
         )
@@ -301,67 +239,52 @@ def graph(tmp_path_factory) -> Iterator[PaperGraph]:
         yield graph
 
 
-def test_figures_have_their_panels_pages_sizes_and_captions(graph):
+FIGURES = ["fig1_completeness", "fig2_embedding", "fig3_scores", "fig4_bright_arcs"]
+
+
+def test_figures_and_summary_come_from_the_published_layout_reader(graph):
     figures = graph.root / "paper" / "figures"
-    names = sorted(p.stem for p in figures.glob("fig[1-4]_*.json"))
-    assert names == [
-        "fig1_completeness_no_poisson",
-        "fig2_completeness_poisson",
-        "fig3_linear_probe",
-        "fig4_bright_arc",
-    ]
-    for name in names:
-        sidecar = json.loads((figures / f"{name}.json").read_text())
-        assert len(sidecar["caption"]) > 80
+    for name in FIGURES:
         assert pdf_page_count((figures / f"{name}.pdf").read_bytes()) == 1
-        width, height = sidecar["size_inches"]
-        dpi = sidecar["png_dpi"]
-        assert png_size((figures / f"{name}.png").read_bytes()) == (
-            round(width * dpi),
-            round(height * dpi),
-        )
-    # two panels side by side: the figures are wider than tall
-    assert all(
-        json.loads((figures / f"{n}.json").read_text())["size_inches"][0]
-        > json.loads((figures / f"{n}.json").read_text())["size_inches"][1]
-        for n in names
-    )
-    # the caption of Figure 1 reports the overall completeness of the table it drew
-    table = _selection("no_poisson")
-    caption = json.loads((figures / f"{names[0]}.json").read_text())["caption"]
-    assert f"{int(table['k'].sum())} of {int(table['n'].sum())}" in caption
-    tex = (figures / "figures.tex").read_text()
-    assert tex.count(r"\begin{figure*}") == 4 and "figures/fig3_linear_probe.pdf" in tex
+        assert png_size((figures / f"{name}.png").read_bytes())[0] > 100
+        assert f"figures/{name}.pdf" in (figures / f"{name}.tex").read_text()
+    # the published counts travel through our result sets to the paper's summary
+    summary = json.loads((graph.root / "paper" / "summary.json").read_text())
+    rate = summary["completeness"]["no_poisson"]["p>0.3"]
+    assert (rate["k"], rate["n"]) == (5697, 110000)
+    assert [round(100 * v, 2) for v in rate["wilson95"]] == [5.05, 5.31]
+    manifest = json.loads((graph.root / "paper" / "manifest.json").read_text())
+    skipped = {s["output"] for s in manifest["skipped_outputs"]}
+    assert "figures/fig5_real_vs_injection" in skipped  # no real_vs_injection cutouts
     metadata = graph.result.asset_materializations_for_node("paper_figures")[0].metadata
-    for number in range(1, 5):
-        text = metadata[f"figure_{number}"].value
-        assert text.startswith(f"![Figure {number}](data:image/png;base64,")
+    assert metadata["fig1_completeness"].value.startswith("![fig1_completeness](data:image/png")
+    assert metadata["completeness_no_poisson"].value == pytest.approx(5697 / 110000)
 
 
 def test_tables_hold_the_upstream_numbers(graph):
     tables = graph.root / "paper" / "tables"
-    assert sorted(p.name for p in tables.glob("*.tex")) == [
-        "bright_arc.tex",
-        "calibration.tex",
-        "completeness_source_mag.tex",
-        "completeness_summary.tex",
-        "completeness_theta_e.tex",
-        "linear_probe.tex",
-    ]
-    k = int(_selection("poisson")["k"].sum())
-    n = int(_selection("poisson")["n"].sum())
-    summary = (tables / "completeness_summary.tex").read_text()
-    assert f"poisson & $p > 0.3$ & {k} & {n} & {100 * k / n:.2f} [" in summary
-    probe = (tables / "linear_probe.tex").read_text()
-    assert r"Tier-A vs injections & tier\_a\_matched & $0.990 \pm 0.010$ & 3 & 12" in probe
-    assert r"Tier-A vs injections & random & $0.980 \pm 0.010$ & 3 & 13" in probe
-    assert r"Tier-A vs Tier-B & -- & $0.750 \pm 0.050$ & 3 & 2" in probe
-    assert probe.count("Tier-A vs injections") == 2
+    names = {p.stem for p in tables.glob("*.tex")}
+    assert {
+        "tier_a_recall",
+        "completeness_thresholds",
+        "completeness_theta_e",
+        "completeness_magnitude",
+        "bright_arc",
+        "mcnemar",
+        "probe",
+        "missed_tier_a",
+        "calibration",
+        "skipped",
+        "inputs",
+    } <= names
+    thresholds = (tables / "completeness_thresholds.tex").read_text()
+    assert "5{,}697" in thresholds or "5,697" in thresholds or "5697" in thresholds
     assert r"all & -- & 500 & 0.0123 & 0.0456" in (tables / "calibration.tex").read_text()
-    assert all(v in (tables / "bright_arc.tex").read_text() for v in ("gain\\_1e12", "clip20"))
+    assert "figures/fig1_completeness" not in (tables / "skipped.tex").read_text()
     # the local environment is the embedded default: every table says so
     for table in tables.glob("*.tex"):
-        assert table.read_text().startswith("% Data: embedded default (mock DR10)")
+        if table.name != "skipped.tex":
+            assert table.read_text().startswith("% Data: embedded default (mock DR10)")
 
 
 def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
@@ -377,7 +300,9 @@ def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
     html_text = page.read_text()
     assert 'data-kind="real"' not in html_text and 'data-kind="mock"' in html_text
     assert "embedded default (mock DR10)" in html_text
-    expected = N_REAL + N_IMAGES  # Tier-A lenses + the baseline variant's stored images
+    config = paper.load_paper_config(PROJECT_ROOT / "configs")
+    # Tier-A lenses (112, at most html_max_real) + the baseline variant's stored images
+    expected = min(112, config.gallery.html_max_real) + N_IMAGES
     assert f'data-expected-thumbnails="{expected}"' in page.read_text()
     loaded = load_in_chromium(page.as_uri() + "#sort=score-desc", tmp_path / "profile")
     assert loaded.console == []
@@ -495,28 +420,22 @@ def test_paper_build_says_when_latexmk_is_missing(tmp_path):
     assert "command not found" not in result.stderr
 
 
-def test_missing_result_fails_clearly_and_keeps_previous_outputs(graph):
-    figure = graph.root / "paper" / "figures" / "fig1_completeness_no_poisson.pdf"
+def test_malformed_result_fails_clearly_and_keeps_previous_outputs(graph):
+    figure = graph.root / "paper" / "figures" / "fig1_completeness.pdf"
     before = figure.read_bytes()
-    probe = graph.root / keys.PROBE_RESULTS_KEY
+    pointer = read_result_set(LocalObjectStore(graph.root), keys.D06_ROOT, "linear_probe")
+    probe = graph.root / pointer.key("permutation_bootstrap_results.json")
     saved = probe.read_bytes()
-    # a changed grid table would change Figure 1, but the missing probe stops the run first
-    selection = graph.root / keys.SELECTION_KEY.format(variant="no_poisson")
-    saved_selection = selection.read_bytes()
-    table = pd.read_parquet(selection)
-    table["k"] = 0
-    table.to_parquet(selection, index=False)
-    probe.unlink()
+    probe.write_text('{"observed_auc_folds": "not a list"}')
     try:
         result = graph.materialize(["paper_figures"])
         assert not result.success
         (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         message = failure.step_failure_data.error.cause.message
-        assert "linear_probe_results.json is missing" in message
+        assert "permutation_bootstrap_results.json" in message
         assert figure.read_bytes() == before
     finally:
         probe.write_bytes(saved)
-        selection.write_bytes(saved_selection)
 
 
 def test_bad_paper_config_names_the_field(tmp_path):
@@ -556,21 +475,11 @@ def test_demo_writes_the_paper_outputs(demo_run, tmp_path):
     assert demo_run.returncode == 0, demo_run.stdout[-3000:]
     root = demo_run.storage
     figures = root / "paper" / "figures"
-    for name in (
-        "fig1_completeness_no_poisson",
-        "fig2_completeness_poisson",
-        "fig3_linear_probe",
-        "fig4_bright_arc",
-    ):
+    for name in FIGURES:
         assert pdf_page_count((figures / f"{name}.pdf").read_bytes()) == 1
-        sidecar = json.loads((figures / f"{name}.json").read_text())
-        width, height = sidecar["size_inches"]
-        assert png_size((figures / f"{name}.png").read_bytes()) == (
-            round(width * sidecar["png_dpi"]),
-            round(height * sidecar["png_dpi"]),
-        )
-    tier_a = pd.read_parquet(root / keys.TIER_A_SCORES_KEY)
-    with np.load(root / keys.BRIGHT_ARC_CUTOUTS_KEY.format(variant="baseline")) as arrays:
+    source = paper.d06_source(LocalStorageResource(root=str(root)))
+    tier_a = pd.read_parquet(io.BytesIO(source.read_bytes("tier_a_scoring/tier_a_scores.parquet")))
+    with np.load(io.BytesIO(source.read_bytes("ba_baseline/cutouts.npz"))) as arrays:
         images = len(arrays["images"])
     config = paper.load_paper_config(PROJECT_ROOT / "configs")
     expected = min(len(tier_a), config.gallery.html_max_real) + min(

@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from stronglens_assets.assets import evaluation, training
+from stronglens_assets.assets.shared import load_model_thresholds, preprocessing_record
 from stronglens_assets.config import ConfigError, Footprint
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
@@ -27,8 +29,12 @@ from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_o
 from stronglens_assets.science.learning.model_config import ModelConfig, load_model_config
 from stronglens_assets.science.learning.models import build_model, read_state_dict, state_dict_bytes
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
-from stronglens_assets.storage_keys import CHECKPOINT_KEY
-from stronglens_assets.storage_keys import PARITY_KEY as PARITY_KEY_TEMPLATE
+from stronglens_assets.storage_keys import (
+    CHECKPOINT_KEY,
+    EVALUATION_THRESHOLDS_KEY,
+    PREPROCESSING_KEY,
+)
+from stronglens_assets.storage_keys import PARITY_SPLITS_KEY as PARITY_KEY_TEMPLATE
 from stronglens_assets.testing.cutouts import synthetic_manifest
 from stronglens_assets_tests.harness import AssetHarness, local_resources
 
@@ -36,12 +42,13 @@ NAME = "tiny_resnet"
 TINY = f"""name: {NAME}
 architecture: resnet18
 width: 4
-crop: 32
+preprocessing: {{method: crop_robust, crop: 32}}
 epochs: 2
 early_stopping_patience: 2
 batch_size: 16
 learning_rate: 3.0e-3
-evaluation: {{calibration_bins: 10, stratum_quantile_bins: 2, batch_size: 32}}
+evaluation: {{calibration_bins: 10, stratum_quantile_bins: 2, batch_size: 32,
+  fpr_targets: [0.2, 1.0e-3], deployment_prevalence: 0.01}}
 ablation: {{core_radius_px: 4.0, annulus_outer_px: 12.0, epochs: 1, bootstrap_samples: 20}}
 """
 PARITY_KEY = PARITY_KEY_TEMPLATE.format(version="v1")
@@ -63,9 +70,11 @@ class Graph:
         self.project = Project(settings, Footprint(partition_nside=16, bricks=("0366m037",)))
         self.storage = LocalStorageResource(root=str(tmp_path / "storage"))
         self.store = self.storage.object_store()
-        self.manifest = synthetic_manifest(self.store, n=64, shard_size=32)
+        self.manifest = synthetic_manifest(self.store, n=64, shard_size=32, test_fraction=0.3)
         self.storage.write_value(PARITY_KEY.removesuffix(".parquet"), self.manifest)
-        vac = self.manifest[self.manifest["tier"] == "A"].iloc[:3]
+        tier_a = self.manifest[self.manifest["tier"] == "A"]
+        # VAC lenses in val and in test: only the test ones may count
+        vac = pd.concat([tier_a[tier_a["split"] == s].iloc[:2] for s in ("val", "test")])
         self.vac = pd.DataFrame({"TARGET_RA": vac["ra"], "TARGET_DEC": vac["dec"]})
         self.instance = dg.DagsterInstance.ephemeral()
         self.resources = local_resources(self.storage, compute=ComputeResource(device="cpu"))
@@ -101,6 +110,7 @@ class Graph:
 
 EVALUATION = [
     "validation_scores",
+    "evaluation_thresholds",
     "calibration_report",
     "spectroscopic_validation",
     "annulus_core_ablation",
@@ -163,13 +173,24 @@ def test_graph_trains_and_evaluates(trained):
     md = materialization.metadata["training_curve"].value
     assert md.startswith("![") and "data:image/png;base64," in md
     assert materialization.metadata["checkpoint_sha256"].value == value["sha256"]
+    # the checkpoint records the preprocessing it was trained with
+    record = json.loads(graph.store.read_bytes(PREPROCESSING_KEY.format(name=NAME)))
+    assert record["checkpoint_sha256"] == value["sha256"]
+    assert record["preprocessing"] == {
+        "method": "crop_robust",
+        "crop": 32,
+        "stat_radius_px": 20.0,
+        "clip": 50.0,
+    }
+    assert value["preprocessing"] == history["preprocessing"] == record["preprocessing"]
 
 
 def test_evaluation_outputs(trained):
     graph, result = trained
     scores = result.output_for_node("validation_scores")
-    val = graph.manifest[graph.manifest["split"] == "val"]
-    assert len(scores) == len(val) and set(scores["object_id"]) == set(val["object_id"])
+    held_out = graph.manifest[graph.manifest["split"].isin(["val", "test"])]
+    assert len(scores) == len(held_out)
+    assert set(scores["object_id"]) == set(held_out["object_id"])
     assert scores["score"].between(0, 1).all()
     for column in (
         "label",
@@ -183,16 +204,109 @@ def test_evaluation_outputs(trained):
     ):
         assert column in scores
     report = result.output_for_node("calibration_report")
-    assert {"ece", "mce", "n_bins", "convention", "by_stratum"} <= set(report)
+    assert {"ece", "mce", "n_bins", "convention", "by_stratum", "ece_deployment"} <= set(report)
     assert report["n_bins"] == 10 and 0 <= report["ece"] <= report["mce"] + 1e-9
     assert {"tier", "pool_class", "type", "psfsize_r", "psfdepth_r"} <= set(report["by_stratum"])
-    assert sum(s["n"] for s in report["by_stratum"]["tier"].values()) == len(scores)
-    spec = result.output_for_node("spectroscopic_validation")
-    present = set(graph.vac.index) & set(val.index)
-    assert spec["n"] == len(present)
+    assert sum(s["n"] for s in report["by_stratum"]["tier"].values()) == report["n"]
+    # strata of one class (tier A: lenses only) are summarised, not reported as calibration
+    assert report["by_stratum"]["tier"]["A"]["ece"] is None
+    assert report["by_stratum"]["tier"]["A"]["calibration"] == "not reported: one class only"
     ablation = result.output_for_node("annulus_core_ablation")
     assert set(ablation["auc"]) == {"full", "annulus_only", "core_only"}
     assert graph.store.exists(f"checkpoints/{NAME}/ablation_core_only.pt")
+
+
+def test_reported_metrics_come_from_the_split_they_name(trained):
+    """Val picks the thresholds; calibration, spectroscopic recall and the ablation are test
+    numbers, recomputed here from the test rows alone (torchmetrics, scikit-learn)."""
+    from sklearn.metrics import roc_auc_score
+    from torchmetrics.classification import BinaryCalibrationError
+
+    graph, result = trained
+    scores = result.output_for_node("validation_scores")
+    test = scores[scores["split"] == "test"]
+    assert set(test["object_id"]) == set(
+        graph.manifest.loc[graph.manifest["split"] == "test", "object_id"]
+    )
+    report = result.output_for_node("calibration_report")
+    assert report["split"] == "test" and report["n"] == len(test)
+    expected = BinaryCalibrationError(n_bins=10, norm="l1")(
+        torch.tensor(test["score"].to_numpy(), dtype=torch.float32),
+        torch.tensor(test["label"].to_numpy(), dtype=torch.int64),
+    )
+    assert report["ece"] == pytest.approx(float(expected), abs=1e-6)
+    assert report["sample_prevalence"] == pytest.approx(test["label"].mean())
+    spec = result.output_for_node("spectroscopic_validation")
+    in_test = set(graph.manifest.loc[graph.vac.index, "object_id"]) & set(test["object_id"])
+    assert spec["split"] == "test" and spec["object_ids"] == sorted(in_test)
+    assert spec["n"] == len(in_test) == 2  # the two val lenses in the VAC do not count
+    ablation = result.output_for_node("annulus_core_ablation")
+    assert ablation["split"] == "test" and ablation["n_test"] == len(test)
+    assert ablation["auc"]["full"]["auc"] == pytest.approx(
+        roc_auc_score(test["label"], test["score"])
+    )
+
+
+def test_thresholds_rest_on_val_negatives_and_every_consumer_uses_them(trained):
+    graph, result = trained
+    scores = result.output_for_node("validation_scores")
+    negatives = np.sort(scores.loc[(scores["split"] == "val") & (scores["label"] == 0), "score"])
+    document = json.loads(graph.store.read_bytes(EVALUATION_THRESHOLDS_KEY.format(name=NAME)))
+    assert document == result.output_for_node("evaluation_thresholds")
+    assert document["model"] == NAME and document["split"] == "val"
+    assert document["n_negatives"] == len(negatives)
+    entries = {e["label"]: e for e in document["thresholds"]}
+    assert list(entries) == ["p>0.3", "p>0.5", "p>0.7", "FPR=2e-1", "FPR=1e-3"]
+    assert entries["p>0.5"] == {
+        "label": "p>0.5",
+        "value": 0.5,
+        "fpr_target": None,
+        "n_negatives": None,
+        "resolved": True,
+    }
+    # FPR 0.2 of n negatives allows floor(0.2 n) above: the next-highest score is t
+    allowed = int(np.floor(0.2 * len(negatives) + 1e-9))
+    assert entries["FPR=2e-1"]["value"] == pytest.approx(negatives[::-1][allowed])
+    assert entries["FPR=2e-1"]["n_negatives"] == len(negatives)
+    assert entries["FPR=1e-3"]["resolved"] is False and entries["FPR=1e-3"]["value"] is None
+    assert "1000 negatives" in entries["FPR=1e-3"]["reason"]
+    specs, unresolved = load_model_thresholds(graph.storage, NAME)
+    assert [s.label for s in specs] == ["p>0.3", "p>0.5", "p>0.7", "FPR=2e-1"]
+    assert [u["label"] for u in unresolved] == ["FPR=1e-3"]
+    report = result.output_for_node("calibration_report")
+    assert [t["label"] for t in report["thresholds"]] == [s.label for s in specs]
+    assert [u["label"] for u in report["unresolved_thresholds"]] == ["FPR=1e-3"]
+    spec = result.output_for_node("spectroscopic_validation")
+    by_threshold = spec["by_threshold"]
+    assert [t["label"] for t in by_threshold] == [s.label for s in specs]
+    test = scores[scores["split"] == "test"].set_index("object_id")
+    for row, threshold in zip(by_threshold, specs, strict=True):
+        lens_scores = test.loc[spec["object_ids"], "score"]
+        assert row["k"] == int((lens_scores > threshold.value).sum()) and row["n"] == 2
+        assert {m["name"] for m in row["missed"]} == set(
+            lens_scores[lens_scores <= threshold.value].index
+        )
+        assert all({"name", "deflector_mag_r", "score"} <= set(m) for m in row["missed"])
+        assert row["confidence"] == 0.95
+
+
+def test_unresolvable_fpr_target_required_is_an_error_and_keeps_the_thresholds(trained):
+    graph, _ = trained
+    key = EVALUATION_THRESHOLDS_KEY.format(name=NAME)
+    before = graph.store.read_bytes(key)
+    graph.set_model_yaml(
+        TINY.replace(
+            "deployment_prevalence: 0.01",
+            "deployment_prevalence: 0.01, require_fpr_thresholds: true",
+        )
+    )
+    try:
+        result = graph.run(["evaluation_thresholds"])
+        assert not result.success
+        assert "fpr_target 0.001 needs at least 1000 negatives" in _error(result)
+        assert graph.store.read_bytes(key) == before
+    finally:
+        graph.set_model_yaml(TINY)
 
 
 def test_gpu_tags_and_pool(make_graph):
@@ -209,13 +323,19 @@ def test_gpu_tags_and_pool(make_graph):
 def test_freeze_check_fails_when_the_checkpoint_changed(trained, tmp_path):
     graph, _ = trained
     good = graph.checkpoint()
-    other = build_model(load_model_config(graph.config_dir, NAME, "full"))
-    graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", state_dict_bytes(other))
+    record_key = PREPROCESSING_KEY.format(name=NAME)
+    good_record = graph.store.read_bytes(record_key)
+    config = load_model_config(graph.config_dir, NAME, "full")
+    other = state_dict_bytes(build_model(config))
+    graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", other)
+    sha = hashlib.sha256(other).hexdigest()
+    graph.store.write_bytes(record_key, preprocessing_record(NAME, sha, config.preprocessing))
     try:
         result = graph.run(["validation_scores"])
         assert _checks(result) == {"validation_scores:model_frozen": False}
     finally:
         graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", good)
+        graph.store.write_bytes(record_key, good_record)
 
 
 def test_missing_shard_fails_and_keeps_previous_outputs(trained):

@@ -17,6 +17,10 @@ CONFIGS = model_config_names(PROJECT_ROOT / "configs")
 
 
 def check_training_outputs(storage: Path) -> None:
+    manifest = pd.read_parquet(storage / "training_manifest.parquet")
+    counts = manifest["label"].value_counts()
+    assert counts[0] >= 10 * counts[1], counts.to_dict()  # issue 18: >= 1:10 toward the paper's
+    assert manifest["object_id"].is_unique  # no object in two splits
     for name in CONFIGS:
         state = torch.load(
             io.BytesIO((storage / "checkpoints" / name / "best.pt").read_bytes()),
@@ -31,13 +35,19 @@ def check_training_outputs(storage: Path) -> None:
         scores = pd.read_parquet(storage / "validation_scores" / f"{name}.parquet")
         assert scores["score"].between(0, 1).all() and set(scores["label"]) == {0, 1}
         assert (scores["checkpoint_sha256"] == value["sha256"]).all()
+        assert set(scores["split"]) == {"val", "test"}
         report = json.loads((storage / "calibration_report" / f"{name}.json").read_text())
-        assert 0 <= report["ece"] <= 1 and report["n"] == len(scores)
+        assert report["split"] == "test" and report["n"] == int((scores["split"] == "test").sum())
+        assert 0 <= report["ece"] <= 1 and 0 <= report["ece_deployment"] <= 1
+        thresholds = json.loads((storage / "evaluation" / name / "thresholds.json").read_text())
+        assert thresholds["split"] == "val" and thresholds["checkpoint_sha256"] == value["sha256"]
         assert {"tier", "pool_class", "type", "psfsize_r", "psfdepth_r"} <= set(
             report["by_stratum"]
         )
         spec = json.loads((storage / "spectroscopic_validation" / f"{name}.json").read_text())
         assert spec["n"] <= spec["n_tier"] and spec["checkpoint_sha256"] == value["sha256"]
+        assert spec["split"] == "test" and spec["n"] >= 5  # issue 18 item 7: real Tier-A
+        assert len(spec["by_threshold"]) >= 3
         ablation = json.loads((storage / "annulus_core_ablation" / f"{name}.json").read_text())
         assert set(ablation["auc"]) == {"full", "annulus_only", "core_only"}
 

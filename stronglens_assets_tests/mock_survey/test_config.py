@@ -16,6 +16,7 @@ from stronglens_assets.mock_survey.config import (
     config_checksum,
     load_demo_sky,
 )
+from stronglens_assets.settings import PROJECT_ROOT
 
 
 def _demo_data() -> dict:
@@ -30,10 +31,10 @@ def _write(tmp_path: Path, data: dict) -> Path:
 
 def test_default_demo_sky() -> None:
     config = load_demo_sky()
-    assert len(config.bricks) == 21  # 16 densest + 5 bringing in Tier-A candidates
+    assert len(config.bricks) == 24  # 16 densest + 8 bringing in held-out Tier-A candidates
     assert config.image_bands == ("g", "r", "z")
     assert config.processes == 2
-    assert 21 * config.lenses.mock_lenses_per_brick >= 200  # a few hundred mock lenses
+    assert 24 * config.lenses.mock_lenses_per_brick >= 100  # over a hundred mock lenses
     assert config.bad_strips_per_brick > 0
 
 
@@ -83,20 +84,45 @@ def test_config_roundtrips_through_json() -> None:
     assert again == config
 
 
+def _demo_split_config():
+    from stronglens_assets.science.samples.negative_config import (
+        load_negative_selection_config,
+    )
+
+    return load_negative_selection_config(PROJECT_ROOT / "configs" / "negatives.yaml", "demo")
+
+
 def test_demo_bricks_follow_the_densest_candidate_rule(lenscat_positions) -> None:
     """configs/demo_sky.yaml lists exactly the bricks the documented rule picks."""
-    from stronglens_assets.mock_survey.config import densest_candidate_bricks
+    from stronglens_assets.mock_survey.config import demo_bricks
 
-    assert list(load_demo_sky().bricks) == densest_candidate_bricks(lenscat_positions)
+    assert list(load_demo_sky().bricks) == demo_bricks(lenscat_positions, _demo_split_config())
 
 
-def test_demo_bricks_hold_five_tier_a_candidates(lenscat_positions) -> None:
-    """Spectroscopic validation needs real confident lenses in the demo sky (issue 8, item 5)."""
+def test_demo_bricks_hold_held_out_tier_a_candidates(lenscat_positions) -> None:
+    """Spectroscopic validation is measured on real confident lenses of the TEST split
+    (issue 18, item 7): >= 5 Tier-A candidates in the demo bricks sit in test sky cells, clear
+    of the split guard (recomputed here with healpy on the demo profile's cells)."""
+    import healpy as hp
+
+    from stronglens_assets.mock_survey.config import DEMO_HELD_OUT_TIER_A, held_out_tier_a
     from stronglens_assets.science.catalogs.bricks import brick_name
+    from stronglens_assets.science.samples.splits import split_of_cells
 
+    split_config = _demo_split_config()
     tier_a = lenscat_positions[lenscat_positions["tier"] == "A"]
     names = brick_name(tier_a["ra"].to_numpy(), tier_a["dec"].to_numpy())
-    assert int(np.isin(names, load_demo_sky().bricks).sum()) >= 5
+    in_sky = tier_a[np.isin(names, load_demo_sky().bricks)]
+    held_out = held_out_tier_a(in_sky, split_config)
+    assert int(held_out.sum()) >= DEMO_HELD_OUT_TIER_A >= 5
+    cells = hp.ang2pix(
+        split_config.split_nside,
+        in_sky["ra"].to_numpy()[held_out],
+        in_sky["dec"].to_numpy()[held_out],
+        nest=True,
+        lonlat=True,
+    )
+    assert set(split_of_cells(cells, split_config)) == {"test"}
 
 
 def test_brick_rule_adds_fewest_tier_a_bricks() -> None:
@@ -120,6 +146,9 @@ def test_brick_rule_adds_fewest_tier_a_bricks() -> None:
     )
     chosen = densest_candidate_bricks(candidates, n_cells=1, bricks_per_cell=2, min_tier_a=2)
     assert len(chosen) == 3  # two dense bricks + the single brick holding 2 Tier-A
+    # only held-out Tier-A count when the column is given: the brick with 2 is not held out
+    held = candidates.assign(held_out=[False] * 9 + [True, False, False, True])
+    assert len(densest_candidate_bricks(held, n_cells=1, bricks_per_cell=2, min_tier_a=2)) == 4
     assert (
         densest_candidate_bricks(candidates, n_cells=1, bricks_per_cell=2, min_tier_a=0)
         == (chosen[:2])

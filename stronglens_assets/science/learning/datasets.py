@@ -2,11 +2,12 @@
 
 * :func:`build_image_cache` reads the parity manifest's shards (``cutout_key`` = storage key of
   an ``.npz`` shard, ``cutout_row`` = row in it), each shard once, runs
-  :func:`~.preprocess.preprocess` (centre crop + per-band robust normalisation) and writes the
-  result as one ``(N, 3, crop, crop)`` float32 ``.npy`` file, memory-mapped for training. The
-  file name is a hash of the rows and the preprocessing parameters, so a second model config
-  (or a second epoch, or a re-run) reuses it; at survey scale (~1.3M cutouts, 64 px: ~64 GB)
-  it lives on local disk and the page cache serves it.
+  :func:`~.preprocess.preprocess` with the model's preprocessing settings and writes the
+  result as one ``(N, 3, P, P)`` float32 ``.npy`` file, memory-mapped for training. The
+  file name is a hash of the rows and the preprocessing settings, so a second model config
+  with the same settings (or a second epoch, or a re-run) reuses it; at survey scale (~1.3M
+  cutouts, 64 px: ~64 GB; 101 px: ~160 GB) it lives on local disk and the page cache
+  serves it.
 * :class:`BatchLoader` yields batches of that cache in a seeded order with the safe
   augmentations (horizontal flip, vertical flip, rot90: the dihedral group D4, which keeps a
   lens a lens; no rescaling, colour or noise changes), vectorised over the batch.
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,21 +29,21 @@ import pandas as pd
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.npz import decode_npz
-from stronglens_assets.science.imaging.preprocess import DEFAULT_CLIP, STAT_RADIUS_PX, preprocess
+from stronglens_assets.science.imaging.preprocess import preprocess
 
 SAFE_AUGMENTATIONS: tuple[str, ...] = ("hflip", "vflip", "rot90")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class ManifestError(StronglensError, ValueError):
     """A manifest row cannot be served (missing column, missing shard, row out of range)."""
 
 
-def cache_digest(manifest: pd.DataFrame, crop: int) -> str:
-    """Identity of a cache: the ordered (cutout_key, cutout_row) list and preprocessing."""
-    digest = hashlib.sha256(
-        f"format={CACHE_FORMAT};crop={crop};clip={DEFAULT_CLIP};stat={STAT_RADIUS_PX}".encode()
-    )
+def cache_digest(manifest: pd.DataFrame, preprocessing: Any) -> str:
+    """Identity of a cache: the ordered (cutout_key, cutout_row) list and the preprocessing
+    settings (every field)."""
+    settings = json.dumps(preprocessing.model_dump(mode="json"), sort_keys=True)
+    digest = hashlib.sha256(f"format={CACHE_FORMAT};preprocessing={settings}".encode())
     digest.update("\n".join(manifest["cutout_key"].astype(str)).encode())
     digest.update(np.asarray(manifest["cutout_row"], dtype=np.int64).tobytes())
     return digest.hexdigest()[:20]
@@ -115,11 +117,12 @@ def build_image_cache(
     read_bytes: Any,
     manifest: pd.DataFrame,
     cache_dir: str | os.PathLike[str],
-    crop: int,
+    preprocessing: Any,
     *,
     source: str = "manifest",
 ) -> np.ndarray:
-    """Preprocessed images of the manifest rows as a read-only memory map (crop once).
+    """Images of the manifest rows preprocessed with ``preprocessing`` (the model config's
+    settings) as a read-only memory map (preprocess once).
 
     The cache file ``<cache_dir>/images-<digest>.npy`` is written atomically (temporary name,
     then rename) and reused when present.
@@ -127,18 +130,19 @@ def build_image_cache(
     _check_columns(manifest, source)
     directory = Path(cache_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"images-{cache_digest(manifest, crop)}.npy"
+    path = directory / f"images-{cache_digest(manifest, preprocessing)}.npy"
     if not path.exists():
         tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+        size = preprocessing.output_px
         images = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float32, shape=(len(manifest), 3, crop, crop)
+            tmp, mode="w+", dtype=np.float32, shape=(len(manifest), 3, size, size)
         )
         try:
             load_cutouts(
                 read_bytes,
                 manifest,
                 source=source,
-                transform=lambda x: preprocess(x, crop),
+                transform=lambda x: preprocess(x, preprocessing),
                 out=images,
             )
             images.flush()

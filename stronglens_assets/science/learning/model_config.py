@@ -2,9 +2,12 @@
 
 A model config (validated by :class:`ModelConfig`, unknown fields are errors) holds the seeds'
 settings (checks 4.1-4.3, 4.10): architecture, at most 50 epochs, early-stopping patience 10
-on the validation AUC, cosine annealing of the learning rate, batch 256 of 64x64 centre crops,
-mixed precision (CUDA only), augmentations hflip/vflip/rot90 only, tier weights, seed; plus
-the optimizer (AdamW), learning rate, the evaluation settings and the annulus/core ablation.
+on the validation AUC, cosine annealing of the learning rate, batch 256, mixed precision
+(CUDA only), augmentations hflip/vflip/rot90 only, tier weights, seed; the preprocessing
+(``preprocessing:``, :mod:`~stronglens_assets.science.imaging.preprocess`: the paper's
+``raw_robust`` on the full 101 px stamp or the seeds' ``crop_robust`` 64 px crops; an unknown
+method is a config error); plus the optimizer (AdamW), learning rate, the evaluation
+settings and the annulus/core ablation.
 Its ``profiles.demo`` block shrinks epochs and width for the embedded default, never the code
 path. Used by the models (:mod:`.models`), the training loop (:mod:`.training`) and scoring.
 """
@@ -18,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from stronglens_assets.config import ConfigError, StrictModel, load_profiled_config
+from stronglens_assets.science.imaging.preprocess import CropRobust, Preprocessing
 from stronglens_assets.science.learning.datasets import SAFE_AUGMENTATIONS
 
 __all__ = [
@@ -37,7 +41,8 @@ TIERS: tuple[str, ...] = ("A", "B", "N1", "N2")
 
 
 class InputMask(StrictModel):
-    """Radial input mask (pixels of the crop, from its centre): keep ``inner <= r < outer``."""
+    """Radial input mask (pixels of the network input, from its centre): keep
+    ``inner <= r < outer``."""
 
     inner_px: float = Field(default=0.0, ge=0)
     outer_px: float | None = Field(default=None, gt=0)
@@ -53,7 +58,7 @@ class AblationConfig(StrictModel):
     """Annulus/core ablation (checks 4.7, 4.8): the same architecture trained twice.
 
     Annulus-only input keeps ``core_radius_px <= r < annulus_outer_px`` (the core is masked);
-    core-only keeps ``r < core_radius_px`` (the annulus is masked). Radii in crop pixels
+    core-only keeps ``r < core_radius_px`` (the annulus is masked). Radii in input pixels
     (0.262"/px). ``epochs``/``early_stopping_patience`` default to the model's.
     """
 
@@ -71,7 +76,15 @@ class AblationConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """Evaluation settings (checks 4.5, 4.6)."""
+    """Evaluation settings (checks 4.5, 4.6; thresholds and prevalence of the paper).
+
+    ``fixed_thresholds`` and ``fpr_targets``: the model's thresholds (detection ``p > t``),
+    the FPR ones derived from its val negatives (``evaluation_thresholds``); an FPR target
+    those negatives cannot resolve is recorded as unresolved and skipped by consumers, or is
+    an error with ``require_fpr_thresholds``. ``deployment_prevalence``: lens fraction that
+    prevalence-dependent metrics (ECE, precision) are reweighted to, besides the sample's.
+    ``recall_confidence``: Wilson level of the Tier-A recall at every threshold.
+    """
 
     calibration_bins: int = Field(default=15, ge=1)
     recall_threshold: float = Field(default=0.5, gt=0, lt=1)
@@ -79,6 +92,27 @@ class EvaluationConfig(StrictModel):
     stratum_quantile_bins: int = Field(default=3, ge=1)
     spectroscopic_match_arcsec: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=512, ge=1)
+    fixed_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+    fpr_targets: tuple[float, ...] = (1e-3, 1e-4)
+    require_fpr_thresholds: bool = False
+    deployment_prevalence: float = Field(default=1.0 / 94.0, gt=0, lt=1)
+    recall_confidence: float = Field(default=0.95, gt=0, lt=1)
+
+    @field_validator("fixed_thresholds")
+    @classmethod
+    def _scores(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 <= v < 1.0]
+        if bad:
+            raise ValueError(f"thresholds must be scores in [0, 1), got {bad}")
+        return value
+
+    @field_validator("fpr_targets")
+    @classmethod
+    def _rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad:
+            raise ValueError(f"FPR targets must be in (0, 1), got {bad}")
+        return value
 
 
 class ModelConfig(StrictModel):
@@ -89,7 +123,7 @@ class ModelConfig(StrictModel):
     width: int = Field(default=64, ge=1)
     embedding_dim: int | None = Field(default=None, ge=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    crop: int = Field(default=64, ge=8, le=101)
+    preprocessing: Preprocessing = Field(default_factory=CropRobust)
     input_mask: InputMask | None = None
     seed: int = Field(default=1337, ge=0)
     epochs: int = Field(default=50, ge=1, le=50)
@@ -141,6 +175,11 @@ class ModelConfig(StrictModel):
         if self.architecture == "resnet18" and self.embedding_dim is not None:
             raise ValueError("embedding_dim applies to 'bottlenecked_resnet' only")
         return self
+
+    @property
+    def input_px(self) -> int:
+        """Side of the network input in pixels (from the preprocessing)."""
+        return self.preprocessing.output_px
 
     def variant(self, suffix: str, input_mask: InputMask) -> ModelConfig:
         """This config with an input mask (the ablation models), epochs from ``ablation``."""

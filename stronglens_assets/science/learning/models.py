@@ -14,8 +14,9 @@ The bottlenecked ResNet is the same trunk with a narrow embedding layer
 Both expose ``forward(x) -> (N,)`` logits and ``embed(x) -> (N, D)`` features (ResNet18: the
 ``8 * width`` globally pooled trunk features; bottlenecked: the ``embedding_dim`` activations),
 the features the D06 linear probe uses. Inputs are :func:`~.preprocess.preprocess` outputs,
-``(N, 3, crop, crop)`` float32. An optional radial input mask (annulus/core ablation) is a
-non-persistent buffer, so it never changes the state-dict layout.
+``(N, 3, P, P)`` float32 (``P``: the preprocessing's output size). An optional radial input
+mask (annulus/core ablation) is a non-persistent buffer, so it never changes the state-dict
+layout.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from stronglens_assets.errors import StronglensError
-from stronglens_assets.science.imaging.preprocess import radial_mask
+from stronglens_assets.science.imaging.preprocess import DEFAULT_PREPROCESSING, radial_mask
 from stronglens_assets.science.learning.model_config import ModelConfig
 
 ARCHITECTURES: tuple[str, ...] = ("resnet18", "bottlenecked_resnet")
@@ -172,6 +173,9 @@ class BottleneckedResNet(ResNet18):
 def build_model(architecture_or_config: str | ModelConfig) -> ResNet18:
     """A fresh model from an architecture name or a model config.
 
+    The model carries its preprocessing as ``model.preprocessing`` (the config's; the default
+    ``crop_robust`` 64 px for an architecture name), which scoring applies to raw cutouts.
+
     Args:
         architecture_or_config: ``"resnet18"`` / ``"bottlenecked_resnet"`` (default widths: 64,
             and a 32-wide embedding) or a :class:`~.model_config.ModelConfig` (load one with
@@ -179,28 +183,34 @@ def build_model(architecture_or_config: str | ModelConfig) -> ResNet18:
     """
     if isinstance(architecture_or_config, str):
         if architecture_or_config == "resnet18":
-            return ResNet18()
-        if architecture_or_config == "bottlenecked_resnet":
-            return BottleneckedResNet()
-        raise ValueError(
-            f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for a "
-            "model config name, pass load_model_config(config_dir, name, profile))"
-        )
+            model = ResNet18()
+        elif architecture_or_config == "bottlenecked_resnet":
+            model = BottleneckedResNet()
+        else:
+            raise ValueError(
+                f"unknown architecture {architecture_or_config!r}; known: {ARCHITECTURES} (for "
+                "a model config name, pass load_model_config(config_dir, name, profile))"
+            )
+        model.preprocessing = DEFAULT_PREPROCESSING
+        return model
     config = architecture_or_config
     mask = None
     if config.input_mask is not None:
         mask = (config.input_mask.inner_px, config.input_mask.outer_px)
     if config.architecture == "resnet18":
-        return ResNet18(width=config.width, mask_radii=mask, crop=config.crop)
-    if config.architecture == "bottlenecked_resnet":
-        return BottleneckedResNet(
+        model = ResNet18(width=config.width, mask_radii=mask, crop=config.input_px)
+    elif config.architecture == "bottlenecked_resnet":
+        model = BottleneckedResNet(
             width=config.width,
             embedding_dim=int(config.embedding_dim),
             dropout=config.dropout,
             mask_radii=mask,
-            crop=config.crop,
+            crop=config.input_px,
         )
-    raise ValueError(f"unknown architecture {config.architecture!r}; known: {ARCHITECTURES}")
+    else:
+        raise ValueError(f"unknown architecture {config.architecture!r}; known: {ARCHITECTURES}")
+    model.preprocessing = config.preprocessing
+    return model
 
 
 # --- checkpoints -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Injection priors (``configs/injection_priors.yaml``): named injection models, the D06 design.
+"""Injection priors (``configs/injection_priors.yaml``): named injection models.
 
 **Named priors** (``priors``; ``default_prior`` is the published study's ``paper_2026``): how to
 draw one injection of :func:`~stronglens_assets.science.lensing.injection.render_arcs`, all
@@ -28,10 +28,9 @@ lens ``axis_ratio`` etc.     SIE q in (0, 1], position angle (radians from +x), 
 ``poisson_gain``   e-/nmgy   gain of the Poisson option, per band
 ================== ========= ===============================================================
 
-**Today's D06 design** (``d06_prior``, ``grid``, ``bright_arc``, ``probe``): the six-parameter
-grid and its variants draw ``theta_e, source_mag, beta_frac, n_sersic, r_eff, axis_ratio`` and
-the colours from the named prior ``d06_prior`` (an SIS at the stamp centre with a circularised
-R_e: :attr:`InjectionPriors.distributions`, :func:`sample_parameters`).
+The D06 experiments (``configs/d06.yaml``, :mod:`stronglens_assets.science.experiments`) draw
+from the named prior their config names (the paper's ``paper_2026``) and set theta_E, the
+source-magnitude range and beta_frac themselves.
 
 Distributions (``dist``): ``uniform`` on [low, high]; ``loguniform`` (uniform in ln x, low > 0);
 ``uniform_area`` (density proportional to x on [low, high], i.e. ``sqrt(U(low^2, high^2))``: a
@@ -43,7 +42,6 @@ parameter's physical domain (e.g. a negative theta_E) or an unknown key is a
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -52,8 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from stronglens_assets.config import StrictModel, load_profiled_config, load_yaml
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
@@ -80,16 +77,6 @@ BRIGHT_ARC_VARIANTS: tuple[str, ...] = (
 )
 #: Conventions of a prior's half-light radius (see the module docstring).
 RE_CONVENTIONS: tuple[str, ...] = ("semi_major", "circularised")
-
-#: The six injection parameters, in the grid's axis order (slowest-varying first).
-PARAMETERS: tuple[str, ...] = (
-    "theta_e",
-    "source_mag",
-    "beta_frac",
-    "n_sersic",
-    "r_eff",
-    "axis_ratio",
-)
 
 #: Physical domain of each parameter: (low, high, low_inclusive, high_inclusive).
 DOMAINS: dict[str, tuple[float, float, bool, bool]] = {
@@ -181,140 +168,6 @@ class Distribution(StrictModel):
             return np.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
         # uniform_area: p(x) ~ x on [low, high] -> x^2 uniform on [low^2, high^2]
         return np.sqrt(low**2 + (high**2 - low**2) * u)
-
-
-class ParameterDistributions(StrictModel):
-    """The prior of each injection parameter (all six required)."""
-
-    theta_e: Distribution
-    source_mag: Distribution
-    beta_frac: Distribution
-    n_sersic: Distribution
-    r_eff: Distribution
-    axis_ratio: Distribution
-
-    @model_validator(mode="after")
-    def _in_domain(self) -> ParameterDistributions:
-        for name in PARAMETERS:
-            low, high = getattr(self, name).support()
-            try:
-                _check_in_domain(name, low, high)
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return self
-
-
-class PartialDistributions(StrictModel):
-    """Overrides of some parameters' priors (the rest come from ``distributions``)."""
-
-    theta_e: Distribution | None = None
-    source_mag: Distribution | None = None
-    beta_frac: Distribution | None = None
-    n_sersic: Distribution | None = None
-    r_eff: Distribution | None = None
-    axis_ratio: Distribution | None = None
-
-    @model_validator(mode="after")
-    def _in_domain(self) -> PartialDistributions:
-        for name in PARAMETERS:
-            dist = getattr(self, name)
-            if dist is None:
-                continue
-            try:
-                _check_in_domain(name, *dist.support())
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return self
-
-    def merged(self, base: ParameterDistributions) -> ParameterDistributions:
-        """``base`` with these overrides applied."""
-        values = {name: getattr(self, name) or getattr(base, name) for name in PARAMETERS}
-        return ParameterDistributions(**values)
-
-
-class GridAxes(StrictModel):
-    """Grid points of each axis (arcsec, AB mag, unitless as above); cells are their product."""
-
-    theta_e: list[float] = Field(min_length=1)
-    source_mag: list[float] = Field(min_length=1)
-    beta_frac: list[float] = Field(min_length=1)
-    n_sersic: list[float] = Field(min_length=1)
-    r_eff: list[float] = Field(min_length=1)
-    axis_ratio: list[float] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _valid_axes(self) -> GridAxes:
-        for name in PARAMETERS:
-            values = getattr(self, name)
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{name}: grid values must be finite, got {values}")
-            if any(b <= a for a, b in itertools.pairwise(values)):
-                raise ValueError(f"{name}: grid values must be strictly increasing, got {values}")
-            try:
-                _check_in_domain(name, min(values), max(values))
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return self
-
-    @property
-    def n_cells(self) -> int:
-        return math.prod(len(getattr(self, name)) for name in PARAMETERS)
-
-
-class BrightArcVariant(StrictModel):
-    """One bright-arc variant (a ``bright_arc`` partition).
-
-    ``poisson``: add Poisson noise of the arc flux (gain ``gain`` if given, else the priors'
-    ``poisson_gain``, e-/nanomaggy); ``clip``: clip the injected arc as the injection engine's
-    ``inject(clip=...)`` defines it (``null``: no clipping); ``restricted``: draw theta_E and
-    beta_frac from ``bright_arc.restricted`` (arc-forming geometry) instead of the full priors.
-    """
-
-    description: str
-    poisson: bool = False
-    gain: float | None = Field(default=None, gt=0)
-    clip: float | None = Field(default=None)
-    restricted: bool = True
-
-    @model_validator(mode="after")
-    def _gain_needs_poisson(self) -> BrightArcVariant:
-        if self.gain is not None and not self.poisson:
-            raise ValueError("gain is set but poisson is false: a gain only applies with noise")
-        return self
-
-
-class BrightArcConfig(StrictModel):
-    """Bright-arc experiment: bright sources, magnitude bins, the six variants."""
-
-    source_mag: Distribution
-    mag_bins: list[float] = Field(min_length=2)
-    restricted: PartialDistributions
-    variants: dict[str, BrightArcVariant]
-
-    @field_validator("mag_bins")
-    @classmethod
-    def _increasing(cls, value: list[float]) -> list[float]:
-        if any(b <= a for a, b in itertools.pairwise(value)):
-            raise ValueError(f"bin edges must be strictly increasing, got {value}")
-        return value
-
-    @field_validator("source_mag")
-    @classmethod
-    def _mag_domain(cls, value: Distribution) -> Distribution:
-        _check_in_domain("source_mag", *value.support())
-        return value
-
-    @field_validator("variants")
-    @classmethod
-    def _all_variants(cls, value: dict[str, BrightArcVariant]) -> dict[str, BrightArcVariant]:
-        if set(value) != set(BRIGHT_ARC_VARIANTS):
-            missing = sorted(set(BRIGHT_ARC_VARIANTS) - set(value))
-            extra = sorted(set(value) - set(BRIGHT_ARC_VARIANTS))
-            raise ValueError(
-                f"variants must be exactly {list(BRIGHT_ARC_VARIANTS)}; "
-                f"missing {missing}, unknown {extra}"
-            )
-        return value
 
 
 def _in(name: str, dist: Distribution | None, domain: tuple[float, float, bool, bool]) -> None:
@@ -450,20 +303,15 @@ class InjectionPriors(StrictModel):
     zero_point: float = AB_ZERO_POINT
     default_prior: str
     priors: dict[str, InjectionModel] = Field(min_length=1)
-    d06_prior: str
-    grid: GridAxes
-    bright_arc: BrightArcConfig
-    probe: PartialDistributions
 
     @model_validator(mode="after")
     def _consistent(self) -> InjectionPriors:
         if self.reference_band not in self.bands:
             raise ValueError(f"reference_band {self.reference_band!r} is not in {self.bands}")
-        for field in ("default_prior", "d06_prior"):
-            if getattr(self, field) not in self.priors:
-                raise ValueError(
-                    f"{field} {getattr(self, field)!r} is not a prior; known: {sorted(self.priors)}"
-                )
+        if self.default_prior not in self.priors:
+            raise ValueError(
+                f"default_prior {self.default_prior!r} is not a prior; known: {sorted(self.priors)}"
+            )
         ref = self.reference_band
         others = sorted(set(self.bands) - {ref})
         for name, model in self.priors.items():
@@ -495,21 +343,7 @@ class InjectionPriors(StrictModel):
                 raise ValueError(
                     f"{where}.psf.band_scale must give a factor for exactly {list(self.bands)}"
                 )
-        self._check_d06_prior()
         return self
-
-    def _check_d06_prior(self) -> None:
-        model = self.priors[self.d06_prior]
-        where = f"priors.{self.d06_prior} (d06_prior)"
-        if model.lens.theta_e is None or model.source.source_mag is None:
-            raise ValueError(f"{where}: today's D06 design draws theta_e and source_mag from it")
-        if model.source.r_e_convention != "circularised":
-            raise ValueError(f"{where}: today's D06 design takes a circularised r_e (r_eff)")
-        if not model.lens.is_central_sis:
-            raise ValueError(f"{where}: today's D06 design renders the SIS at the stamp centre")
-        if model.clumps.probability > 0:
-            raise ValueError(f"{where}: today's D06 design renders no clumps")
-        self.distributions  # noqa: B018 - checks the six parameters' domains
 
     def prior(self, name: str | None = None) -> InjectionModel:
         """The named prior ``name`` (default: ``default_prior``)."""
@@ -518,42 +352,12 @@ class InjectionPriors(StrictModel):
             raise KeyError(f"unknown prior {key!r}; known: {sorted(self.priors)}")
         return self.priors[key]
 
-    @property
-    def distributions(self) -> ParameterDistributions:
-        """The six parameters of today's D06 design (from ``d06_prior``)."""
-        model = self.priors[self.d06_prior]
-        return ParameterDistributions(
-            theta_e=model.lens.theta_e,
-            source_mag=model.source.source_mag,
-            beta_frac=model.source.beta_frac,
-            n_sersic=model.source.n_sersic,
-            r_eff=model.source.r_e,
-            axis_ratio=model.source.axis_ratio,
-        )
-
-    @property
-    def source_colours(self) -> dict[str, Distribution]:
-        """``m_band - m_reference`` of each non-reference band, of ``d06_prior`` (its colours
-        must be written ``band-ref``)."""
-        out = {}
-        for colour, dist in self.priors[self.d06_prior].colours.items():
-            a, _ = _colour_bands(colour)
-            if a == self.reference_band:
-                raise ValueError(f"d06_prior colours must be written band-reference, got {colour}")
-            out[a] = dist
-        return out
-
-    @property
-    def poisson_gain(self) -> dict[str, float]:
-        """Gain (e-/nanomaggy) per band of ``d06_prior``."""
-        return dict(self.priors[self.d06_prior].poisson_gain)
-
     def gain_array(self, gain: float | None = None, prior: str | None = None) -> np.ndarray:
-        """Per-band gain (e-/nanomaggy) in ``bands`` order, of ``prior`` (default: the D06
+        """Per-band gain (e-/nanomaggy) in ``bands`` order of ``prior`` (default: the default
         prior's); ``gain`` overrides every band."""
         if gain is not None:
             return np.full(len(self.bands), float(gain))
-        gains = self.poisson_gain if prior is None else self.prior(prior).poisson_gain
+        gains = self.prior(prior).poisson_gain
         return np.array([gains[b] for b in self.bands], dtype=np.float64)
 
 
@@ -575,18 +379,6 @@ def priors_file_sha256(config_dir: str | os.PathLike[str]) -> str:
     path = Path(config_dir) / PRIORS_CONFIG_FILENAME
     load_yaml(path)  # clear error if missing / not YAML
     return sha256_file(path)
-
-
-def grid_cells(grid: GridAxes) -> pd.DataFrame:
-    """One row per cell of the grid: ``cell`` (0-based) and the six axis values.
-
-    Cartesian product in :data:`PARAMETERS` order, the last axis varying fastest.
-    """
-    axes = [getattr(grid, name) for name in PARAMETERS]
-    rows = list(itertools.product(*axes))
-    table = pd.DataFrame(rows, columns=list(PARAMETERS), dtype=np.float64)
-    table.insert(0, "cell", np.arange(len(table), dtype=np.int64))
-    return table
 
 
 @dataclass(frozen=True)
@@ -666,52 +458,6 @@ def _band_mags(
         # m_a - m_b = value: a band before the reference (g-r) adds, after it (r-z) subtracts
         mags[:, j] = ref_mag + value if a == band else ref_mag - value
     return mags
-
-
-def sample_parameters(
-    priors: InjectionPriors,
-    n: int,
-    rng: np.random.Generator,
-    distributions: ParameterDistributions | None = None,
-    fixed: dict[str, float] | None = None,
-) -> InjectionParameters:
-    """Draw ``n`` injections of today's D06 design (SIS at the stamp centre).
-
-    Args:
-        distributions: priors of the six parameters (default ``priors.distributions``).
-        fixed: parameter values shared by all ``n`` (a grid cell); they replace the draws.
-
-    Draw order (fixed, so the same ``rng`` state gives the same values): the six parameters in
-    :data:`PARAMETERS` order, then the colours in ``bands`` order, the offset angle and the
-    position angle. A fixed parameter still consumes its draw.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    dists = distributions or priors.distributions
-    fixed = dict(fixed or {})
-    unknown = sorted(set(fixed) - set(PARAMETERS))
-    if unknown:
-        raise ValueError(f"unknown fixed parameter(s) {unknown}; known: {list(PARAMETERS)}")
-    values: dict[str, np.ndarray] = {}
-    for name in PARAMETERS:
-        drawn = getattr(dists, name).sample(n, rng)
-        if name in fixed:
-            value = float(fixed[name])
-            _check_in_domain(name, value, value)
-            drawn = np.full(n, value)
-        values[name] = drawn
-    mags = _band_mags(priors, priors.priors[priors.d06_prior].colours, values["source_mag"], rng)
-    offset_angle = rng.uniform(0.0, 2.0 * math.pi, n)
-    position_angle = rng.uniform(0.0, math.pi, n)
-    beta = values["beta_frac"] * values["theta_e"]
-    return InjectionParameters(
-        **values,
-        source_x=beta * np.cos(offset_angle),
-        source_y=beta * np.sin(offset_angle),
-        position_angle=position_angle,
-        mags=mags,
-        flux=mag_to_nanomaggies(mags, priors.zero_point),
-    )
 
 
 def _experiment_dist(name: str, value: Any) -> Distribution | np.ndarray | None:
@@ -876,23 +622,6 @@ def injection_psf_fwhm(
     scale = np.array([model.band_scale[b] for b in priors.bands])  # type: ignore[index]
     ref = psf[:, priors.bands.index(priors.reference_band)]
     return ref[:, None] * scale[None, :]
-
-
-def bright_arc_distributions(priors: InjectionPriors, variant: str) -> ParameterDistributions:
-    """Priors of a bright-arc variant: bright ``source_mag``, plus the restricted geometry
-    (``bright_arc.restricted``) unless the variant is unrestricted."""
-    config = priors.bright_arc
-    if variant not in config.variants:
-        raise KeyError(f"unknown bright-arc variant {variant!r}; known: {sorted(config.variants)}")
-    base = priors.distributions.model_copy(update={"source_mag": config.source_mag})
-    if config.variants[variant].restricted:
-        return config.restricted.merged(base)
-    return ParameterDistributions(**{name: getattr(base, name) for name in PARAMETERS})
-
-
-def probe_distributions(priors: InjectionPriors) -> ParameterDistributions:
-    """Priors of the linear probe's injections (low beta_frac: ``probe`` overrides)."""
-    return priors.probe.merged(priors.distributions)
 
 
 def priors_as_dict(priors: InjectionPriors) -> dict[str, Any]:

@@ -322,6 +322,7 @@ def render_paper(
     dpi: int = 300,
     label: str | None = None,
     reference_label: str | None = None,
+    figures: bool = True,
 ) -> PaperOutputs:
     """Every table, figure and summary that ``results`` allow (module docstring).
 
@@ -330,6 +331,7 @@ def render_paper(
         embedding_method: ``umap``, ``pca`` or ``auto`` (UMAP when ``umap-learn`` imports).
         seed: random state of the UMAP map.
         label, reference_label: names of the two directories in the comparison table.
+        figures: render the figures (False: tables and summary only, listed as skipped).
     """
     method = _embedding_method(embedding_method)
     out = PaperOutputs()
@@ -342,7 +344,7 @@ def render_paper(
             continue
         out.files[f"tables/{name}.tex"] = build(results).encode("utf-8")
     for name, (needs, build, caption) in FIGURES.items():
-        reason = needs(results)
+        reason = needs(results) or (None if figures else "figures not requested")
         if reason:
             out.skipped.append(Skipped(f"figures/{name}", reason))
             continue

@@ -3,20 +3,21 @@
 Inputs are paired sets: row ``i`` of the originals and of the twins is the same lens and host
 with a different arc (:mod:`~stronglens_assets.science.lensing.twins`).
 
-* :func:`paired_probe_control`: the D06 linear probe (:func:`~stronglens_assets.science.probe.
-  linear_probe_auc`, twins = label 1) on the CNN embeddings, with
+* :func:`paired_probe_control`: the D06 linear probe (:func:`~stronglens_assets.science.
+  experiments.probe.cross_validated_predictions`, twins = label 1) on the CNN embeddings, with
 
   - a **permutation null**: under "twins and originals are exchangeable" the labels of each
     pair can be swapped; the probe AUC of ``n_permutations`` random within-pair swaps gives the
     null distribution, its central ``confidence`` interval the ``null_band`` and
     ``permutation_p = (1 + #(null >= observed)) / (1 + n_permutations)`` (one-sided);
-  - a **paired bootstrap CI**: pairs resampled with replacement (``n_bootstrap`` times), each
-    resampled pair's copies kept in one fold (``groups``), central ``confidence`` interval.
+  - a **bootstrap CI** of the pooled out-of-fold AUC (:func:`~stronglens_assets.science.stats.
+    roc.bootstrap_auc`, no refits), central ``confidence`` interval.
 
 * :func:`detection_ratio`: detection rate of the twins over that of the originals at one
   threshold, detection being p > t (:mod:`~stronglens_assets.science.stats.detection`).
-* :func:`annulus_flux` + :func:`paired_probe_control` on it: the brightness-only baseline (the
-  same probe on per-band flux in the Einstein-radius annulus instead of the embedding).
+* the brightness-only baseline: :func:`paired_probe_control` on the D06 probe's brightness
+  features (:func:`~stronglens_assets.science.experiments.probe.brightness_features`: annulus
+  magnitude and S/N) instead of the embedding.
 
 All random draws come from ``numpy.random.default_rng(seed)``.
 """
@@ -27,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from stronglens_assets.science.probe import linear_probe_auc
+from stronglens_assets.science.experiments.probe import cross_validated_predictions
 from stronglens_assets.science.stats.detection import count_detected
+from stronglens_assets.science.stats.roc import auc, bootstrap_auc
 
-__all__ = ["annulus_flux", "detection_ratio", "paired_probe_control"]
+__all__ = ["detection_ratio", "paired_probe_control"]
 
 
 def _check_pairs(originals: np.ndarray, twins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +53,7 @@ def paired_probe_control(
     twins: np.ndarray,
     *,
     n_permutations: int = 200,
-    n_bootstrap: int = 200,
+    n_bootstrap: int = 1000,
     confidence: float = 0.95,
     n_folds: int = 5,
     seed: int = 0,
@@ -61,44 +63,43 @@ def paired_probe_control(
     Args:
         originals, twins: ``(n, D)`` paired features (row ``i`` of each is one pair).
         n_permutations: within-pair label swaps drawn for the null (>= 1).
-        n_bootstrap: paired bootstrap resamples for the CI (0: no CI).
+        n_bootstrap: bootstrap resamples of the out-of-fold predictions for the CI (0: none).
         confidence: central probability of ``null_band`` and ``auc_ci``.
         n_folds, seed: the probe's stratified k-fold (shuffled with ``seed``); ``seed`` also
             seeds the permutations and resamples.
 
     Returns:
-        ``probe_auc`` (mean over folds), ``probe_auc_std``, ``null_band`` [lo, hi],
-        ``null_mean``, ``permutation_p``, ``auc_ci`` [lo, hi] (or None), ``n_pairs``,
-        ``n_permutations``, ``n_bootstrap``, ``confidence``, ``classifier``.
+        ``probe_auc`` (mean over folds), ``probe_auc_std``, ``pooled_auc`` (AUC of the pooled
+        out-of-fold predictions), ``null_band`` [lo, hi], ``null_mean``, ``permutation_p``,
+        ``auc_ci`` [lo, hi] of the pooled AUC (or None), ``n_pairs``, ``n_permutations``,
+        ``n_bootstrap``, ``confidence``.
     """
     a, b = _check_pairs(originals, twins)
     if n_permutations < 1 or n_bootstrap < 0 or not 0 < confidence < 1:
         raise ValueError("need n_permutations >= 1, n_bootstrap >= 0 and 0 < confidence < 1")
     n = len(a)
 
-    def auc(pos: np.ndarray, neg: np.ndarray, groups: np.ndarray | None = None) -> dict:
-        return linear_probe_auc(
-            pos, neg, n_folds=n_folds, seed=seed, positive_groups=groups, negative_groups=groups
-        )
+    def probe(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        return cross_validated_predictions(pos, neg, n_folds=n_folds, seed=seed)
 
-    observed = auc(b, a)
+    labels, predictions, fold_aucs = probe(b, a)
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations)
     for k in range(n_permutations):
-        swap = rng.random(n) < 0.5
-        null[k] = auc(np.where(swap[:, None], a, b), np.where(swap[:, None], b, a))["auc_mean"]
+        swap = (rng.random(n) < 0.5)[:, None]
+        null[k] = np.mean(probe(np.where(swap, a, b), np.where(swap, b, a))[2])
     tail = (1.0 - confidence) / 2.0
     ci = None
     if n_bootstrap:
-        boot = np.empty(n_bootstrap)
-        for k in range(n_bootstrap):
-            idx = rng.integers(0, n, n)
-            boot[k] = auc(b[idx], a[idx], idx)["auc_mean"]
-        ci = [float(v) for v in np.quantile(boot, [tail, 1.0 - tail])]
-    obs = float(observed["auc_mean"])
+        boot = bootstrap_auc(
+            labels, {"probe": predictions}, samples=n_bootstrap, confidence=confidence, seed=seed
+        )["probe"]
+        ci = [boot["ci_low"], boot["ci_high"]]
+    obs = float(np.mean(fold_aucs))
     return {
         "probe_auc": obs,
-        "probe_auc_std": float(observed["auc_std"]),
+        "probe_auc_std": float(np.std(fold_aucs)),
+        "pooled_auc": auc(labels, predictions),
         "null_band": [float(v) for v in np.quantile(null, [tail, 1.0 - tail])],
         "null_mean": float(null.mean()),
         "permutation_p": float((1 + np.count_nonzero(null >= obs)) / (1 + n_permutations)),
@@ -107,7 +108,6 @@ def paired_probe_control(
         "n_permutations": int(n_permutations),
         "n_bootstrap": int(n_bootstrap),
         "confidence": float(confidence),
-        "classifier": observed["classifier"],
     }
 
 
@@ -133,27 +133,3 @@ def detection_ratio(
         "k_twin": int(k_twin),
         "ratio": float(k_twin / k_orig) if k_orig else None,
     }
-
-
-def annulus_flux(
-    cutouts: np.ndarray,
-    theta_e: np.ndarray,
-    *,
-    center_x: np.ndarray | None = None,
-    center_y: np.ndarray | None = None,
-    half_width: float = 0.75,
-    pixel_scale: float = 0.262,
-) -> np.ndarray:
-    """``(N, B)`` flux (nanomaggies) of each cutout in the annulus ``|r - theta_E| <= w``
-    around the lens centre (arcsec offsets ``center_x/y`` from the cutout centre, default 0;
-    ``w = half_width`` arcsec): the brightness of the arc region, blind to its morphology."""
-    images = np.asarray(cutouts, dtype=np.float64)
-    n, _, h, w = images.shape
-    te = np.asarray(theta_e, dtype=np.float64)
-    cx = np.zeros(n) if center_x is None else np.asarray(center_x, dtype=np.float64)
-    cy = np.zeros(n) if center_y is None else np.asarray(center_y, dtype=np.float64)
-    y = (np.arange(h) - (h - 1) / 2.0) * pixel_scale
-    x = (np.arange(w) - (w - 1) / 2.0) * pixel_scale
-    r = np.hypot(x[None, None, :] - cx[:, None, None], y[None, :, None] - cy[:, None, None])
-    ring = np.abs(r - te[:, None, None]) <= half_width
-    return np.einsum("nbhw,nhw->nb", images, ring.astype(np.float64))

@@ -36,7 +36,9 @@ def bootstrap_auc(
 ) -> dict[str, dict[str, float]]:
     """AUC of each score set with a paired bootstrap percentile interval.
 
-    All score sets are resampled with the same row indices. With ``reference``, each other
+    All score sets are resampled with the same row indices; each entry has ``auc``,
+    ``n_bootstrap`` (valid resamples), ``mean`` and ``std`` of the resampled AUCs and the
+    interval ``ci_low``/``ci_high``. With ``reference``, each other
     set also gets ``delta`` = AUC(reference) - AUC(set) and its interval.
     """
     labels = np.asarray(labels)
@@ -57,6 +59,7 @@ def bootstrap_auc(
         values = np.asarray(draws[name])
         entry = {"auc": auc(labels, scores), "n_bootstrap": len(values)}
         if len(values):
+            entry["mean"], entry["std"] = float(values.mean()), float(values.std())
             entry["ci_low"], entry["ci_high"] = (
                 float(v) for v in np.percentile(values, [tail, 100 - tail])
             )

@@ -8,6 +8,11 @@ so at most ``floor(f * n)`` negatives score strictly above it and the empirical 
 is an error, never a silently coarse threshold.
 
 Labels: ``p>0.3`` for a fixed threshold, ``FPR=1e-3`` for a derived one.
+
+A model's evaluation stores its thresholds as JSON entries (:func:`threshold_entries`, read
+back by :func:`thresholds_from_entries`): one per threshold with ``label``, ``value``,
+``fpr_target``, ``n_negatives``, ``resolved`` and, for an unresolved FPR target, its
+``reason`` (``value`` null). Consumers skip unresolved entries and say so.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +32,14 @@ __all__ = [
     "DEFAULT_FPR_TARGETS",
     "ThresholdResolutionError",
     "ThresholdSpec",
+    "ThresholdsFormatError",
     "derive_thresholds",
     "fixed_label",
     "fpr_label",
     "fpr_threshold",
     "minimum_negatives",
+    "threshold_entries",
+    "thresholds_from_entries",
 ]
 
 DEFAULT_FIXED_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -42,6 +51,10 @@ DEFAULT_FPR_TARGETS: tuple[float, ...] = (1e-3, 1e-4)
 
 class ThresholdResolutionError(StronglensError, ValueError):
     """An FPR target that the given negatives cannot resolve, or unusable negative scores."""
+
+
+class ThresholdsFormatError(StronglensError, ValueError):
+    """Stored threshold entries that are not in the documented form."""
 
 
 @dataclass(frozen=True)
@@ -115,3 +128,87 @@ def derive_thresholds(
             ThresholdSpec(fpr_label(fpr), fpr_threshold(scores, fpr), float(fpr), int(scores.size))
         )
     return specs
+
+
+def threshold_entries(
+    negative_scores: npt.ArrayLike,
+    fixed: Sequence[float] = DEFAULT_FIXED_THRESHOLDS,
+    fpr_targets: Iterable[float] = DEFAULT_FPR_TARGETS,
+) -> list[dict[str, Any]]:
+    """JSON entries of the fixed thresholds then one per FPR target (module docstring).
+
+    Unlike :func:`derive_thresholds`, an FPR target the negatives cannot resolve does not
+    raise: its entry has ``value`` null, ``resolved`` false and the ``reason``. Unusable
+    scores (none, or non-finite) still raise :class:`ThresholdResolutionError`.
+    """
+    scores = np.asarray(negative_scores, dtype=np.float64).ravel()
+    if scores.size == 0 or not np.all(np.isfinite(scores)):
+        fpr_threshold(scores, 0.5)  # raises with the reason
+    entries: list[dict[str, Any]] = [
+        {
+            "label": fixed_label(v),
+            "value": float(v),
+            "fpr_target": None,
+            "n_negatives": None,
+            "resolved": True,
+        }
+        for v in fixed
+    ]
+    for fpr in fpr_targets:
+        entry: dict[str, Any] = {
+            "label": fpr_label(fpr),
+            "value": None,
+            "fpr_target": float(fpr),
+            "n_negatives": int(scores.size),
+            "resolved": True,
+        }
+        try:
+            entry["value"] = fpr_threshold(scores, fpr)
+        except ThresholdResolutionError as exc:
+            entry.update({"resolved": False, "reason": str(exc)})
+        entries.append(entry)
+    return entries
+
+
+def thresholds_from_entries(
+    entries: Any, source: str = "thresholds"
+) -> tuple[list[ThresholdSpec], list[dict[str, Any]]]:
+    """``(resolved specs, unresolved entries)`` of :func:`threshold_entries` output.
+
+    Raises :class:`ThresholdsFormatError` naming ``source`` and the entry when an entry is
+    not a mapping, lacks a field, or a resolved entry has no finite value in [0, 1].
+    """
+    if not isinstance(entries, list):
+        raise ThresholdsFormatError(f"{source}: 'thresholds' must be a list of entries")
+    specs: list[ThresholdSpec] = []
+    unresolved: list[dict[str, Any]] = []
+    required = ("label", "value", "fpr_target", "n_negatives", "resolved")
+    for number, entry in enumerate(entries):
+        where = f"{source}: thresholds[{number}]"
+        if not isinstance(entry, dict):
+            raise ThresholdsFormatError(f"{where} is not a mapping")
+        missing = [name for name in required if name not in entry]
+        if missing:
+            raise ThresholdsFormatError(f"{where} lacks field(s) {missing}")
+        if entry["resolved"] is not True:
+            if "reason" not in entry:
+                raise ThresholdsFormatError(f"{where}: an unresolved entry needs a 'reason'")
+            unresolved.append(dict(entry))
+            continue
+        value = entry["value"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0.0 <= float(value) <= 1.0
+        ):
+            raise ThresholdsFormatError(f"{where}: value {value!r} is not a score in [0, 1]")
+        fpr, n_neg = entry["fpr_target"], entry["n_negatives"]
+        specs.append(
+            ThresholdSpec(
+                str(entry["label"]),
+                float(value),
+                None if fpr is None else float(fpr),
+                None if n_neg is None else int(n_neg),
+            )
+        )
+    return specs, unresolved

@@ -11,7 +11,7 @@ import torch
 
 from stronglens_assets.config import ConfigError
 from stronglens_assets.resources.object_store import LocalObjectStore
-from stronglens_assets.science.imaging.preprocess import preprocess
+from stronglens_assets.science.imaging.preprocess import CropRobust, RawRobust, preprocess
 from stronglens_assets.science.learning.datasets import (
     BatchLoader,
     ManifestError,
@@ -29,6 +29,8 @@ from stronglens_assets.science.learning.models import state_dict_bytes
 from stronglens_assets.science.learning.training import sample_weights, train_model
 from stronglens_assets.settings import PROJECT_ROOT
 from stronglens_assets.testing.cutouts import synthetic_manifest
+
+CROP32 = CropRobust(crop=32)
 
 
 @pytest.fixture(autouse=True)
@@ -118,20 +120,27 @@ def test_missing_shard_and_bad_row_are_named(store):
 
 def test_image_cache_is_preprocess_of_the_rows_and_is_reused(store, tmp_path):
     manifest = synthetic_manifest(store, n=40, shard_size=16)
-    cache = build_image_cache(store.read_bytes, manifest, tmp_path / "cache", 32)
-    expected = preprocess(load_cutouts(store.read_bytes, manifest), 32)
+    cache = build_image_cache(store.read_bytes, manifest, tmp_path / "cache", CROP32)
+    expected = preprocess(load_cutouts(store.read_bytes, manifest), CROP32)
     np.testing.assert_array_equal(np.asarray(cache), expected)
     (path,) = (tmp_path / "cache").glob("images-*.npy")
     stamp = path.stat().st_mtime_ns
-    build_image_cache(store.read_bytes, manifest, tmp_path / "cache", 32)
+    build_image_cache(store.read_bytes, manifest, tmp_path / "cache", CROP32)
     assert path.stat().st_mtime_ns == stamp
+    # other settings (a clip override, the paper's raw_robust) are another cache
+    clip20 = build_image_cache(
+        store.read_bytes, manifest, tmp_path / "cache", CROP32.model_copy(update={"clip": 20.0})
+    )
+    raw = build_image_cache(store.read_bytes, manifest, tmp_path / "cache", RawRobust())
+    assert len(list((tmp_path / "cache").glob("images-*.npy"))) == 3
+    assert raw.shape == (40, 3, 101, 101) and float(np.abs(clip20).max()) <= 20.0
 
 
 def test_failed_cache_build_leaves_no_file(store, tmp_path):
     manifest = synthetic_manifest(store, n=40, shard_size=16)
     manifest.loc[39, "cutout_key"] = "cutouts/missing.npz"
     with pytest.raises(ManifestError):
-        build_image_cache(store.read_bytes, manifest, tmp_path / "cache", 32)
+        build_image_cache(store.read_bytes, manifest, tmp_path / "cache", CROP32)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -141,7 +150,7 @@ def _tiny(seed: int = 7, **update) -> ModelConfig:
         architecture="bottlenecked_resnet",
         width=4,
         embedding_dim=4,
-        crop=32,
+        preprocessing=CROP32,
         epochs=3,
         early_stopping_patience=3,
         batch_size=16,
@@ -154,7 +163,7 @@ def _tiny(seed: int = 7, **update) -> ModelConfig:
 
 def _train(store, tmp_path, config):
     manifest = synthetic_manifest(store, n=80, shard_size=32)
-    images = build_image_cache(store.read_bytes, manifest, tmp_path / "cache", config.crop)
+    images = build_image_cache(store.read_bytes, manifest, tmp_path / "cache", config.preprocessing)
     labels = manifest["label"].to_numpy()
     weights = sample_weights(manifest["tier"].to_numpy(), config.tier_weights)
     split = manifest["split"].to_numpy()
@@ -217,9 +226,26 @@ def test_shipped_model_configs_load_in_both_profiles():
         full = load_model_config(directory, name, "full")
         demo = load_model_config(directory, name, "demo")
         assert (full.epochs, full.early_stopping_patience, full.batch_size) == (50, 10, 256)
-        assert full.crop == demo.crop == 64 and full.mixed_precision
+        assert full.preprocessing == demo.preprocessing and full.mixed_precision
         assert full.augmentations == ("hflip", "vflip", "rot90")
         assert demo.architecture == full.architecture and demo.width < full.width
+    # PROTOCOL.md: the paper's D06 model sees raw_robust full stamps; the seeds' baseline crops
+    paper = load_model_config(directory, "paperIV_bottlenecked_resnet", "demo")
+    assert paper.preprocessing == RawRobust(annulus_inner_px=20, annulus_outer_px=32, clip=10)
+    assert paper.input_px == 101
+    baseline = load_model_config(directory, "resnet18_baseline_v1", "demo")
+    assert baseline.preprocessing == CropRobust(crop=64, stat_radius_px=20, clip=50)
+
+
+def test_unknown_preprocessing_method_lists_the_known_ones(tmp_path):
+    os.makedirs(tmp_path / "models")
+    path = tmp_path / "models" / "a.yaml"
+    path.write_text("name: a\narchitecture: resnet18\npreprocessing: {method: asinh}\n")
+    with pytest.raises(ConfigError) as info:
+        load_model_config(tmp_path, "a")
+    message = str(info.value)
+    assert str(path) in message and "preprocessing" in message
+    assert "asinh" in message and "raw_robust" in message and "crop_robust" in message
 
 
 @pytest.mark.parametrize(
@@ -230,6 +256,12 @@ def test_shipped_model_configs_load_in_both_profiles():
         ("augmentations: [hflip, colour_jitter]\n", "augmentations"),
         ("epochs: 80\n", "epochs"),
         ("pretrained: ftp://host/best.pt\n", "pretrained"),
+        ("preprocessing: {method: zscale}\n", "preprocessing"),
+        ("preprocessing: {method: raw_robust, clip: 10, crop: 64}\n", "preprocessing"),
+        (
+            "preprocessing: {method: raw_robust, annulus_inner_px: 32, annulus_outer_px: 20}\n",
+            "preprocessing",
+        ),
     ],
 )
 def test_bad_model_config_names_file_and_field(tmp_path, edit, field):

@@ -8,8 +8,12 @@ import pytest
 
 from stronglens_assets.science.stats.calibration import (
     calibration_errors,
+    precision_at,
+    prevalence_weights,
     quantile_bins,
     reliability_bins,
+    stratum_summary,
+    weighted_calibration_errors,
 )
 
 
@@ -85,3 +89,48 @@ def test_calibration_strata_are_ordered_by_bin_edges() -> None:
     assert sum(s["n"] for s in strata["psfdepth_r"].values()) == n
     assert list(strata["tier"]) == ["A", "B", "N1", "N2"]
     assert "unknown" in strata["type"] and strata["type"]["unknown"]["n"] == 4
+
+
+def test_weighted_ece_with_integer_weights_is_torchmetrics_on_repeated_rows():
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(0, 1, 300)
+    labels = (rng.uniform(0, 1, 300) < scores).astype(int)
+    weights = rng.integers(1, 5, 300)
+    repeated = calibration_errors(np.repeat(scores, weights), np.repeat(labels, weights), 15)
+    got = weighted_calibration_errors(scores, labels, 15, weights)
+    assert got == pytest.approx(repeated, abs=1e-5)
+    assert weighted_calibration_errors(scores, labels, 15, np.ones(300)) == pytest.approx(
+        calibration_errors(scores, labels, 15), abs=1e-5
+    )
+
+
+def test_prevalence_weights_move_the_lens_fraction():
+    labels = np.array([1] * 20 + [0] * 80)
+    weights = prevalence_weights(labels, 0.01)
+    assert weights.sum() == pytest.approx(100)
+    assert weights[labels == 1].sum() / weights.sum() == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="lenses and non-lenses"):
+        prevalence_weights(np.ones(5), 0.01)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        prevalence_weights(labels, 1.0)
+
+
+def test_precision_at_sample_and_deployment_prevalence():
+    # 10 lenses (8 above 0.5), 90 non-lenses (9 above): TPR 0.8, FPR 0.1
+    scores = np.array([0.9] * 8 + [0.1] * 2 + [0.6] * 9 + [0.2] * 81)
+    labels = np.array([1] * 10 + [0] * 90)
+    assert precision_at(scores, labels, 0.5) == pytest.approx(8 / 17)
+    # at pi = 0.01: 0.8 * 0.01 / (0.8 * 0.01 + 0.1 * 0.99)
+    assert precision_at(scores, labels, 0.5, 0.01) == pytest.approx(0.008 / (0.008 + 0.099))
+    assert precision_at(scores, labels, 0.95) is None
+    # p > t is strict: a score at the threshold is not a detection
+    assert precision_at(np.array([0.5, 0.5]), np.array([1, 0]), 0.5) is None
+
+
+def test_one_class_stratum_is_not_reported_as_calibration():
+    summary = stratum_summary(np.array([0.2, 0.7]), np.array([1, 1]), 10, 0.5)
+    assert summary["ece"] is None and summary["mce"] is None
+    assert summary["calibration"] == "not reported: one class only"
+    assert summary["n"] == 2 and summary["fraction_above_threshold"] == 0.5
+    both = stratum_summary(np.array([0.2, 0.7]), np.array([0, 1]), 10, 0.5)
+    assert both["calibration"] == "reported" and both["ece"] == pytest.approx(0.25, abs=1e-6)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from stronglens_assets.science.stats.detection import count_detected
 from stronglens_assets.science.stats.thresholds import (
     ThresholdResolutionError,
+    ThresholdsFormatError,
+    ThresholdSpec,
     derive_thresholds,
     fpr_label,
     fpr_threshold,
     minimum_negatives,
+    threshold_entries,
+    thresholds_from_entries,
 )
 
 
@@ -50,3 +56,54 @@ def test_derive_thresholds_lists_fixed_then_fpr_with_the_negatives_behind_them()
     assert [s.n_negatives for s in specs] == [None, None, 1000, 1000]
     assert specs[2].value == pytest.approx(0.989) and specs[3].value == pytest.approx(0.998)
     assert fpr_label(1e-4) == "FPR=1e-4"
+
+
+def test_entries_keep_an_unresolvable_target_with_its_reason_and_read_back():
+    scores = np.arange(1_234) / 1_234
+    entries = threshold_entries(scores, fixed=(0.3,), fpr_targets=(1e-3, 1e-4))
+    assert entries[0] == {
+        "label": "p>0.3",
+        "value": 0.3,
+        "fpr_target": None,
+        "n_negatives": None,
+        "resolved": True,
+    }
+    # 1e-3 of 1,234 allows one negative above: t is the second-highest score
+    assert entries[1]["value"] == pytest.approx(1_232 / 1_234) and entries[1]["resolved"]
+    assert entries[1]["n_negatives"] == 1_234
+    assert entries[2]["value"] is None and entries[2]["resolved"] is False
+    assert "at least 10000 negatives" in entries[2]["reason"] and "1234" in entries[2]["reason"]
+    specs, unresolved = thresholds_from_entries(json.loads(json.dumps(entries)))
+    assert [s.label for s in specs] == ["p>0.3", "FPR=1e-3"]
+    assert specs[1] == ThresholdSpec("FPR=1e-3", entries[1]["value"], 1e-3, 1_234)
+    assert [u["label"] for u in unresolved] == ["FPR=1e-4"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"label": "p>0.3"}, "must be a list"),
+        ([["p>0.3", 0.3]], r"thresholds\[0\] is not a mapping"),
+        ([{"label": "p>0.3", "value": 0.3}], r"lacks field\(s\) \['fpr_target'"),
+        (
+            [
+                {
+                    "label": "x",
+                    "value": 1.5,
+                    "fpr_target": None,
+                    "n_negatives": None,
+                    "resolved": True,
+                }
+            ],
+            "not a score",
+        ),
+        (
+            [{"label": "x", "value": None, "fpr_target": 0.1, "n_negatives": 3, "resolved": False}],
+            "needs a 'reason'",
+        ),
+    ],
+)
+def test_malformed_entries_are_errors_naming_the_source(entries, message):
+    with pytest.raises(ThresholdsFormatError, match=message) as info:
+        thresholds_from_entries(entries, "evaluation/m/thresholds.json")
+    assert "evaluation/m/thresholds.json" in str(info.value)

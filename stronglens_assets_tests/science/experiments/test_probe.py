@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from stronglens_assets.science.probe import (
+from stronglens_assets.science.experiments.probe import (
     frechet_distance,
     gaussian_frechet_distance,
     linear_probe_auc,
@@ -105,3 +105,55 @@ def test_grouped_folds_do_not_reward_recognising_hosts() -> None:
         linear_probe_auc(
             positives, negatives, positive_groups=np.arange(60), negative_groups=np.zeros(60)
         )
+
+
+def test_probe_significance_separable_sets() -> None:
+    from stronglens_assets.science.experiments.probe import probe_significance
+
+    rng = np.random.default_rng(0)
+    pos = rng.normal(0, 1, (40, 5)) + np.array([4.0, 0, 0, 0, 0])
+    neg = rng.normal(0, 1, (40, 5))
+    out = probe_significance(pos, neg, n_folds=4, n_permutations=40, n_bootstrap=200, seed=1)
+    assert out["observed_auc_mean"] > 0.99
+    perm = out["permutation_test"]
+    assert perm["n_exceeding"] == 0 and perm["p_value"] == pytest.approx(1 / 41)
+    assert perm["max_perm_auc"] < 0.9
+    assert out["bootstrap_ci"]["ci_95_lower"] > 0.95
+    assert out["bootstrap_ci"]["n_valid"] == 200
+
+
+def test_probe_significance_identical_distributions_are_not_significant() -> None:
+    from stronglens_assets.science.experiments.probe import probe_significance
+
+    rng = np.random.default_rng(2)
+    pos, neg = rng.normal(0, 1, (40, 3)), rng.normal(0, 1, (40, 3))
+    out = probe_significance(pos, neg, n_folds=4, n_permutations=60, n_bootstrap=300, seed=3)
+    assert out["permutation_test"]["p_value"] > 0.05
+    lo, hi = out["bootstrap_ci"]["ci_95_lower"], out["bootstrap_ci"]["ci_95_upper"]
+    assert lo < 0.5 < hi + 0.1
+
+
+def test_brightness_features_of_a_constructed_ring() -> None:
+    from stronglens_assets.science.experiments.probe import brightness_features
+
+    size, scale = 101, 0.262
+    c = (np.arange(size) - 50) * scale
+    r = np.hypot(c[None, :], c[:, None])
+    ring = np.abs(r - 1.5) <= 0.75
+    image = np.full((1, 3, size, size), 0.01)  # flat sky, subtracted
+    image[0, 1][ring] += 1.0 / ring.sum()  # 1 nanomaggy in the annulus -> 22.5 mag
+    invvar = np.full((1, 3, size, size), 100.0)
+    mag, snr = brightness_features(image, invvar, band=1, theta_e=1.5)[0]
+    assert mag == pytest.approx(22.5, abs=1e-9)
+    assert snr == pytest.approx(1.0 / np.sqrt(ring.sum() / 100.0))
+
+
+def test_probe_significance_with_a_tiny_class_stays_finite() -> None:
+    from stronglens_assets.science.experiments.probe import probe_significance
+
+    rng = np.random.default_rng(4)
+    pos, neg = rng.normal(3, 1, (3, 4)), rng.normal(0, 1, (24, 4))
+    out = probe_significance(pos, neg, n_folds=3, n_permutations=30, n_bootstrap=50, seed=0)
+    assert np.isfinite(out["permutation_test"]["max_perm_auc"])
+    with pytest.raises(ValueError, match=">= 2 members"):
+        probe_significance(pos[:1], neg, n_folds=3, n_permutations=3, n_bootstrap=5)
