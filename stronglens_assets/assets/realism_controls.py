@@ -85,7 +85,7 @@ class RealismControlsConfig(StrictModel):
     sersic_prior: str = "paper_2026"
     probe_folds: int = Field(default=5, ge=2)
     n_permutations: int = Field(default=200, ge=1)
-    n_bootstrap: int = Field(default=200, ge=0)
+    n_bootstrap: int = Field(default=1000, ge=0)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     fixed_thresholds: list[float] = Field(default_factory=lambda: [0.3], min_length=1)
 
