@@ -40,6 +40,11 @@ def realism_controls_figure(
     shown = [(xi, ri) for xi, ri in zip(x, ratios, strict=True) if ri is not None]
     if shown:
         ax_ratio.plot(*zip(*shown, strict=True), "o-", color="tab:blue", label="dose-response")
+    if not shown:
+        ax_ratio.text(
+            0.5, 0.5, "no original detected at p > 0.3:\nthe ratio is undefined",
+            ha="center", va="center", transform=ax_ratio.transAxes, fontsize=8,
+        )  # fmt: skip
     ax_ratio.axhline(1.0, color="0.5", lw=0.8)
     for control, colour, style, name in (
         (negative, "tab:green", "--", "same-model twins"),

@@ -20,3 +20,11 @@ def test_figure_draws_rows_and_controls() -> None:
     assert len(ax_auc.collections) == 3  # null band + two CI lines
     assert len(ax_ratio.lines) == 1 + 1 + 2  # one finite ratio row, the 1 line, two controls
     assert figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_figure_says_when_no_ratio_is_defined() -> None:
+    rows = [{"structure_fraction": 0.0, "probe_auc": 0.4, "null_band": [0.3, 0.5],
+             "auc_ci": None, "detection_ratio": None}]  # fmt: skip
+    control = {"probe_auc": 0.4, "detection_ratio": None}
+    fig = realism_controls_figure(rows, control, control, title="controls")
+    assert "undefined" in fig.axes[1].texts[0].get_text()
