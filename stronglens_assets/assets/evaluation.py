@@ -167,7 +167,7 @@ def calibration_by_stratum(
     return out
 
 
-def split_rows(table: pd.DataFrame, split: str, what: str) -> pd.DataFrame:
+def rows_of_split(table: pd.DataFrame, split: str, what: str) -> pd.DataFrame:
     """Rows of ``split``; :class:`ConfigError` when there are none (the parity manifest must
     keep the split apart)."""
     rows = table[table["split"].astype(str) == split].reset_index(drop=True)
@@ -312,7 +312,7 @@ def build_assets(project: Project) -> list:
         model, sha = load_frozen_model(storage, name, settings.config_dir, profile=settings.profile)
         manifest = load_parity_manifest(storage, parity_key)
         for split in SCORED_SPLITS:
-            split_rows(manifest, split, f"{storage.uri(parity_key)}: parity manifest")
+            rows_of_split(manifest, split, f"{storage.uri(parity_key)}: parity manifest")
         table = score_validation(
             model, manifest, storage, compute.torch_device(), config.evaluation.batch_size
         )
@@ -353,7 +353,7 @@ def build_assets(project: Project) -> list:
         name = context.partition_key
         evaluation = config_of(context).evaluation
         sha = str(validation_scores["checkpoint_sha256"].iloc[0])
-        val = split_rows(validation_scores, SELECTION_SPLIT, f"validation_scores[{name}]")
+        val = rows_of_split(validation_scores, SELECTION_SPLIT, f"validation_scores[{name}]")
         negatives = val.loc[val["label"] == 0, "score"].to_numpy(dtype=np.float64)
         document = model_thresholds_document(
             name, sha, negatives, evaluation.fixed_thresholds, evaluation.fpr_targets
@@ -403,7 +403,7 @@ def build_assets(project: Project) -> list:
         name = context.partition_key
         evaluation = config_of(context).evaluation
         thresholds, unresolved = load_model_thresholds(storage, name)
-        test = split_rows(validation_scores, REPORTED_SPLIT, f"validation_scores[{name}]")
+        test = rows_of_split(validation_scores, REPORTED_SPLIT, f"validation_scores[{name}]")
         scores = test["score"].to_numpy()
         labels = test["label"].to_numpy()
         overall = prevalence_metrics(
@@ -484,7 +484,7 @@ def build_assets(project: Project) -> list:
         evaluation = config_of(context).evaluation
         thresholds, unresolved = load_model_thresholds(storage, name)
         sha = str(validation_scores["checkpoint_sha256"].iloc[0])
-        test = split_rows(validation_scores, REPORTED_SPLIT, f"validation_scores[{name}]")
+        test = rows_of_split(validation_scores, REPORTED_SPLIT, f"validation_scores[{name}]")
         match = {
             "vac": desi_dr1_vac,
             "radius_arcsec": evaluation.spectroscopic_match_arcsec,

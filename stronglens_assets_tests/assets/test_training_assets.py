@@ -430,3 +430,17 @@ def test_validation_scores_stream_shard_groups_in_manifest_order(tmp_path, monke
     table = evaluation.score_validation(model, manifest, storage, torch.device("cpu"), 16)
     assert list(table["object_id"]) == list(val["object_id"])
     assert table["score"].to_numpy() == pytest.approx(everything.astype(float), abs=1e-6)
+
+
+def test_a_manifest_without_a_test_split_is_a_clear_error(make_graph):
+    """The 70/30 view (val + test as val) is not what evaluation reads: with no test rows the
+    scores fail naming the manifest and the missing split, and nothing is written."""
+    graph = make_graph()
+    assert graph.run(["model_checkpoint"]).success
+    seventy_thirty = graph.manifest.assign(split=graph.manifest["split"].replace("test", "val"))
+    graph.storage.write_value(PARITY_KEY.removesuffix(".parquet"), seventy_thirty)
+    result = graph.run(["validation_scores"])
+    assert not result.success
+    message = _error(result)
+    assert "no 'test' rows" in message and "training_parity_splits_v1.parquet" in message
+    assert not graph.store.exists(f"validation_scores/{NAME}.parquet")
