@@ -16,6 +16,7 @@ from stronglens_assets.assets import (
     mock_survey,
     negatives,
     paper,
+    realism_controls,
     survey,
     training,
 )
@@ -33,6 +34,7 @@ ASSET_MODULES = (
     training,
     evaluation,
     d06,
+    realism_controls,
     paper,
 )
 

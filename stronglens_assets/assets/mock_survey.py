@@ -36,8 +36,9 @@ def build_assets(project: Project) -> list:
     ) -> dg.MaterializeResult:
         """DR10-format products of this partition's bricks, written by the mock survey.
 
-        Lenses at the real lenscat DESI positions inside the bricks (SIE + shear + clumpy
-        sources) plus extra planted lenses flagged ``source = "mock"``.
+        Simulated (mock) lenses rendered at the lenscat DESI positions inside the bricks (SIE +
+        shear, Sersic sources with star-forming knots) plus extra planted lenses flagged
+        ``source = "mock"``: every image here is the embedded default (mock DR10).
         """
         bricks = project.bricks_in_partition(context.partition_key)
         positions = lenscat_positives[["name", "ra", "dec", "grading"]]

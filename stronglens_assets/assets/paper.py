@@ -47,6 +47,14 @@ from stronglens_assets.science.lensing.priors import (
 from stronglens_assets.science.reporting import gallery as G
 from stronglens_assets.science.reporting import provenance as P
 from stronglens_assets.science.reporting.d06_results import D06Results, read_d06_results
+from stronglens_assets.science.reporting.labels import (
+    EMBEDDED_DEFAULT_LABEL,
+    data_label,
+    is_mock_environment,
+    lens_kind,
+    lens_set_label,
+    with_data_label,
+)
 from stronglens_assets.science.reporting.paper_outputs import render_paper
 from stronglens_assets.science.reporting.plots import png_data_uri_markdown
 from stronglens_assets.settings import PROJECT_ROOT
@@ -336,7 +344,10 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         pending["paper/summary.json"] = outputs.files["summary.json"]
         pending["paper/manifest.json"] = outputs.files["manifest.json"]
         written = _write_all(storage, pending)
-        metadata: dict[str, Any] = {"files": len(written)}
+        metadata: dict[str, Any] = {
+            "files": len(written),
+            "data": data_label(is_mock_environment(settings.env)),
+        }
         for path, data in outputs.files.items():
             if path.startswith("figures/") and path.endswith(".png"):
                 name = path.removeprefix("figures/").removesuffix(".png")
@@ -377,11 +388,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         tables["calibration"] = T.calibration_table(
             _partition_value(calibration_report, model_name), model=model_name
         )
+        if is_mock_environment(settings.env):
+            note = f"% Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated).\n"
+            tables = {name: note + text for name, text in tables.items()}
         written = _write_all(
             storage, {f"{TABLES_PREFIX}/{name}.tex": text.encode() for name, text in tables.items()}
         )
         context.add_output_metadata(
             {
+                "data": data_label(is_mock_environment(settings.env)),
                 "tables": sorted(tables),
                 "completeness_table": dg.MetadataValue.md(
                     "```latex\n" + tables.get("completeness_thresholds", "(skipped)") + "```"
@@ -400,9 +415,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
     def comparison_gallery(
         context: dg.AssetExecutionContext, storage: dg.ResourceParam[StorageResource]
     ) -> dg.Output[dict]:
-        """Figure 5 (real Tier-A lenses above injections, grz Lupton composites) as PDF/PNG and
-        the offline HTML gallery ``results/D06/gallery/index.html``, sortable by score."""
+        """Figure 5 (Tier-A lenses above injections, grz Lupton composites) as PDF/PNG and
+        the offline HTML gallery ``results/D06/gallery/index.html``, sortable by score. Lenses
+        are labelled "mock" in the embedded default and where planted, "real" only for lenscat
+        objects on real data."""
         from stronglens_assets.resources.shards import read_npz_key
+
+        mock_data = is_mock_environment(settings.env)
 
         stretch = G.RGBStretch(**config.gallery.stretch.model_dump())
         store = storage.object_store()
@@ -424,10 +443,11 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 if column in scores.columns:
                     value = getattr(row, column)
                     params[column] = value.item() if hasattr(value, "item") else value
+            source = str(getattr(row, "source", "lenscat"))
             real.append(
                 G.GalleryItem(
                     str(row.object_id),
-                    "real",
+                    lens_kind(source, mock_data=mock_data),
                     float(row.score),
                     G.grz_composite(cutout, stretch),
                     params,
@@ -469,18 +489,25 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 [r.score for r in injections], config.gallery.figure_injections
             )
         ]
+        lens_label = lens_set_label(item.kind for item in fig_real)
         fig = G.comparison_figure(
-            fig_real, fig_inj, title="Figure 5: real Tier-A lenses (top) and injections (bottom)"
+            fig_real,
+            fig_inj,
+            title=with_data_label(
+                f"Figure 5: {lens_label} (top) and injections (bottom)", mock_data
+            ),
         )
         preview = F.render_png(fig, dpi=config.figures.ui_dpi)
         pdf, png = F.render_figure(fig, dpi=config.figures.dpi)
         caption = (
-            f"Real Tier-A lenses (top row, {len(fig_real)} at evenly spaced ranks of their CNN "
+            f"{lens_label[0].upper()}{lens_label[1:]} (top row, {len(fig_real)} at evenly "
+            "spaced ranks of their CNN "
             f"score) beside bright-arc injections (bottom row, {len(fig_inj)}, same rule), "
             "grz colour composites with the Lupton et al. (2004) asinh stretch "
             f"(Q = {stretch.q:g}, stretch = {stretch.stretch:g}, band scales "
             f"g {stretch.scale_g:g}, r {stretch.scale_r:g}, z {stretch.scale_z:g}); "
             "north up, east left."
+            + (f" Data: {EMBEDDED_DEFAULT_LABEL}; every lens is simulated." if mock_data else "")
         )
         pending[f"{FIGURE5_KEY}.pdf"] = pdf
         pending[f"{FIGURE5_KEY}.png"] = png
@@ -510,9 +537,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         pending[f"{FIGURES_PREFIX}/figure5.tex"] = tex.encode()
         page = G.gallery_html(
             real + injections,
-            title="D06 gallery: real Tier-A lenses and injections",
+            title=with_data_label(
+                f"D06 gallery: {lens_set_label(item.kind for item in real)} and injections",
+                mock_data,
+            ),
             description=(
-                f"Tier-A validation lenses (red border; the catalogue source of each is listed) "
+                "Tier-A validation lenses (red border; real or mock, with the catalogue source "
+                "of each) "
                 f"and bright-arc injections of {', '.join(config.gallery.injection_variants)} "
                 "(blue border) with their CNN score p(lens) and parameters (theta_e, r_eff in "
                 "arcsec; source_mag in AB mag). grz colour composites with the Lupton et al. "
@@ -530,7 +561,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 "figure_5": _png_markdown(preview, "Figure 5"),
                 "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
                 "thumbnails": len(real) + len(injections),
-                "real": len(real),
+                "data": data_label(mock_data),
+                "real": sum(item.kind == "real" for item in real),
+                "mock": sum(item.kind == "mock" for item in real),
                 "injections": len(injections),
             },
         )

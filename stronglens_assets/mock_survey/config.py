@@ -14,6 +14,10 @@ Realism notes (where the defaults come from; all approximate, chosen to be DR10/
   magnitude ranges: 20,000 field galaxies (15 < r < 24; real DR10 catalogues go ~1 mag deeper
   and are ~2-3x denser), 800 LRG-like galaxies (18 < r < 21.5; DESI LRG density is
   ~600 deg^-2), 1,500 stars (14 < r < 23, high latitude).
+* **Shot noise**: the sky (dark-time DECam: g 22.0, r 21.0, z 19.9 mag/arcsec^2) sets the
+  noise, so the gain is ``g = sky per pixel / sigma_pix^2`` (e-/nanomaggy; ~1e4, 7e3, 3e3 in
+  g, r, z for the default depths); object and arc light add variance ``light / g`` per pixel
+  (DR10 pixels carry it; DR10 invvar, like the mock's, does not).
 * Colours, sizes and lens parameters: see :mod:`stronglens_assets.mock_survey.sky`.
 
 Bands: only DR10 south bands (g, r, i, z) are allowed; g, r and z are required (the coadd
@@ -35,6 +39,7 @@ from stronglens_assets.config import StrictModel, load_config, validate_brick_na
 from stronglens_assets.science.catalogs.bricks import brick_center, brick_name
 from stronglens_assets.science.catalogs.healpix import healpix_pixel
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.lensing.structured_source import SourceModel
 from stronglens_assets.settings import PROJECT_ROOT
 
 __all__ = [
@@ -60,7 +65,7 @@ REQUIRED_BANDS: tuple[str, ...] = ("g", "r", "z")
 DEFAULT_DEMO_SKY_PATH: Path = PROJECT_ROOT / "configs" / "demo_sky.yaml"
 
 #: Bump when the writer's output for a given config changes (invalidates complete bricks).
-MOCK_SURVEY_VERSION: str = "2"
+MOCK_SURVEY_VERSION: str = "3"
 
 Range = tuple[float, float]
 
@@ -86,6 +91,7 @@ class BandConfig(StrictModel):
         depth_scatter_mag: brick-to-brick depth scatter (mag, Gaussian sigma), >= 0.
         nobs: number of exposures in the main part of a brick (>= 1); a random exposure edge
             may add one more exposure to part of the brick (deeper there).
+        sky_mag_arcsec2: sky surface brightness (AB mag / arcsec^2).
     """
 
     psf_fwhm_arcsec: float = Field(gt=0, le=5.0)
@@ -93,6 +99,9 @@ class BandConfig(StrictModel):
     psf_depth_mag: float = Field(gt=0, le=35.0)
     depth_scatter_mag: float = Field(default=0.15, ge=0, le=2.0)
     nobs: int = Field(default=3, ge=1, le=100)
+    sky_mag_arcsec2: float = Field(default=21.0, gt=10.0, le=30.0)
+    """Sky surface brightness (AB mag / arcsec^2): with the per-pixel noise it sets the gain
+    of the shot noise on object and arc light (``render``)."""
 
 
 class LensConfig(StrictModel):
@@ -103,6 +112,13 @@ class LensConfig(StrictModel):
     z < ``deflector_max_mag_z`` (magnitude and size), the sample a z-limited search (and the
     N1 negatives) draws from, so brightness or size alone does not tell a lens from an LRG
     negative.
+
+    Sources (:mod:`stronglens_assets.science.lensing.structured_source`): the injection
+    engine's Sersic (the ``paper_2026`` prior's ranges by default: ``source_n_sersic``,
+    semi-major ``source_r_e_arcsec``, ``source_axis_ratio``, ``source_beta_frac`` uniform in
+    annulus area) plus 2-5 star-forming knots 0.15-0.5" from its centre carrying
+    ``structure_fraction`` of the flux; ``structure_fraction = 0`` is the engine's plain
+    Sersic. One colour per source (``source_g_r``, ``source_r_z``: mean and std of a normal).
     """
 
     mock_lenses_per_brick: int = Field(default=20, ge=0, le=500)
@@ -110,11 +126,19 @@ class LensConfig(StrictModel):
     mass_axis_ratio: Range = (0.6, 1.0)
     shear_max: float = Field(default=0.08, ge=0, lt=0.5)
     source_mag_r: Range = (22.0, 24.5)
-    source_r_e_arcsec: Range = (0.1, 0.4)
-    source_beta_max_frac: float = Field(default=0.6, gt=0, le=1.5)
-    clumps: tuple[int, int] = (1, 4)
-    clump_flux_fraction: Range = (0.05, 0.2)
-    clump_r_e_arcsec: Range = (0.03, 0.1)
+    source_n_sersic: Range = (0.5, 2.0)
+    source_r_e_arcsec: Range = (0.15, 0.5)
+    source_axis_ratio: Range = (0.3, 1.0)
+    source_beta_frac: Range = (0.1, 0.4)
+    source_g_r: tuple[float, float] = (1.23, 0.39)
+    """Arc g - r colour: (mean, std) of a normal (PROTOCOL.md: measured on Tier-A arcs)."""
+    source_r_z: tuple[float, float] = (0.95, 0.27)
+    """Arc r - z colour: (mean, std) of a normal (PROTOCOL.md)."""
+    structure_fraction: float = Field(default=0.3, ge=0.0, lt=1.0)
+    """Fraction of each source's flux in star-forming knots (0 = the engine's Sersic)."""
+    knots: tuple[int, int] = (2, 5)
+    knot_radius_arcsec: Range = (0.15, 0.5)
+    knot_sigma_arcsec: Range = (0.04, 0.1)
     deflector_max_mag_z: float = Field(default=20.0, ge=10.0, le=30.0)
     """Lens hosts are LRGs of a z-limited lens search: z < this (AB). 20 is the DR10 search's
     limit and the negatives' ``max_mag_z``."""
@@ -127,7 +151,7 @@ class LensConfig(StrictModel):
     def _theta_e(cls, v: Range) -> Range:
         return _check_range(v, low=0.1, high=10.0)
 
-    @field_validator("mass_axis_ratio")
+    @field_validator("mass_axis_ratio", "source_axis_ratio")
     @classmethod
     def _q(cls, v: Range) -> Range:
         return _check_range(v, low=0.1, high=1.0)
@@ -137,23 +161,50 @@ class LensConfig(StrictModel):
     def _mags(cls, v: Range) -> Range:
         return _check_range(v, low=10.0, high=30.0)
 
-    @field_validator("source_r_e_arcsec", "clump_r_e_arcsec")
+    @field_validator("source_r_e_arcsec", "knot_radius_arcsec", "knot_sigma_arcsec")
     @classmethod
     def _sizes(cls, v: Range) -> Range:
         return _check_range(v, low=0.005, high=5.0)
 
-    @field_validator("clumps")
+    @field_validator("source_n_sersic")
     @classmethod
-    def _clumps(cls, v: tuple[int, int]) -> tuple[int, int]:
-        lo, hi = v
-        if not 0 <= lo <= hi <= 8:
-            raise ValueError(f"need 0 <= low <= high <= 8 clumps, got [{lo}, {hi}]")
+    def _sersic(cls, v: Range) -> Range:
+        return _check_range(v, low=0.2, high=10.0)
+
+    @field_validator("source_beta_frac")
+    @classmethod
+    def _beta(cls, v: Range) -> Range:
+        return _check_range(v, low=0.0, high=1.5)
+
+    @field_validator("source_g_r", "source_r_z")
+    @classmethod
+    def _colour(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[1] >= 0:
+            raise ValueError(f"colour must be [mean, std] with std >= 0, got {list(v)}")
         return v
 
-    @field_validator("clump_flux_fraction")
+    @field_validator("knots")
     @classmethod
-    def _clump_frac(cls, v: Range) -> Range:
-        return _check_range(v, low=0.0, high=0.2)
+    def _knots(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if not 1 <= lo <= hi <= 8:
+            raise ValueError(f"need 1 <= low <= high <= 8 knots, got [{lo}, {hi}]")
+        return v
+
+    def source_model(self, structure_fraction: float | None = None) -> SourceModel:
+        """The structured-source model of these settings (optionally another fraction)."""
+        return SourceModel(
+            structure_fraction=self.structure_fraction
+            if structure_fraction is None
+            else structure_fraction,
+            knots=self.knots,
+            knot_radius_arcsec=self.knot_radius_arcsec,
+            knot_sigma_arcsec=self.knot_sigma_arcsec,
+            n_sersic=self.source_n_sersic,
+            r_e_arcsec=self.source_r_e_arcsec,
+            axis_ratio=self.source_axis_ratio,
+            beta_frac=self.source_beta_frac,
+        )
 
 
 class DemoSkyConfig(StrictModel):
@@ -167,9 +218,9 @@ class DemoSkyConfig(StrictModel):
     seed: int = 20250101
     bands: dict[str, BandConfig] = Field(
         default_factory=lambda: {
-            "g": BandConfig(psf_fwhm_arcsec=1.5, psf_depth_mag=24.6),
-            "r": BandConfig(psf_fwhm_arcsec=1.4, psf_depth_mag=24.0),
-            "z": BandConfig(psf_fwhm_arcsec=1.3, psf_depth_mag=23.0),
+            "g": BandConfig(psf_fwhm_arcsec=1.5, psf_depth_mag=24.6, sky_mag_arcsec2=22.0),
+            "r": BandConfig(psf_fwhm_arcsec=1.4, psf_depth_mag=24.0, sky_mag_arcsec2=21.0),
+            "z": BandConfig(psf_fwhm_arcsec=1.3, psf_depth_mag=23.0, sky_mag_arcsec2=19.9),
         }
     )
     w1_depth_mag: float = Field(default=20.5, gt=0, le=35.0)

@@ -20,17 +20,21 @@ Model
   exactly to the catalog flux**: the catalog flux is the flux put into the pixels (light
   beyond the truncation is folded back into the stamp).
   Stars are Moffat stamps evaluated at their sub-pixel position.
-* Lensed arcs: for each lens a 65 x 65 px stamp around the deflector is rendered with
-  :func:`~stronglens_assets.science.lensing.ray_tracing.render_lensed_sources` (SIE + SHEAR,
-  main Sersic source + clumps, supersampling 4), convolved with the band PSF and added to the image.
-  Arcs are not sweep objects (as when Tractor absorbs a faint arc into the deflector model).
+* Lensed arcs: for each lens a 65 x 65 px stamp centred on the deflector's pixel
+  (``floor(x + 0.5)``, the cutouts' convention) is rendered by the injection engine
+  (:mod:`~stronglens_assets.science.lensing.structured_source`: SIE + SHEAR, Sersic source
+  + star-forming knots, supersampling 4), convolved with the band PSF and added to the image;
+  the noiseless stamps are kept as truth (``truth/<RRR>/arcs-<brick>.npz``). Arcs are not
+  sweep objects (as when Tractor absorbs a faint arc into the deflector model).
 * Noise: Gaussian, per-pixel ``sigma = 1 / sqrt(invvar)``. From the brick's drawn 5-sigma
   point-source depth ``m5``: ``sigma_ps = 10^(-0.4 (m5 - 22.5)) / 5`` nanomaggies for a
   PSF-weighted flux, and ``sigma_pix = sigma_ps / sqrt(n_eff)`` with
   ``n_eff = 1 / sum(psf^2)`` pixels. ``invvar = 1 / sigma_pix^2`` where ``nobs`` exposures
   overlap, scaled by ``(nobs + 1) / nobs`` beyond an exposure edge, and 0 (image 0) on bad
-  strips. There is no source shot noise (sky-limited; DR10 invvar does not include it
-  either, though DR10 pixels do).
+  strips. Shot noise of the light: Gaussian of variance ``max(light, 0) / gain`` per pixel
+  (the Poisson noise of the objects' and arcs' electrons, > 100 e- per pixel where it
+  matters), ``gain = sky per pixel / sigma_pix^2`` (:func:`shot_noise_gain`; the
+  sky-limited coadd's e-/nanomaggy). invvar is sky-only, as DR10's.
 * Arc visibility: per band ``S/N = sqrt(sum((arc / sigma_pix)^2)) = sqrt(sum(arc^2 invvar))``
   over the stamp (the matched-filter S/N of the noise-free, PSF-convolved arc model);
   ``arc_visible = max over bands of S/N >= 10`` (:data:`ARC_SNR_VISIBLE`).
@@ -64,9 +68,12 @@ import scipy.fft
 from stronglens_assets.mock_survey.config import ALLOWED_BANDS, DemoSkyConfig
 from stronglens_assets.mock_survey.sky import (
     NOISE_STREAM_OFFSET,
+    SHOT_NOISE_STREAM_OFFSET,
     BandConditions,
     SkyModel,
+    lens_geometry,
     rng_streams,
+    source_parameters,
 )
 from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, PIXEL_SCALE_ARCSEC
 from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
@@ -77,7 +84,10 @@ from stronglens_assets.science.lensing.profiles import (
     pixel_grid,
     render_sersic_image,
 )
-from stronglens_assets.science.lensing.ray_tracing import render_lensed_sources
+from stronglens_assets.science.lensing.structured_source import (
+    convolve_bands,
+    lensed_unit_images,
+)
 
 __all__ = [
     "ARC_SNR_VISIBLE",
@@ -179,12 +189,15 @@ class BrickImages:
             nanomaggies), ``arc_mag_<b>``, ``arc_snr_<b>``, ``arc_snr_max``, ``arc_visible``,
             ``arc_residual_snr_<b>``, ``arc_residual_snr`` (S/N in the deflector-subtracted
             residual, best band: what grades a mock lens), ``magnification`` (r-band lensed /
-            intrinsic source flux).
+            intrinsic source flux), ``stamp_center_x/y`` (brick pixel of the arc stamp's
+            centre), ``psf_fwhm_<b>`` and ``gain_<b>`` (e-/nanomaggy of the shot noise).
+        arc_stamps: ``(N, B, 65, 65)`` float32 noiseless arcs of the lenses (lens order).
     """
 
     bands: dict[str, BandImage]
     photometry: pd.DataFrame
     lens_arcs: pd.DataFrame
+    arc_stamps: np.ndarray
 
 
 # ----------------------------------------------------------------------------------------
@@ -449,30 +462,38 @@ def _render_objects(
 # ----------------------------------------------------------------------------------------
 # lensed arcs
 # ----------------------------------------------------------------------------------------
-def _lens_components(df: pd.DataFrame, cx: np.ndarray, cy: np.ndarray) -> list[dict]:
-    return [
-        {
-            "type": "SIE",
-            "theta_E": _col(df, "theta_e"),
-            "e1": _col(df, "e1"),
-            "e2": _col(df, "e2"),
-            "center_x": cx,
-            "center_y": cy,
-        },
-        {
-            "type": "SHEAR",
-            "gamma1": _col(df, "gamma1"),
-            "gamma2": _col(df, "gamma2"),
-            "ra_0": cx,
-            "dec_0": cy,
-        },
-    ]
-
-
 def _residual_snr(arc: np.ndarray, invvar: np.ndarray, light: np.ndarray, frac: float) -> float:
     """S/N of an arc in the deflector-subtracted residual (see module docstring)."""
     weight = invvar / (1.0 + invvar * (frac * light) ** 2)
     return math.sqrt(float(np.sum(arc * arc * weight)))
+
+
+def lens_stamp_centers(lenses: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Brick pixel ``(ix, iy)`` of each lens's arc stamp centre: ``floor(x + 0.5)``, the
+    cutouts' convention, so a lens's cutout and its arc stamp share their centre pixel."""
+    ix = np.floor(lenses["x"].to_numpy(np.float64) + 0.5).astype(np.int64)
+    iy = np.floor(lenses["y"].to_numpy(np.float64) + 0.5).astype(np.int64)
+    return ix, iy
+
+
+def render_lens_arcs(
+    lenses: pd.DataFrame, bands: tuple[str, ...], kernels: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Noiseless PSF-convolved arcs ``(N, B, 65, 65)`` float32 (nanomaggies / pixel) on the
+    stamps of :func:`lens_stamp_centers` (lens centre at its sub-pixel offset), from the truth
+    columns (:func:`~stronglens_assets.mock_survey.sky.lens_geometry`, ``source_parameters``)."""
+    ix, iy = lens_stamp_centers(lenses)
+    offx = (lenses["x"].to_numpy(np.float64) - ix) * _PIX
+    offy = (lenses["y"].to_numpy(np.float64) - iy) * _PIX
+    unit = lensed_unit_images(
+        lens_geometry(lenses, offx, offy),
+        source_parameters(lenses),
+        size=LENS_STAMP_NPIX,
+        pixel_scale=_PIX,
+        supersample=_LENS_SUPERSAMPLE,
+    )
+    flux = np.stack([lenses[f"src_flux_{b}"].to_numpy(np.float64) for b in bands], axis=1)
+    return convolve_bands(unit, flux, [kernels[b] for b in bands]).astype(np.float32)
 
 
 def _render_arcs(
@@ -482,94 +503,34 @@ def _render_arcs(
     images: dict[str, np.ndarray],
     invvars: dict[str, np.ndarray],
     residual_fraction: float = 0.0,
-) -> pd.DataFrame:
-    """Add the lensed arcs to ``images``; return the per-lens arc photometry and S/N.
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Add the lensed arcs to ``images``; return the per-lens arc photometry and S/N, and the
+    noiseless arc stamps (:func:`render_lens_arcs`).
 
     ``images`` must hold the noiseless light of the objects (deflectors and neighbours) and
     no arcs yet: it is the light a grader has to subtract (``residual_fraction``).
     """
     n = len(lenses)
     out: dict[str, np.ndarray] = {"lens_id": lenses["lens_id"].to_numpy()}
-    for b in bands:
-        out[f"arc_flux_{b}"] = np.zeros(n)
+    size = LENS_STAMP_NPIX
+    arcs = render_lens_arcs(lenses, bands, kernels)
+    ix, iy = lens_stamp_centers(lenses)
+    for j, b in enumerate(bands):
+        out[f"arc_flux_{b}"] = arcs[:, j].sum(axis=(1, 2), dtype=np.float64)
         out[f"arc_snr_{b}"] = np.zeros(n)
         out[f"arc_residual_snr_{b}"] = np.zeros(n)
-    size = LENS_STAMP_NPIX
-    ix = np.rint(lenses["x"].to_numpy()).astype(np.int64)
-    iy = np.rint(lenses["y"].to_numpy()).astype(np.int64)
-    # the objects' light around each lens, before any arc is added
-    light = {b: np.zeros((n, size, size), dtype=np.float32) for b in bands}
-    for k in range(n):
-        sl = _stamp_slices(int(ix[k]), int(iy[k]), size)
-        if sl is not None:
-            for b in bands:
-                light[b][k][sl[1]] = images[b][sl[0]]
-    offx = (lenses["x"].to_numpy() - ix) * _PIX
-    offy = (lenses["y"].to_numpy() - iy) * _PIX
-    kmax = sum(1 for c in lenses.columns if c.startswith("clump") and c.endswith("_frac"))
-    per_batch = max(1, _BATCH_ELEMENTS // (size * size * _LENS_SUPERSAMPLE**2))
-    for start in range(0, n, per_batch):
-        idx = np.arange(start, min(n, start + per_batch))
-        df = lenses.iloc[idx]
-        cx = offx[idx][:, None, None]
-        cy = offy[idx][:, None, None]
-        lens_comps = _lens_components(df, cx, cy)
-        sx = cx + _col(df, "src_x")
-        sy = cy + _col(df, "src_y")
-        main = render_lensed_sources(
-            lens_comps,
-            [
-                {
-                    "type": "SERSIC",
-                    "flux": np.ones_like(cx),
-                    "r_sersic": _col(df, "src_r_e"),
-                    "n": _col(df, "src_n"),
-                    "e1": _col(df, "src_e1"),
-                    "e2": _col(df, "src_e2"),
-                    "center_x": sx,
-                    "center_y": sy,
-                }
-            ],
-            (size, size),
-            _PIX,
-            _LENS_SUPERSAMPLE,
-        )
-        clumps = np.zeros_like(main)
-        if kmax:
-            fr = np.nan_to_num(
-                np.stack([df[f"clump{k}_frac"].to_numpy(float) for k in range(kmax)], 1)
+        for k in range(n):
+            sl = _stamp_slices(int(ix[k]), int(iy[k]), size)
+            if sl is None:
+                continue
+            a = arcs[k, j][sl[1]].astype(np.float64)
+            inv = invvars[b][sl[0]]
+            out[f"arc_snr_{b}"][k] = math.sqrt(float(np.sum(a * a * inv)))
+            out[f"arc_residual_snr_{b}"][k] = _residual_snr(
+                a, inv, images[b][sl[0]], residual_fraction
             )
-            tot = fr.sum(axis=1, keepdims=True)
-            fr = fr / np.where(tot > 0, tot, 1.0)
-            comps = []
-            for k in range(kmax):
-                comps.append(
-                    {
-                        "type": "SERSIC",
-                        "flux": fr[:, k][:, None, None],
-                        "r_sersic": np.nan_to_num(_col(df, f"clump{k}_r_e"), nan=0.05),
-                        "n": np.ones_like(cx),
-                        "e1": 0.0,
-                        "e2": 0.0,
-                        "center_x": sx + np.nan_to_num(_col(df, f"clump{k}_x")),
-                        "center_y": sy + np.nan_to_num(_col(df, f"clump{k}_y")),
-                    }
-                )
-            clumps = render_lensed_sources(lens_comps, comps, (size, size), _PIX, _LENS_SUPERSAMPLE)
-        for b in bands:
-            model = _col(df, f"src_main_flux_{b}") * main + _col(df, f"src_clump_flux_{b}") * clumps
-            arc = convolve_fft(model, kernels[b])
-            out[f"arc_flux_{b}"][idx] = arc.sum(axis=(1, 2))
-            for j, k in enumerate(idx):
-                sl = _stamp_slices(int(ix[k]), int(iy[k]), size)
-                if sl is None:
-                    continue
-                a = arc[j][sl[1]]
-                out[f"arc_snr_{b}"][k] = math.sqrt(float(np.sum(a * a * invvars[b][sl[0]])))
-                out[f"arc_residual_snr_{b}"][k] = _residual_snr(
-                    a, invvars[b][sl[0]], light[b][k][sl[1]], residual_fraction
-                )
-            _add_stamps(images[b], arc, ix[idx], iy[idx])
+    for j, b in enumerate(bands):
+        _add_stamps(images[b], arcs[:, j], ix, iy)
     for b in bands:
         out[f"arc_mag_{b}"] = nanomaggies_to_mag(out[f"arc_flux_{b}"])
     snr = np.stack([out[f"arc_snr_{b}"] for b in bands], axis=1) if n else np.zeros((0, 1))
@@ -577,20 +538,35 @@ def _render_arcs(
     out["arc_visible"] = out["arc_snr_max"] >= ARC_SNR_VISIBLE
     res = np.stack([out[f"arc_residual_snr_{b}"] for b in bands], 1) if n else np.zeros((0, 1))
     out["arc_residual_snr"] = res.max(axis=1) if n else np.zeros(0)
-    src_r = (
-        (lenses["src_main_flux_r"] + lenses["src_clump_flux_r"]).to_numpy() if n else np.zeros(0)
-    )
+    src_r = lenses["src_flux_r"].to_numpy() if n else np.zeros(0)
     out["magnification"] = out["arc_flux_r"] / np.where(src_r > 0, src_r, 1.0)
-    return pd.DataFrame(out)
+    out["stamp_center_x"] = ix
+    out["stamp_center_y"] = iy
+    return pd.DataFrame(out), arcs
+
+
+def shot_noise_gain(sky_mag_arcsec2: float, sigma_pix: float) -> float:
+    """Gain (e-/nanomaggy) of a sky-limited coadd: the sky's Poisson variance per pixel,
+    ``sky / g``, equals the per-pixel noise ``sigma_pix^2`` (nanomaggies)."""
+    sky_pix = float(mag_to_nanomaggies(sky_mag_arcsec2)) * _PIX**2
+    return sky_pix / sigma_pix**2
 
 
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
 def _add_noise(
-    image: np.ndarray, cond: BandConditions, sigma_pix: float, rng: np.random.Generator
+    image: np.ndarray,
+    cond: BandConditions,
+    sigma_pix: float,
+    rng: np.random.Generator,
+    gain: float,
+    shot_rng: np.random.Generator,
 ) -> None:
-    """Add Gaussian noise matching :func:`invvar_map` in place; zero the bad strips."""
+    """Add shot noise of the light (Gaussian, variance ``max(light, 0) / gain``) and sky noise
+    matching :func:`invvar_map` in place; zero the bad strips."""
+    shot = shot_rng.standard_normal((BRICK_NPIX, BRICK_NPIX), dtype=np.float32)
+    shot *= np.sqrt(np.maximum(image, 0.0) / np.float32(gain))
     noise = rng.standard_normal((BRICK_NPIX, BRICK_NPIX), dtype=np.float32)
     noise *= np.float32(sigma_pix)
     if cond.edge is not None:
@@ -599,6 +575,7 @@ def _add_noise(
         region = (slice(None), sl) if axis == "x" else (sl, slice(None))
         noise[region] *= np.float32(math.sqrt(cond.nobs / (cond.nobs + 1)))
     image += noise
+    image += shot
     for axis, start, stop in cond.bad_strips:
         if axis == "x":
             image[:, start:stop] = 0.0
@@ -628,10 +605,15 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
     invvars = {b: invvar_map(sky.conditions[b], sigma[b]) for b in bands}
     images = {b: np.zeros((BRICK_NPIX, BRICK_NPIX), dtype=np.float32) for b in bands}
 
+    gains = {b: shot_noise_gain(config.bands[b].sky_mag_arcsec2, sigma[b]) for b in bands}
+
     sumsq, sizes = _render_objects(objects, bands, kernels, fwhm, images)
-    arcs = _render_arcs(
+    arcs, arc_stamps = _render_arcs(
         sky.lenses, bands, kernels, images, invvars, config.lenses.grading_residual_fraction
     )
+    for b in bands:
+        arcs[f"psf_fwhm_{b}"] = fwhm[b]
+        arcs[f"gain_{b}"] = gains[b]
 
     for b in bands:
         _add_noise(
@@ -639,6 +621,8 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
             sky.conditions[b],
             sigma[b],
             streams[NOISE_STREAM_OFFSET + ALLOWED_BANDS.index(b)],
+            gains[b],
+            streams[SHOT_NOISE_STREAM_OFFSET + ALLOWED_BANDS.index(b)],
         )
 
     # per-object catalog quantities
@@ -667,4 +651,6 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
     band_images = {
         b: BandImage(b, images[b], invvars[b], fwhm[b], kernels[b], sigma[b]) for b in bands
     }
-    return BrickImages(bands=band_images, photometry=pd.DataFrame(phot), lens_arcs=arcs)
+    return BrickImages(
+        bands=band_images, photometry=pd.DataFrame(phot), lens_arcs=arcs, arc_stamps=arc_stamps
+    )

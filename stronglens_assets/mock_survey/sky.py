@@ -28,8 +28,8 @@ Realism notes
 * Colours (AB): field disks g-r ~ N(0.65, 0.25), r-z ~ N(0.45, 0.2), z-W1 ~ N(0.2, 0.35);
   LRGs g-r ~ N(1.8, 0.12), r-z ~ N(1.0, 0.1), z-W1 ~ N(1.5, 0.15) (they pass the DESI LRG
   colour cuts); stars on an approximate stellar locus g-r ~ U(0.3, 1.4),
-  r-z = 0.8 (g-r) - 0.05, z-W1 = -0.4 + 0.3 (r-z) (+ small scatter); lensed sources blue
-  (g-r ~ N(0.3, 0.15), r-z ~ N(0.2, 0.15), clumps 0.15 bluer in g-r).
+  r-z = 0.8 (g-r) - 0.05, z-W1 = -0.4 + 0.3 (r-z) (+ small scatter); lensed sources as
+  measured on Tier-A arcs (below).
 * TYPE as DR10: stars PSF; disks EXP (n = 1), SER (0.6 < n < 2.5) or REX (round exponential
   for r > 22.5 and shape_r < 0.6"); LRGs DEV (n = 4) or SER (2.5 < n < 5.5).
 * Confusers (hard negatives, never lenses), ``confuser_fraction`` of the field-galaxy density,
@@ -45,10 +45,13 @@ Realism notes
   is no shortcut. An
   SIE (theta_E 1.0-2.5", mass axis ratio 0.6-1,
   mass position angle = light position angle + N(0, 10 deg)) + external shear
-  (|gamma| < 0.08) lensing a blue source 22 < r < 24.5 (unlensed, total) made of a Sersic
-  (r_e 0.1-0.4", n 0.7-1.5) plus 1-4 compact clumps (r_e 0.03-0.1", 5-20% of the flux each),
-  placed uniformly within 0.6 theta_E of the lens centre (mostly arcs and rings).
-  Total magnifications of ~5-20 make arcs a few magnitudes brighter than the g-band noise.
+  (|gamma| < 0.08), the injection engine's lens family, lensing a source 22 < r < 24.5
+  (unlensed) drawn by :func:`~stronglens_assets.science.lensing.structured_source.draw_sources`:
+  the engine's Sersic with the paper_2026 prior's ranges (n 0.5-2, semi-major R_e 0.15-0.5",
+  q 0.3-1, offset 0.1-0.4 theta_E uniform in area) plus 2-5 star-forming knots 0.15-0.5"
+  from its centre holding ``structure_fraction`` of the flux (``configs/demo_sky.yaml`` says
+  why 0.3). Source colours are those measured on Tier-A arcs (PROTOCOL.md: g-r 1.23 +- 0.39,
+  r-z 0.95 +- 0.27), one colour per source.
 * MASKBITS: BRIGHT (bit 1) within ``1630" x 1.396^-r`` (legacypipe's bright-star mask radius
   formula, applied here to r < 16 stars) of bright stars.
 """
@@ -72,6 +75,11 @@ from stronglens_assets.science.catalogs.bricks import (
 from stronglens_assets.science.core.columns import require_columns
 from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
 from stronglens_assets.science.lensing.profiles import ellipticity_from_phi_q
+from stronglens_assets.science.lensing.structured_source import (
+    LensGeometry,
+    SourceParameters,
+    draw_sources,
+)
 
 __all__ = [
     "BRIGHT_STAR_MAG",
@@ -82,7 +90,9 @@ __all__ = [
     "SkyModel",
     "bright_star_mask_radius_arcsec",
     "draw_brick_sky",
+    "lens_geometry",
     "lenscat_in_brick",
+    "source_parameters",
 ]
 
 #: Class labels of the objects table (``cls``).
@@ -108,6 +118,8 @@ _S_COND, _S_STARS, _S_DISKS, _S_LRGS, _S_CONF, _S_LENSCAT, _S_MOCK, _S_IDS = ran
 PSFSIZE_STEP_ARCSEC: float = 2.0**-13
 #: Noise streams of the renderer start here (one per band, in ALLOWED_BANDS order).
 NOISE_STREAM_OFFSET: int = 8
+#: Shot-noise streams of the renderer start here (one per band, in ALLOWED_BANDS order).
+SHOT_NOISE_STREAM_OFFSET: int = 12
 
 
 def bright_star_mask_radius_arcsec(mag: np.ndarray | float) -> np.ndarray:
@@ -503,70 +515,97 @@ def _lens_parameters(
     light_e1: np.ndarray,
     light_e2: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """SIE + shear + clumpy source parameters (stamp frame, arcsec) for ``n`` lenses."""
+    """SIE + shear + structured-source parameters (stamp frame, arcsec) for ``n`` lenses.
+
+    Sources: :func:`~stronglens_assets.science.lensing.structured_source.draw_sources` of
+    ``lenses.source_model()``; ``src_x/src_y`` are offsets from the lens centre, ``knot<k>_*``
+    the knots (NaN in unused slots), ``src_flux_<b>`` the unlensed flux per band.
+    """
     lc = config.lenses
     bands = config.image_bands
     theta_e = rng.uniform(*lc.theta_e_arcsec, n)
     q_m = rng.uniform(*lc.mass_axis_ratio, n)
     phi_light = 0.5 * np.arctan2(light_e2, light_e1)
-    phi_m = phi_light + np.deg2rad(rng.normal(0.0, 10.0, n))
+    phi_m = np.mod(phi_light + np.deg2rad(rng.normal(0.0, 10.0, n)), np.pi)
     e1, e2 = ellipticity_from_phi_q(phi_m, q_m)
     gamma = lc.shear_max * np.sqrt(rng.random(n))
     phi_g = rng.uniform(0.0, np.pi, n)
-    beta = lc.source_beta_max_frac * theta_e * np.sqrt(rng.random(n))
-    beta_ang = rng.uniform(0.0, 2.0 * np.pi, n)
-    src_re = rng.uniform(*lc.source_r_e_arcsec, n)
-    src_n = rng.uniform(0.7, 1.5, n)
-    src_q = rng.uniform(0.5, 1.0, n)
-    src_e1, src_e2 = ellipticity_from_phi_q(rng.uniform(0.0, np.pi, n), src_q)
     mag_r = rng.uniform(*lc.source_mag_r, n)
-    g_r = np.clip(rng.normal(0.3, 0.15, n), -0.2, 0.8)
-    r_z = np.clip(rng.normal(0.2, 0.15, n), -0.3, 0.7)
-    n_clumps = rng.integers(lc.clumps[0], lc.clumps[1] + 1, n)
-    kmax = max(lc.clumps[1], 1)
-    cfrac = rng.uniform(*lc.clump_flux_fraction, (n, kmax))
-    cfrac[np.arange(kmax)[None, :] >= n_clumps[:, None]] = 0.0
-    c_dx = rng.normal(0.0, 1.0, (n, kmax)) * src_re[:, None]
-    c_dy = rng.normal(0.0, 1.0, (n, kmax)) * src_re[:, None]
-    c_re = rng.uniform(*lc.clump_r_e_arcsec, (n, kmax))
-    clump_total = cfrac.sum(axis=1)
-    total_r = mag_to_nanomaggies(mag_r)
-    main = _band_fluxes(nanomaggies_to_mag(total_r * (1 - clump_total)), g_r, r_z, r_z * 0, bands)
-    with np.errstate(divide="ignore"):
-        clumps = _band_fluxes(
-            nanomaggies_to_mag(np.where(clump_total > 0, total_r * clump_total, 1e-30)),
-            g_r - 0.15,
-            r_z - 0.1,
-            r_z * 0,
-            bands,
-        )
+    g_r = rng.normal(lc.source_g_r[0], lc.source_g_r[1], n)
+    r_z = rng.normal(lc.source_r_z[0], lc.source_r_z[1], n)
+    src = draw_sources(lc.source_model(), theta_e, rng)
+    flux = _band_fluxes(mag_r, g_r, r_z, r_z * 0, bands)
     out: dict[str, np.ndarray] = {
         "theta_e": theta_e,
         "q": q_m,
+        "lens_phi": phi_m,
         "e1": e1,
         "e2": e2,
         "gamma1": gamma * np.cos(2 * phi_g),
         "gamma2": gamma * np.sin(2 * phi_g),
-        "src_x": beta * np.cos(beta_ang),
-        "src_y": beta * np.sin(beta_ang),
-        "src_r_e": src_re,
-        "src_n": src_n,
-        "src_e1": src_e1,
-        "src_e2": src_e2,
-        "n_clumps": n_clumps.astype(np.int16),
+        "src_x": src.source_x,
+        "src_y": src.source_y,
+        "src_n": src.n_sersic,
+        "src_r_e": src.r_e,
+        "src_r_eff": src.r_eff,
+        "src_q": src.axis_ratio,
+        "src_phi": src.position_angle,
+        "structure_fraction": src.structure_fraction,
+        "n_knots": (src.knot_sigma > 0).sum(axis=1).astype(np.int16),
     }
     for b in bands:
-        clump_b = np.where(clump_total > 0, clumps[b], 0.0)
-        out[f"src_main_flux_{b}"] = main[b]
-        out[f"src_clump_flux_{b}"] = clump_b
-        out[f"src_mag_{b}"] = nanomaggies_to_mag(main[b] + clump_b)
-    for k in range(kmax):
-        used = k < n_clumps
-        out[f"clump{k}_x"] = np.where(used, c_dx[:, k], np.nan)
-        out[f"clump{k}_y"] = np.where(used, c_dy[:, k], np.nan)
-        out[f"clump{k}_r_e"] = np.where(used, c_re[:, k], np.nan)
-        out[f"clump{k}_frac"] = np.where(used, cfrac[:, k], np.nan)
+        out[f"src_flux_{b}"] = flux[b]
+        out[f"src_mag_{b}"] = nanomaggies_to_mag(flux[b])
+    used = src.knot_sigma > 0
+    for k in range(src.knot_x.shape[1]):
+        for name, values in (
+            ("x", src.knot_x),
+            ("y", src.knot_y),
+            ("sigma", src.knot_sigma),
+            ("frac", src.knot_fraction),
+        ):
+            out[f"knot{k}_{name}"] = np.where(used[:, k], values[:, k], np.nan)
     return out
+
+
+def lens_geometry(lenses: pd.DataFrame, center_x: np.ndarray, center_y: np.ndarray) -> LensGeometry:
+    """The lenses' SIE + shear (truth columns) with their centres at ``center_x/y`` (arcsec,
+    stamp frame)."""
+    return LensGeometry(
+        theta_e=lenses["theta_e"].to_numpy(np.float64),
+        axis_ratio=lenses["q"].to_numpy(np.float64),
+        position_angle=lenses["lens_phi"].to_numpy(np.float64),
+        gamma1=lenses["gamma1"].to_numpy(np.float64),
+        gamma2=lenses["gamma2"].to_numpy(np.float64),
+        center_x=np.asarray(center_x, dtype=np.float64),
+        center_y=np.asarray(center_y, dtype=np.float64),
+    )
+
+
+def source_parameters(lenses: pd.DataFrame) -> SourceParameters:
+    """The lenses' structured sources (truth columns written by :func:`draw_brick_sky`)."""
+    kmax = sum(1 for c in lenses.columns if c.startswith("knot") and c.endswith("_sigma"))
+
+    def knots(name: str) -> np.ndarray:
+        if kmax == 0:
+            return np.zeros((len(lenses), 0))
+        cols = [lenses[f"knot{k}_{name}"].to_numpy(np.float64) for k in range(kmax)]
+        return np.nan_to_num(np.stack(cols, axis=1))
+
+    return SourceParameters(
+        source_x=lenses["src_x"].to_numpy(np.float64),
+        source_y=lenses["src_y"].to_numpy(np.float64),
+        n_sersic=lenses["src_n"].to_numpy(np.float64),
+        r_e=lenses["src_r_e"].to_numpy(np.float64),
+        r_eff=lenses["src_r_eff"].to_numpy(np.float64),
+        axis_ratio=lenses["src_q"].to_numpy(np.float64),
+        position_angle=lenses["src_phi"].to_numpy(np.float64),
+        structure_fraction=lenses["structure_fraction"].to_numpy(np.float64),
+        knot_x=knots("x"),
+        knot_y=knots("y"),
+        knot_sigma=knots("sigma"),
+        knot_fraction=knots("frac"),
+    )
 
 
 def lenscat_in_brick(lenscat_positions: pd.DataFrame | None, brickname: str) -> pd.DataFrame:

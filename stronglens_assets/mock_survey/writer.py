@@ -7,6 +7,10 @@ Layout under ``root`` (``<RRR>`` = first three characters of the brick name)::
     sweep/<RRR>/sweep-<brick>.parquet       DR10 sweep columns (BRICK_PRIMARY rows)
     truth/<RRR>/lenses-<brick>.parquet      one row per lens (lenscat and mock)
     truth/<RRR>/objects-<brick>.parquet     class label and true model per OBJID
+    truth/<RRR>/arcs-<brick>.npz            noiseless arc stamps of the lenses (``arcs``
+                                            (N, B, 65, 65) float32 nanomaggies, ``lens_id``,
+                                            ``name``, ``bands``, ``stamp_center_x/y``) and the
+                                            band PSF kernels (``psf_<b>``)
 
 FITS: an empty primary HDU plus one RICE_1 tile-compressed image HDU, header = the brick's
 TAN WCS + BRICKNAM, BRICKID, BAND, BUNIT, MAGZERO = 22.5. Tiles are 400 x 400 px rather
@@ -70,6 +74,7 @@ from stronglens_assets.mock_survey.sky import (
 )
 from stronglens_assets.science.catalogs.bricks import brick_name, brick_wcs_header, parse_brick_name
 from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file
+from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.core.units import AB_ZERO_POINT
 
 __all__ = [
@@ -131,6 +136,10 @@ class BrickPaths:
     @property
     def truth_objects(self) -> Path:
         return self.root / "truth" / self.rrr / f"objects-{self.brickname}.parquet"
+
+    @property
+    def truth_arcs(self) -> Path:
+        return self.root / "truth" / self.rrr / f"arcs-{self.brickname}.npz"
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -263,6 +272,20 @@ def _truth_lenses(sky: SkyModel, images: BrickImages) -> pd.DataFrame:
     return lenses
 
 
+def _truth_arcs(sky: SkyModel, images: BrickImages) -> bytes:
+    arrays = {
+        "arcs": images.arc_stamps,
+        "lens_id": sky.lenses["lens_id"].to_numpy(np.int32),
+        "name": np.asarray(sky.lenses["name"].astype(str).to_numpy(), dtype=np.str_),
+        "bands": np.asarray(sky.bands, dtype=np.str_),
+        "stamp_center_x": images.lens_arcs["stamp_center_x"].to_numpy(np.int64),
+        "stamp_center_y": images.lens_arcs["stamp_center_y"].to_numpy(np.int64),
+    }
+    for b in sky.bands:
+        arrays[f"psf_{b}"] = images.bands[b].psf_kernel
+    return encode_npz(arrays)
+
+
 def _truth_objects(sky: SkyModel, images: BrickImages) -> pd.DataFrame:
     obj = sky.objects.rename(columns={"objid": "OBJID"}).copy()
     obj.insert(0, "BRICKNAME", sky.brick.name)
@@ -342,7 +365,7 @@ def _clean_stale(parent: Path, brickname: str) -> None:
 
 
 def _clean_stale_files(paths: BrickPaths) -> None:
-    for target in (paths.sweep, paths.truth_lenses, paths.truth_objects):
+    for target in (paths.sweep, paths.truth_lenses, paths.truth_objects, paths.truth_arcs):
         if target.parent.is_dir():
             for entry in target.parent.glob(f".{target.name}.tmp-*"):
                 entry.unlink(missing_ok=True)
@@ -426,6 +449,10 @@ def build_brick(
             tmp_files[target] = tmp
             _write_parquet(df, tmp)
             files[paths.relative(target)] = sha256_file(tmp)
+        tmp = paths.truth_arcs.parent / f".{paths.truth_arcs.name}.tmp-{token}"
+        tmp_files[paths.truth_arcs] = tmp
+        tmp.write_bytes(_truth_arcs(sky, images))
+        files[paths.relative(paths.truth_arcs)] = sha256_file(tmp)
         lens_tab = tables[paths.truth_lenses]
         is_lc = (lens_tab["source"] == "lenscat").to_numpy()
         visible = lens_tab["arc_visible"].to_numpy(bool)

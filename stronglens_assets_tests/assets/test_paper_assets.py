@@ -270,6 +270,10 @@ def test_tables_hold_the_upstream_numbers(graph):
     assert r"$p > 0.3$ & 5,697/110,000 & 5.18 [5.05, 5.31]" in thresholds
     assert r"all & -- & 500 & 0.0123 & 0.0456" in (tables / "calibration.tex").read_text()
     assert "figures/fig1_completeness" not in (tables / "skipped.tex").read_text()
+    # the local environment is the embedded default: every table says so
+    for table in tables.glob("*.tex"):
+        if table.name != "skipped.tex":
+            assert table.read_text().startswith("% Data: embedded default (mock DR10)")
 
 
 def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
@@ -277,7 +281,14 @@ def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):
     assert pdf_page_count((figure5 / "figure5.pdf").read_bytes()) == 1
     sidecar = json.loads((figure5 / "figure5.json").read_text())
     assert "Lupton" in sidecar["caption"]
+    # honest labels: lenscat lenses of the embedded default are mock, never "real"
+    assert sidecar["caption"].startswith("Mock Tier-A lenses (top row")
+    assert "embedded default (mock DR10)" in sidecar["caption"]
+    assert "real" not in sidecar["caption"].lower().replace("realism", "")
     page = graph.root / "results" / "D06" / "gallery" / "index.html"
+    html_text = page.read_text()
+    assert 'data-kind="real"' not in html_text and 'data-kind="mock"' in html_text
+    assert "embedded default (mock DR10)" in html_text
     config = paper.load_paper_config(PROJECT_ROOT / "configs")
     # Tier-A lenses (112, at most html_max_real) + the baseline variant's stored images
     expected = min(112, config.gallery.html_max_real) + N_IMAGES

@@ -62,7 +62,11 @@ def test_checksum_ignores_parallelism_and_brick_list() -> None:
             r"bands\.g\.psf_fwhm_arcsec: .*greater than 0",
         ),
         (lambda d: d.update(magnitude_range_r=[24, 17]), r"magnitude_range_r: .*low <= high"),
-        (lambda d: d["lenses"].update(clumps=[2, 1]), r"lenses\.clumps: .*low <= high"),
+        (lambda d: d["lenses"].update(knots=[2, 1]), r"lenses\.knots: .*low <= high"),
+        (
+            lambda d: d["lenses"].update(structure_fraction=1.0),
+            r"lenses\.structure_fraction: .*less than 1",
+        ),
         (lambda d: d.update(confuser_fraction=2.0), r"confuser_fraction: .*less than or equal"),
         (lambda d: d.update(sead=1), r"sead: Extra inputs"),
     ],

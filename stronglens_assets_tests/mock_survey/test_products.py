@@ -73,7 +73,7 @@ def test_build_results(built_sky: BuiltSky) -> None:
     assert [r.brickname for r in built_sky.results] == list(TEST_BRICKS)
     for r in built_sky.results:
         assert not r.skipped
-        assert len(r.files) == 9 + 3
+        assert len(r.files) == 9 + 4
         assert r.n_lenses_mock == built_sky.config.lenses.mock_lenses_per_brick
         assert r.n_lenses_lenscat == len(lenscat_in_brick(built_sky.lenscat, r.brickname))
         assert brick_paths(built_sky.root, r.brickname).marker.is_file()
@@ -276,7 +276,7 @@ def test_truth_lenses_and_arc_visibility(built_sky: BuiltSky) -> None:
         defl = objects.set_index("OBJID").loc[lenses["deflector_objid"]]
         assert (defl["cls"] == "lrg").all()
         assert not objects.loc[objects["cls"].str.startswith("confuser_"), "is_lens"].any()
-        for col in ("theta_e", "e1", "e2", "gamma1", "gamma2", "n_clumps", "arc_visible"):
+        for col in ("theta_e", "e1", "e2", "gamma1", "gamma2", "n_knots", "arc_visible"):
             assert col in lenses.columns
         for band in BANDS:
             assert f"arc_snr_{band}" in lenses.columns and f"src_mag_{band}" in lenses.columns

@@ -96,8 +96,11 @@ def test_lenses(demo_config: DemoSkyConfig, lenscat_positions: pd.DataFrame) -> 
     lo, hi = demo_config.lenses.theta_e_arcsec
     assert lenses["theta_e"].between(lo, hi).all()
     assert (np.hypot(lenses["gamma1"], lenses["gamma2"]) <= demo_config.lenses.shear_max).all()
-    assert lenses["n_clumps"].between(*demo_config.lenses.clumps).all()
-    assert (lenses["src_mag_g"] - lenses["src_mag_r"]).median() < 0.6  # blue sources
+    assert lenses["n_knots"].between(*demo_config.lenses.knots).all()
+    knot_frac = lenses[[f"knot{k}_frac" for k in range(demo_config.lenses.knots[1])]]
+    np.testing.assert_allclose(
+        knot_frac.sum(axis=1, skipna=True), demo_config.lenses.structure_fraction
+    )
     assert sky.objects["is_lens"].sum() == len(lenses)
 
 

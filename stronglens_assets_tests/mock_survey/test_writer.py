@@ -40,7 +40,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(built_sky: BuiltSky, tmp_pa
     brick = TEST_BRICKS[0]
     reference = built_sky.root / "ref"
     paths = brick_paths(built_sky.root, brick)
-    for path in (paths.coadd_dir, paths.sweep, paths.truth_lenses, paths.truth_objects):
+    products = (paths.coadd_dir, paths.sweep, paths.truth_lenses, paths.truth_objects)
+    for path in (*products, paths.truth_arcs):
         target = reference / path.relative_to(built_sky.root)
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, target)
@@ -55,7 +56,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(built_sky: BuiltSky, tmp_pa
         job.result()
     ref, same, diff = _digests(reference), _digests(same_root), _digests(other_root)
     shutil.rmtree(reference)
-    assert len(ref) == 13  # 9 FITS + marker + 3 Parquet
+    assert len(ref) == 14  # 9 FITS + marker + 3 Parquet + arc truth
     assert same == ref
     assert set(diff) == set(ref)
     changed = {k for k in ref if diff[k] != ref[k]}
@@ -80,7 +81,7 @@ def test_rerun_skips_complete_bricks(built_sky: BuiltSky) -> None:
 
 def _copy_brick(src_root: Path, dst_root: Path, brick: str) -> None:
     src = brick_paths(src_root, brick)
-    for path in (src.coadd_dir, src.sweep, src.truth_lenses, src.truth_objects):
+    for path in (src.coadd_dir, src.sweep, src.truth_lenses, src.truth_objects, src.truth_arcs):
         target = dst_root / path.relative_to(src_root)
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if path.is_dir() else shutil.copy2)(path, target)
@@ -167,6 +168,7 @@ def test_interrupted_fresh_brick_is_absent(
     paths = brick_paths(root, brick)
     assert not paths.coadd_dir.exists() and not paths.sweep.exists()
     assert not paths.truth_lenses.exists() and not paths.truth_objects.exists()
+    assert not paths.truth_arcs.exists()
     assert not is_brick_complete(root, brick, fast_render, built_sky.lenscat)
     assert [p for p in root.rglob("*") if p.is_file()] == []
 

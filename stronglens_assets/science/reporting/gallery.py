@@ -1,4 +1,7 @@
-"""Figure 5 and the offline HTML gallery: real Tier-A lenses beside injections, in colour.
+"""Figure 5 and the offline HTML gallery: Tier-A lenses beside injections, in colour.
+
+Lenses are "real" only for lenscat objects on real data and "mock" otherwise
+(:mod:`~stronglens_assets.science.reporting.labels`).
 
 Colour composites
     grz cutouts in nanomaggies per pixel are turned into RGB with the asinh stretch of
@@ -7,7 +10,7 @@ Colour composites
     first multiplied by a per-band scale (:class:`RGBStretch`, default the Legacy Surveys
     viewer's grz weights g 6.0, r 3.4, z 2.2), then
     ``f(I) = asinh(Q (I - minimum) / stretch) / Q`` applied to the band mean ``I`` with the
-    colour ratios kept. The same stretch is used for every object, so real lenses and
+    colour ratios kept. The same stretch is used for every object, so lenses and
     injections are directly comparable.
 
 Selection
@@ -41,6 +44,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from astropy.visualization import make_lupton_rgb
 from matplotlib.figure import Figure
+
+from stronglens_assets.science.reporting.labels import LENS_KINDS, lens_set_label
 
 __all__ = [
     "GalleryItem",
@@ -137,7 +142,8 @@ class GalleryItem:
 
     Attributes:
         object_id: identifier shown on the card (lenscat name, injection id).
-        kind: ``"real"`` (a Tier-A lens) or ``"injection"``.
+        kind: ``"real"`` (a lenscat lens on real data), ``"mock"`` (a simulated lens:
+            :func:`~stronglens_assets.science.reporting.labels.lens_kind`) or ``"injection"``.
         score: CNN p(lens) in [0, 1].
         rgb: (H, W, 3) uint8 colour composite.
         params: parameters shown on the card (e.g. theta_E in arcsec, source mag in AB).
@@ -150,8 +156,10 @@ class GalleryItem:
     params: Mapping[str, float | int | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("real", "injection"):
-            raise ValueError(f"GalleryItem.kind must be 'real' or 'injection', got {self.kind!r}")
+        if self.kind not in (*LENS_KINDS, "injection"):
+            raise ValueError(
+                f"GalleryItem.kind must be 'real', 'mock' or 'injection', got {self.kind!r}"
+            )
         if not np.isfinite(self.score):
             raise ValueError(f"GalleryItem {self.object_id!r} has a non-finite score")
 
@@ -159,10 +167,12 @@ class GalleryItem:
 def comparison_figure(
     real: Sequence[GalleryItem], injections: Sequence[GalleryItem], *, title: str
 ) -> Figure:
-    """Figure 5: real Tier-A lenses (top row) beside injections (bottom row), one page.
+    """Figure 5: Tier-A lenses (top row) beside injections (bottom row), one page.
 
-    Each panel is the object's colour composite with its id and score; injection panels also
-    give theta_E and the source magnitude when present in ``params``.
+    The top row says whether its lenses are real or mock
+    (:func:`~stronglens_assets.science.reporting.labels.lens_set_label`). Each panel is the
+    object's colour composite with its id and score; injection panels also give theta_E and
+    the source magnitude when present in ``params``.
     """
     if not real and not injections:
         raise ValueError("Figure 5 needs at least one real lens or injection")
@@ -170,7 +180,8 @@ def comparison_figure(
     fig, axes = plt.subplots(
         2, n_cols, figsize=(1.9 * n_cols + 0.6, 4.6), squeeze=False, constrained_layout=True
     )
-    for row, (items, name) in enumerate(((real, "real Tier-A lenses"), (injections, "injections"))):
+    lens_label = lens_set_label(item.kind for item in real)
+    for row, (items, name) in enumerate(((real, lens_label), (injections, "injections"))):
         for col in range(n_cols):
             ax = axes[row, col]
             ax.set_xticks([])
@@ -201,7 +212,7 @@ body { font-family: sans-serif; margin: 1em; background: #fafafa; color: #222; }
 #gallery { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 1em; }
 figure.card { margin: 0; padding: 6px; width: 212px; background: #fff;
   border: 2px solid #ccc; border-radius: 4px; font-size: 11px; }
-figure.card.real { border-color: #c0392b; }
+figure.card.real, figure.card.mock { border-color: #c0392b; }
 figure.card.injection { border-color: #2e6da4; }
 figure.card img { width: 202px; height: 202px; image-rendering: pixelated; display: block; }
 figure.card dl { display: grid; grid-template-columns: auto auto; margin: 4px 0 0 0; }
@@ -276,14 +287,16 @@ def gallery_html(items: Sequence[GalleryItem], *, title: str, description: str =
             f"<dl>{rows}</dl></figcaption></figure>"
         )
     n_real = sum(item.kind == "real" for item in items)
-    summary = {"thumbnails": len(items), "real": n_real, "injections": len(items) - n_real}
+    n_mock = sum(item.kind == "mock" for item in items)
+    n_inj = len(items) - n_real - n_mock
+    summary = {"thumbnails": len(items), "real": n_real, "mock": n_mock, "injections": n_inj}
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"
         f'<body data-expected-thumbnails="{len(items)}" data-thumbnails-loaded="0">'
         f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>"
-        f"<p>{n_real} real Tier-A lenses, {len(items) - n_real} injections; "
+        f"<p>{n_real} real Tier-A lenses, {n_mock} mock Tier-A lenses, {n_inj} injections; "
         f'<span id="thumbnail-count">0</span> of {len(items)} thumbnails loaded.</p>'
         '<div id="controls">sort: '
         '<button type="button" data-sort="score-desc">score, high to low</button>'

@@ -88,6 +88,9 @@ def test_comparison_figure_has_two_rows_and_one_page():
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 7
     assert fig.axes[0].get_ylabel() == "real Tier-A lenses"
+    mock = [G.GalleryItem(i.object_id, "mock", i.score, i.rgb, i.params) for i in items[:3]]
+    fig = G.comparison_figure(mock, items[3:], title="Figure 5")
+    assert fig.axes[0].get_ylabel() == "mock Tier-A lenses"
     pdf, png = render_figure(fig, dpi=50)
     assert pdf_page_count(pdf) == 1
     width, height = png_size(png)
@@ -111,7 +114,7 @@ def test_gallery_html_is_self_contained_and_escaped():
     assert png_size(first) == (101, 101)
     assert 'data-expected-thumbnails="6"' in page
     with pytest.raises(ValueError, match="kind"):
-        G.GalleryItem("x", "mock", 0.5, items[0].rgb)
+        G.GalleryItem("x", "lens", 0.5, items[0].rgb)
 
 
 def _scores_in_dom(dom: str) -> list[float]:
