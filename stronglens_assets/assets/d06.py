@@ -51,6 +51,7 @@ from stronglens_assets.assets.shared import (
     frozen_model_check,
     load_frozen_model,
     load_model_thresholds,
+    recorded_checkpoint_sha,
 )
 from stronglens_assets.config import ConfigError
 from stronglens_assets.errors import StronglensError
@@ -239,8 +240,12 @@ def priors_from_value(value: dict[str, Any]) -> tuple[InjectionPriors, str]:
     return priors, sha
 
 
-def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
-    """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none)."""
+def load_frozen(
+    store: Any, name: str, project: Project, expected_sha256: str | None = None
+) -> tuple[Any, str]:
+    """The frozen model of config ``name`` and its checkpoint sha256 (clear error if none);
+    with ``expected_sha256`` (``model_checkpoint``'s record) the bytes are checked before
+    anything is scored."""
     key = CHECKPOINT_KEY.format(name=name)
     if not store.exists(key):
         raise D06Error(
@@ -249,7 +254,11 @@ def load_frozen(store: Any, name: str, project: Project) -> tuple[Any, str]:
         )
     try:
         return load_frozen_model(
-            store, name, project.settings.config_dir, profile=project.settings.profile
+            store,
+            name,
+            project.settings.config_dir,
+            profile=project.settings.profile,
+            expected_sha256=expected_sha256,
         )
     except ObjectNotFoundError as exc:  # pragma: no cover - raced with a delete
         raise D06Error(f"model config {name!r}: {exc}") from exc
@@ -288,6 +297,7 @@ def _run_context(
     compute: ComputeResource,
     *,
     needs_thresholds: bool = True,
+    expected_checkpoint_sha256: str | None = None,
 ) -> RunContext:
     priors, sha = priors_from_value(injection_priors)
     if config.prior not in priors.priors:
@@ -297,7 +307,9 @@ def _run_context(
             f"({sorted(priors.priors)})"
         )
     store = storage.object_store()
-    model, checkpoint_sha = load_frozen(store, config.model_config_name, project)
+    model, checkpoint_sha = load_frozen(
+        store, config.model_config_name, project, expected_checkpoint_sha256
+    )
     thresholds, unresolved = (
         model_thresholds(storage, config)
         if needs_thresholds
@@ -1200,6 +1212,9 @@ def build_assets(project: Project) -> list:
                 storage,
                 compute,
                 needs_thresholds=needs_thresholds,
+                expected_checkpoint_sha256=recorded_checkpoint_sha(
+                    context.instance, config.model_config_name
+                ),
             )
             partition = context.partition_key if partitions is not None else None
             value, metadata = runner(run, partition, context.log)

@@ -40,6 +40,7 @@ from stronglens_assets.assets.shared import (
     model_config_partitions,
     model_thresholds_document,
     parity_manifest_key,
+    recorded_checkpoint_sha,
     train_on_manifest,
 )
 from stronglens_assets.config import ConfigError
@@ -309,7 +310,13 @@ def build_assets(project: Project) -> list:
         TYPE, PSF size and depth per band, by the frozen ``best.pt``."""
         name = context.partition_key
         config = config_of(context)
-        model, sha = load_frozen_model(storage, name, settings.config_dir, profile=settings.profile)
+        model, sha = load_frozen_model(
+            storage,
+            name,
+            settings.config_dir,
+            profile=settings.profile,
+            expected_sha256=recorded_checkpoint_sha(context.instance, name),
+        )
         manifest = load_parity_manifest(storage, parity_key)
         for split in SCORED_SPLITS:
             rows_of_split(manifest, split, f"{storage.uri(parity_key)}: parity manifest")

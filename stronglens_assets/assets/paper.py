@@ -163,6 +163,13 @@ def _result_bytes(storage: StorageResource, key: str) -> bytes:
         ) from exc
 
 
+def _data_note(environment: str) -> str | None:
+    """The caption note of the paper outputs of the embedded default (``None`` on survey data)."""
+    if not is_mock_environment(environment):
+        return None
+    return f"Data: {EMBEDDED_DEFAULT_LABEL}; its lenses are mock (simulated)."
+
+
 def _png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(png_data_uri_markdown(png, alt))
 
@@ -332,7 +339,10 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         is absent is skipped and listed in the manifest."""
         results = d06_results(storage)
         outputs = render_paper(
-            results, embedding_method=config.figures.embedding_method, dpi=config.figures.dpi
+            results,
+            embedding_method=config.figures.embedding_method,
+            dpi=config.figures.dpi,
+            data_note=_data_note(settings.env),
         )
         pending = {
             f"{FIGURES_PREFIX}/{path.removeprefix('figures/')}": data
@@ -379,7 +389,9 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         """LaTeX tables under ``paper/tables/`` from the D06 result sets (published layout:
         Tier-A recall, completeness by threshold / theta_E / magnitude, bright arcs, McNemar,
         probe, missed Tier-A lenses) and the calibration of the D06 model."""
-        outputs = render_paper(d06_results(storage), figures=False)
+        outputs = render_paper(
+            d06_results(storage), figures=False, data_note=_data_note(settings.env)
+        )
         tables = {
             path.removeprefix("tables/").removesuffix(".tex"): data.decode("utf-8")
             for path, data in outputs.files.items()

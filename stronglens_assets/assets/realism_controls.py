@@ -163,6 +163,7 @@ def run_realism_controls(
     compute: ComputeResource,
     *,
     log: Any,
+    expected_checkpoint_sha256: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Twins, scores, embeddings, statistics; writes the figure then ``controls.json``."""
     start = time.perf_counter()
@@ -170,7 +171,11 @@ def run_realism_controls(
     sky = load_demo_sky(settings.config_dir / "demo_sky.yaml")
     priors = load_priors(settings.config_dir, settings.profile)
     model, checkpoint_sha = shared.load_frozen_model(
-        storage, config.model_config_name, settings.config_dir, profile=settings.profile
+        storage,
+        config.model_config_name,
+        settings.config_dir,
+        profile=settings.profile,
+        expected_sha256=expected_checkpoint_sha256,
     )
     device = compute.torch_device()
     store = storage.object_store()
@@ -401,7 +406,15 @@ def build_assets(project: Project) -> list:
             )
             return
         doc, metadata, sha = run_realism_controls(
-            project, config, training_manifest, storage, compute, log=context.log
+            project,
+            config,
+            training_manifest,
+            storage,
+            compute,
+            log=context.log,
+            expected_checkpoint_sha256=shared.recorded_checkpoint_sha(
+                context.instance, config.model_config_name
+            ),
         )
         value = {
             "controls_key": CONTROLS_KEY,

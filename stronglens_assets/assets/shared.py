@@ -205,6 +205,22 @@ def frozen_model_check(
     )
 
 
+def recorded_checkpoint_sha(instance: dg.DagsterInstance, model_config: str) -> str:
+    """The sha256 ``model_checkpoint`` recorded for ``model_config`` (its latest
+    materialization), for :func:`load_frozen_model`'s ``expected_sha256``: consumers check the
+    checkpoint **before** scoring, so a corrupted or replaced ``best.pt`` fails without
+    writing. :class:`~stronglens_assets.science.learning.models.CheckpointError` when
+    ``model_checkpoint[model_config]`` was never materialized in this instance."""
+    sha = latest_checkpoint_sha(instance, model_config)
+    if sha is None:
+        raise CheckpointError(
+            f"model_checkpoint[{model_config}] has no materialization in this Dagster instance, "
+            "so there is no recorded checkpoint sha256 to check best.pt against; materialize "
+            f"model_checkpoint[{model_config}] first"
+        )
+    return sha
+
+
 def load_frozen_model(
     storage_store: Any,
     model_config_name: str,

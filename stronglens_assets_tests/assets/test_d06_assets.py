@@ -463,9 +463,13 @@ def test_assets_are_gpu_tagged_and_all_variants_exist(d06_storage: D06Storage) -
         assert tags["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1", name
 
 
-def test_frozen_check_fails_when_the_checkpoint_is_not_the_latest(d06_storage: D06Storage) -> None:
+def test_a_checkpoint_that_is_not_the_latest_fails_before_scoring(d06_storage: D06Storage) -> None:
+    """Issue 23 item 2: the checkpoint is checked against model_checkpoint's recorded sha256
+    before anything is scored, so the model asset fails naming best.pt and writes nothing."""
     s = d06_storage
     assert s.run("injection_priors").success and s.run("d06_hosts").success
+    store = s.storage.object_store()
+    keys_before = set(store.list_keys("results"))
     s.instance.report_runless_asset_event(
         dg.AssetMaterialization(
             "model_checkpoint", partition=s.model_name, metadata={"checkpoint_sha256": "0" * 64}
@@ -473,9 +477,9 @@ def test_frozen_check_fails_when_the_checkpoint_is_not_the_latest(d06_storage: D
     )
     result = s.run("tier_a_scoring")
     assert not result.success
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["model_frozen"] is False
-    assert "blocking asset check failed" in str(result.all_events)
+    error = "\n".join(str(e.step_failure_data.error) for e in result.get_step_failure_events())
+    assert "best.pt" in error and f"does not match the {'0' * 64}" in error, error
+    assert set(store.list_keys("results")) == keys_before
 
 
 @pytest.mark.slow

@@ -274,6 +274,13 @@ def test_tables_hold_the_upstream_numbers(graph):
     for table in tables.glob("*.tex"):
         if table.name != "skipped.tex":
             assert table.read_text().startswith("% Data: embedded default (mock DR10)")
+    # ... and every figure caption and the manifest (visible in the PDF, not only in a comment)
+    figures = sorted((graph.root / "paper" / "figures").glob("fig*.tex"))
+    assert figures
+    for figure in figures:
+        assert "Data: embedded default (mock DR10)" in figure.read_text(), figure.name
+    manifest = json.loads((graph.root / "paper" / "manifest.json").read_text())
+    assert manifest["data"].startswith("Data: embedded default (mock DR10)")
 
 
 def test_gallery_pdf_and_html_in_headless_chromium(graph, tmp_path):

@@ -320,11 +320,16 @@ def test_gpu_tags_and_pool(make_graph):
     assert spec.partitions_def is not None
 
 
-def test_freeze_check_fails_when_the_checkpoint_changed(trained, tmp_path):
+def test_a_changed_checkpoint_fails_before_scoring_and_keeps_previous_outputs(trained, tmp_path):
+    """Issue 23 item 2: another best.pt (here with a matching preprocessing record, so only
+    the sha256 model_checkpoint recorded can tell) fails validation_scores before it scores
+    or writes anything; the previous scores stay byte-identical."""
     graph, _ = trained
     good = graph.checkpoint()
     record_key = PREPROCESSING_KEY.format(name=NAME)
     good_record = graph.store.read_bytes(record_key)
+    scores_key = f"validation_scores/{NAME}.parquet"
+    scores_before = graph.store.read_bytes(scores_key)
     config = load_model_config(graph.config_dir, NAME, "full")
     other = state_dict_bytes(build_model(config))
     graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", other)
@@ -332,7 +337,10 @@ def test_freeze_check_fails_when_the_checkpoint_changed(trained, tmp_path):
     graph.store.write_bytes(record_key, preprocessing_record(NAME, sha, config.preprocessing))
     try:
         result = graph.run(["validation_scores"])
-        assert _checks(result) == {"validation_scores:model_frozen": False}
+        assert not result.success
+        error = _error(result)
+        assert "best.pt" in error and f"sha256 {sha} does not match" in error, error
+        assert graph.store.read_bytes(scores_key) == scores_before
     finally:
         graph.store.write_bytes(f"checkpoints/{NAME}/best.pt", good)
         graph.store.write_bytes(record_key, good_record)

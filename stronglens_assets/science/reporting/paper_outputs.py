@@ -323,6 +323,7 @@ def render_paper(
     label: str | None = None,
     reference_label: str | None = None,
     figures: bool = True,
+    data_note: str | None = None,
 ) -> PaperOutputs:
     """Every table, figure and summary that ``results`` allow (module docstring).
 
@@ -332,6 +333,9 @@ def render_paper(
         seed: random state of the UMAP map.
         label, reference_label: names of the two directories in the comparison table.
         figures: render the figures (False: tables and summary only, listed as skipped).
+        data_note: where the results come from when that is not the survey (e.g. "Data:
+            embedded default (mock DR10); its lenses are mock."): appended to every figure
+            caption and recorded as ``data`` in ``manifest.json``.
     """
     method = _embedding_method(embedding_method)
     out = PaperOutputs()
@@ -351,8 +355,9 @@ def render_paper(
         pdf, png = F.render(build(results, method, seed), dpi=dpi)
         out.files[f"figures/{name}.pdf"] = pdf
         out.files[f"figures/{name}.png"] = png
+        text = caption(results, method) + (f" {data_note}" if data_note else "")
         out.files[f"figures/{name}.tex"] = _figure_tex(
-            name, caption(results, method), wide=name == "fig5_real_vs_injection"
+            name, text, wide=name == "fig5_real_vs_injection"
         ).encode("utf-8")
     comparison = None
     if reference is not None:
@@ -380,6 +385,7 @@ def render_paper(
     manifest = {
         "results": results.location,
         "label": label,
+        "data": data_note,
         "layout": results.layout,
         "embedding_method": method if results.embeddings else None,
         "inputs": [vars(i) for i in results.inputs],
