@@ -149,6 +149,20 @@ def test_local_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_local_files_get_the_users_umask_modes(tmp_path: Path, umask: int) -> None:
+    """Issue 22 item 7: outputs were 0600 (mkstemp); a written object gets 0666 & ~umask,
+    like any file the user writes, so a group or a web server can read the demo's results."""
+    import os
+
+    previous = os.umask(umask)
+    try:
+        LocalObjectStore(tmp_path).write_bytes("a/table.parquet", b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a" / "table.parquet").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_unsupported_values_raise_clear_errors() -> None:
     with pytest.raises(SerializationError, match="cannot store a set"):
         encode({1, 2})
