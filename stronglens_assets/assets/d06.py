@@ -75,6 +75,7 @@ from stronglens_assets.resources.shards import (
     write_shard_set,
 )
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.core.hashing import sha256_file
 from stronglens_assets.science.core.npz import encode_npz
 from stronglens_assets.science.experiments.bright_arcs import (
     bin_labels,
@@ -157,6 +158,7 @@ class RunContext:
     model: Any
     model_name: str
     checkpoint_sha256: str
+    d06_config_sha256: str
     thresholds: list[ThresholdSpec]
     unresolved: list[dict[str, Any]]
     device: Any
@@ -175,6 +177,7 @@ class RunContext:
             "model_config": self.model_name,
             "checkpoint_sha256": self.checkpoint_sha256,
             "priors_sha256": self.priors_sha256,
+            "d06_config_sha256": self.d06_config_sha256,
             "prior": self.config.prior,
         }
 
@@ -323,6 +326,7 @@ def _run_context(
         model=model,
         model_name=config.model_config_name,
         checkpoint_sha256=checkpoint_sha,
+        d06_config_sha256=sha256_file(project.settings.config_dir / D06_CONFIG_FILENAME),
         thresholds=thresholds,
         unresolved=unresolved,
         device=compute.torch_device(),
@@ -586,6 +590,7 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         "unresolved_thresholds": ", ".join(u.get("label", "?") for u in run.unresolved) or "none",
         "checkpoint_sha256": run.checkpoint_sha256,
         "priors_sha256": run.priors_sha256,
+        "d06_config_sha256": run.d06_config_sha256,
         "seconds": round(time.perf_counter() - start, 2),
     }
     return value, metadata
@@ -755,6 +760,7 @@ def run_bright_arc(run: RunContext, variant: str, *, log: Any) -> tuple[dict, di
         ),
         "checkpoint_sha256": run.checkpoint_sha256,
         "priors_sha256": run.priors_sha256,
+        "d06_config_sha256": run.d06_config_sha256,
         "seconds": round(time.perf_counter() - start, 2),
     }
     return value, metadata

@@ -31,14 +31,14 @@ from pydantic import Field, field_validator
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.project import Project
-from stronglens_assets.resources.object_store import ObjectNotFoundError
+from stronglens_assets.resources.object_store import IntegrityError, ObjectNotFoundError
 from stronglens_assets.resources.result_sets import ResultSetSource
 from stronglens_assets.resources.storage import StorageResource
 from stronglens_assets.science import figures as F
 from stronglens_assets.science import tables as T
-from stronglens_assets.science.core.hashing import sha256_bytes, sha256_json
+from stronglens_assets.science.core.hashing import sha256_bytes, sha256_file, sha256_json
 from stronglens_assets.science.core.npz import decode_npz
-from stronglens_assets.science.experiments.config import load_d06_config
+from stronglens_assets.science.experiments.config import D06_CONFIG_FILENAME, load_d06_config
 from stronglens_assets.science.lensing.priors import (
     BRIGHT_ARC_VARIANTS,
     load_priors,
@@ -151,6 +151,19 @@ def d06_source(storage: StorageResource) -> ResultSetSource:
 def d06_results(storage: StorageResource) -> D06Results:
     """Every D06 result the paper reads, through the published-layout reader."""
     return read_d06_results(d06_source(storage))
+
+
+def verify_d06_results(storage: StorageResource) -> list[str]:
+    """Re-read every file of every D06 result set through its pointer (each read is checked
+    against the sha256 the producer recorded there); one problem line per file that fails."""
+    source = d06_source(storage)
+    problems = []
+    for key in source.list_keys():
+        try:
+            source.read_bytes(key)
+        except (IntegrityError, ObjectNotFoundError, FileNotFoundError) as exc:
+            problems.append(f"{key}: {exc}")
+    return problems
 
 
 def _result_bytes(storage: StorageResource, key: str) -> bytes:
@@ -633,6 +646,22 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 f"priors than {settings.config_dir / 'injection_priors.yaml'} holds now "
                 f"(sha256 {priors_now}): re-materialize injection_priors and the D06 assets"
             )
+        d06_config = settings.config_dir / D06_CONFIG_FILENAME
+        config_now = sha256_file(d06_config)
+        config_used = _collect_sha(summaries, "d06_config_sha256")
+        changed = sorted(name for name, sha in config_used.items() if sha != config_now)
+        if changed:
+            raise ValueError(
+                f"D06 results {changed} were computed with another {d06_config} than it holds "
+                f"now (sha256 {config_now}): re-materialize them"
+            )
+        unverified = verify_d06_results(storage)
+        if unverified:
+            raise ValueError(
+                "D06 result files do not match the sha256 their producer recorded: "
+                + "; ".join(unverified[:5])
+                + (f" (and {len(unverified) - 5} more)" if len(unverified) > 5 else "")
+            )
         graph = context.job_def.asset_layer.asset_graph
         upstream = upstream_lineage(context.instance, graph.get(context.asset_key).parent_keys)
         record = P.build_provenance(
@@ -654,6 +683,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 "priors_sha256": priors.get("sha256") if isinstance(priors, Mapping) else None,
                 "d06_checkpoint_sha256": used,
                 "d06_priors_sha256": priors_used,
+                "d06_config_sha256": config_used,
             },
         )
         data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()

@@ -55,6 +55,7 @@ MODEL = "paperIV_bottlenecked_resnet"
 CHECKPOINT_KEY = keys.CHECKPOINT_KEY.format(name=MODEL)
 CHECKPOINT = b"frozen weights v1"
 PRIORS_SHA = priors_sha256(load_priors(PROJECT_ROOT / "configs", "demo"))
+D06_CONFIG_SHA = hashlib.sha256((PROJECT_ROOT / "configs" / "d06.yaml").read_bytes()).hexdigest()
 N_IMAGES = 7
 SHARD = "cutouts/positives/hpx-nest16-1105/v1/shard-00000.npz"
 
@@ -71,6 +72,7 @@ def _summary(**extra) -> dict:
     return {
         "checkpoint_sha256": hashlib.sha256(CHECKPOINT).hexdigest(),
         "priors_sha256": PRIORS_SHA,
+        "d06_config_sha256": D06_CONFIG_SHA,
         **extra,
     }
 
@@ -462,6 +464,49 @@ def test_provenance_refuses_results_computed_with_other_priors(graph):
         assert provenance.read_bytes() == before
     finally:
         priors.write_text(original)
+
+
+def test_provenance_refuses_results_computed_with_another_d06_config(graph):
+    """Issue 23 item 1: d06.yaml edited after the D06 run (e.g. another seed): the provenance
+    does not record the new config's sha256 for results made with the old one."""
+    provenance = graph.root / keys.PROVENANCE_KEY
+    before = provenance.read_bytes()
+    config = graph.config_dir / "d06.yaml"
+    original = config.read_text()
+    config.write_text(original + "\n# edited after the D06 run\n")
+    try:
+        result = graph.materialize(["d06_provenance"])
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        message = failure.step_failure_data.error.cause.message
+        assert "d06.yaml" in message and "re-materialize" in message, message
+        assert provenance.read_bytes() == before
+    finally:
+        config.write_text(original)
+
+
+def test_tampered_result_file_is_refused_by_provenance_and_paper(graph):
+    """Issue 23 item 1: a D06 result file edited after it was written (k 90 -> 162 style) no
+    longer matches the sha256 its pointer records: d06_provenance and paper_tables fail and
+    leave their previous outputs byte-identical."""
+    provenance = graph.root / keys.PROVENANCE_KEY
+    table = graph.root / "paper" / "tables" / "completeness_thresholds.tex"
+    before = provenance.read_bytes(), table.read_bytes()
+    pointer = read_result_set(LocalObjectStore(graph.root), keys.D06_ROOT, "grid_no_poisson")
+    csv = graph.root / pointer.key("selection_function.csv")
+    saved = csv.read_bytes()
+    csv.write_bytes(saved.replace(b"5697", b"9999", 1) if b"5697" in saved else saved + b"\n")
+    try:
+        for asset in ("d06_provenance", "paper_tables"):
+            result = graph.materialize([asset])
+            assert not result.success, asset
+            (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+            error = failure.step_failure_data.error
+            text = str(error) + str(error.cause)
+            assert "selection_function.csv" in text and "sha256" in text, (asset, text)
+        assert (provenance.read_bytes(), table.read_bytes()) == before
+    finally:
+        csv.write_bytes(saved)
 
 
 @pytest.mark.slow
