@@ -288,6 +288,7 @@ def run_sync(
     from stronglens_assets.resources.object_store import (
         StorageError,
         make_s3_client,
+        startup_check_client,
         verify_bucket_access,
     )
 
@@ -303,14 +304,13 @@ def run_sync(
         )
 
     def connect() -> Any:
-        client = make_s3_client(
-            endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region
-        )
+        connection = {"endpoint_url": settings.s3_endpoint_url, "region_name": settings.s3_region}
+        check = startup_check_client(**connection)  # a silent endpoint fails in seconds
         for bucket in sorted({settings.s3_bucket, settings.dr10_bucket or settings.s3_bucket}):
             try:
-                verify_bucket_access(client, bucket)
+                verify_bucket_access(check, bucket)
             except StorageError as exc:
                 raise SyncError(str(exc)) from exc
-        return client
+        return make_s3_client(**connection)
 
     return sync_directory(directory, settings, None, out, connect=connect)

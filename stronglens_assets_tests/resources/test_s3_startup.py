@@ -135,3 +135,33 @@ def test_a_bare_404_from_a_web_server_is_not_a_missing_bucket(web_server_404: st
     assert "does not exist" not in message
     assert "HTTP 404 without an S3 error document" in message
     assert "does not look like an S3 server" in message and web_server_404 in message
+
+
+def test_sync_against_a_silent_endpoint_fails_within_30_s(
+    silent_endpoint: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`stronglens sync` checks its buckets with the start-up limits too (before: the data
+    path's 120 s x 8 attempts)."""
+    import shutil
+
+    from stronglens_assets.cli import main
+    from stronglens_assets.science.catalogs.lenscat import lenscat_csv_path
+
+    positives = tmp_path / "inputs/data/positives"
+    positives.mkdir(parents=True)
+    shutil.copyfile(lenscat_csv_path(), positives / "desi_candidates.csv")
+    for name, value in {
+        "STRONGLENS_ENV": "s3",
+        "STRONGLENS_HOME": str(tmp_path / "home"),
+        "STRONGLENS_S3_BUCKET": "results",
+        "STRONGLENS_S3_ENDPOINT_URL": silent_endpoint,
+        "STRONGLENS_S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STRONGLENS_DR10_BUCKET", raising=False)
+    started = time.monotonic()
+    assert main(["sync", "--from", str(tmp_path / "inputs")]) == 2
+    assert time.monotonic() - started < SILENT_ENDPOINT_LIMIT_S
+    assert "did not answer" in capsys.readouterr().err
