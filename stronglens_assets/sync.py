@@ -131,17 +131,12 @@ def _verify_checkpoint(path: Path) -> None:
 def _verify_sweep(path: Path) -> None:
     """The sweep holds a binary table with every column ``dr10_sweep`` reads (header only: a
     sweep file is gigabytes)."""
-    from astropy.io import fits
-
     from stronglens_assets.science.catalogs.lenscat import CatalogSchemaError
-    from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS
+    from stronglens_assets.science.catalogs.sweeps import SWEEP_COLUMNS, first_binary_table
     from stronglens_assets.science.core.columns import require_columns
 
-    with fits.open(path, memmap=True) as hdul:
-        tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
-        if not tables:
-            raise CatalogSchemaError(f"{path}: no binary-table HDU")
-        names = [name.upper() for name in tables[0].columns.names]
+    with first_binary_table(path, str(path)) as hdu:
+        names = [name.upper() for name in hdu.columns.names]
     require_columns(names, SWEEP_COLUMNS, str(path), error=CatalogSchemaError)
 
 

@@ -358,7 +358,7 @@ def load_model_thresholds(
     """
     store = _object_store(storage)
     key = EVALUATION_THRESHOLDS_KEY.format(name=model_name)
-    where = store.uri(key) if hasattr(store, "uri") else key
+    where = _where(store, key)
     if not store.exists(key):
         raise ThresholdsFormatError(
             f"{where}: no thresholds for model {model_name!r}; materialize "

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from astropy.io import fits
 
 from stronglens_assets.science.catalogs.lenscat import CatalogSchemaError
+from stronglens_assets.science.catalogs.sweeps import first_binary_table
 from stronglens_assets.science.core.columns import require_columns
 
 #: Bands a brick needs exposures in (the cutouts are grz).
@@ -30,15 +30,8 @@ def read_survey_bricks(
     summary (column names in any case); a missing column or an unreadable file is a
     :class:`CatalogSchemaError` naming the file."""
     source = str(path)
-    try:
-        hdul = fits.open(path, memmap=False)
-    except (OSError, ValueError) as exc:
-        raise CatalogSchemaError(f"{source}: not a readable FITS file ({exc})") from exc
-    with hdul:
-        tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
-        if not tables:
-            raise CatalogSchemaError(f"{source}: no binary-table HDU")
-        data = tables[0].data
+    with first_binary_table(path, source, memmap=False) as hdu:
+        data = hdu.data
         by_upper = {name.upper(): name for name in data.columns.names}
         wanted = ["BRICKNAME", "RA", "DEC", *(f"NEXP_{b.upper()}" for b in bands)]
         require_columns(

@@ -14,7 +14,8 @@ exists, checks the required columns and coordinates, and returns normalized dtyp
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,16 +129,26 @@ def normalize_sweep(
     return out
 
 
-def _read_fits_table(path: Path, columns: Sequence[str] | None, source: str) -> pd.DataFrame:
+@contextmanager
+def first_binary_table(
+    path: str | os.PathLike[str], source: str, *, memmap: bool = True
+) -> Iterator[fits.BinTableHDU]:
+    """The first binary-table HDU of a FITS file, the file open while the context lasts
+    (sweeps, survey-bricks summaries). An unreadable file or one without a binary table is a
+    :class:`CatalogSchemaError` naming ``source``."""
     try:
-        hdul = fits.open(path, memmap=True)
+        hdul = fits.open(path, memmap=memmap)
     except (OSError, ValueError) as exc:
         raise CatalogSchemaError(f"{source}: not a readable FITS file ({exc})") from exc
     with hdul:
         tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
         if not tables:
             raise CatalogSchemaError(f"{source}: no binary-table HDU")
-        hdu = tables[0]
+        yield tables[0]
+
+
+def _read_fits_table(path: Path, columns: Sequence[str] | None, source: str) -> pd.DataFrame:
+    with first_binary_table(path, source) as hdu:
         names = list(hdu.columns.names)
         upper = {n.upper(): n for n in names}
         require_columns(upper, SWEEP_COLUMNS, source, error=CatalogSchemaError)
