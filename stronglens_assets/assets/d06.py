@@ -821,13 +821,10 @@ def run_linear_probe(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     significance = probe_significance(
         embeddings["real_tier_a"],
         embeddings["inj_low_bf"],
-        n_folds=probe.folds,
         n_permutations=probe.permutations,
         n_bootstrap=probe.bootstrap,
         test_fraction=probe.test_fraction,
-        seed=probe.seed,
-        C=probe.C,
-        max_iter=probe.max_iter,
+        **kwargs,
     )
     ref = run.priors.bands.index(run.priors.reference_band)
     bright_a = brightness_features(
