@@ -18,7 +18,8 @@ asset                    partitions             result set under ``results/D06/`
                                                 ``real_lens_scoring_results.json``,
                                                 ``tier_a_scores.parquet``
 ``poisson_diagnostics``  -                      ``poisson_diagnostics/``: ``mcnemar_results.json``,
-                                                ``score_changes.png``
+                                                ``score_changes.png``, ``gain_sweep.json``,
+                                                ``per_host_gains.csv``
 =======================  =====================  ==============================================
 
 Every result set is written atomically (:mod:`~stronglens_assets.resources.result_sets`: a new
