@@ -529,6 +529,32 @@ def test_demo_writes_every_d06_output(demo_run) -> None:
         assert grid.meta["priors_sha256"] == priors_sha
         assert grid.meta["checkpoint_sha256"] == hashlib.sha256(checkpoint).hexdigest()
         assert grid.meta["total_injections_ok"] > 0
+    _per_host_gains_are_the_mock_surveys(demo_run.home)
+
+
+def _per_host_gains_are_the_mock_surveys(home: Path) -> None:
+    """The per-host gain from a host's invvar recovers the gain the mock survey rendered its
+    brick with (truth ``gain_<b>``): exactly in the brick's main exposures, x (nobs + 1) / nobs
+    beyond an exposure edge, where the mock's invvar is that much deeper."""
+    from stronglens_assets.mock_survey.writer import brick_paths
+    from stronglens_assets.resources.object_store import LocalObjectStore
+
+    store = LocalObjectStore(home / "storage")
+    pointer = read_result_set(store, SK.D06_ROOT, "poisson_diagnostics")
+    gains = pd.read_csv(io.BytesIO(store.read_bytes(pointer.key("per_host_gains.csv"))))
+    sky = load_demo_sky(PROJECT_ROOT / "configs" / "demo_sky.yaml")
+    compared = 0
+    for row in gains.itertuples(index=False):
+        brick = str(row.host_object_id).split("-")[0]
+        truth = pd.read_parquet(brick_paths(home / "mock_survey", brick).truth_lenses)
+        if truth.empty:
+            continue
+        for b in "grz":
+            ratio = getattr(row, f"gain_{b}") / truth[f"gain_{b}"].iloc[0]
+            edge = (sky.bands[b].nobs + 1) / sky.bands[b].nobs
+            assert min(abs(ratio - 1.0), abs(ratio - edge)) < 1e-5, (row, b, ratio)
+        compared += 1
+    assert compared > 0
 
 
 def test_per_host_gain_sky_by_environment_and_bad_config(tmp_path: Path) -> None:
