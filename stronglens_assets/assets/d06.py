@@ -18,7 +18,8 @@ asset                    partitions             result set under ``results/D06/`
                                                 ``real_lens_scoring_results.json``,
                                                 ``tier_a_scores.parquet``
 ``poisson_diagnostics``  -                      ``poisson_diagnostics/``: ``mcnemar_results.json``,
-                                                ``score_changes.png``
+                                                ``score_changes.png``, ``gain_sweep.json``,
+                                                ``per_host_gains.csv``
 =======================  =====================  ==============================================
 
 Every result set is written atomically (:mod:`~stronglens_assets.resources.result_sets`: a new
@@ -55,6 +56,7 @@ from stronglens_assets.assets.shared import (
 )
 from stronglens_assets.config import ConfigError
 from stronglens_assets.errors import StronglensError
+from stronglens_assets.mock_survey.config import load_demo_sky
 from stronglens_assets.partitions import bright_arc_variant_partitions, grid_variant_partitions
 from stronglens_assets.project import Project
 from stronglens_assets.resources.compute import GPU_POOL, ComputeResource, gpu_op_tags
@@ -75,11 +77,14 @@ from stronglens_assets.resources.shards import (
     write_shard_set,
 )
 from stronglens_assets.resources.storage import StorageResource
+from stronglens_assets.science.catalogs.bricks import PIXEL_SCALE_ARCSEC
 from stronglens_assets.science.core.hashing import sha256_file
 from stronglens_assets.science.core.npz import encode_npz
+from stronglens_assets.science.core.units import sky_nanomaggies_per_pixel
 from stronglens_assets.science.experiments.bright_arcs import (
     bin_labels,
     bright_arc_results,
+    gain_sweep_rates,
     paired_mcnemar,
 )
 from stronglens_assets.science.experiments.config import (
@@ -113,12 +118,14 @@ from stronglens_assets.science.experiments.scoring import (
     real_lens_scoring,
     threshold_specs,
 )
+from stronglens_assets.science.imaging.gain import DECAM_DARK_SKY_MAG_ARCSEC2, host_gains
 from stronglens_assets.science.lensing.priors import (
     InjectionPriors,
     load_priors,
     priors_file_sha256,
     priors_sha256,
 )
+from stronglens_assets.science.reporting.labels import is_mock_environment
 from stronglens_assets.science.stats.thresholds import ThresholdSpec
 from stronglens_assets.storage_keys import (
     BRIGHT_ARC_SET,
@@ -137,6 +144,9 @@ EVALUATION_THRESHOLDS = "evaluation_thresholds"
 HOST_CACHE_PARTITION = "cache"
 HOST_CACHE_ROWS = 2048
 """Hosts per shard of the host cache."""
+PER_HOST_GAIN_FIELD = f"configs/{D06_CONFIG_FILENAME} poisson_diagnostics.per_host_gain"
+PER_HOST_GAINS_FILE = "per_host_gains.csv"
+"""``poisson_diagnostics`` file: each bright-arc host's own gain per band (e-/nmgy)."""
 
 
 class D06Error(StronglensError, RuntimeError):
@@ -630,10 +640,12 @@ def bright_arc_injections(
     gain: float | None,
     clip: float | None,
     keep_images: int | None = None,
+    host_gain: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, int]:
     """Inject and score the paired bright-arc design (every bin) with Poisson ``gain``
-    (None: none) and preprocessing clip ``clip``; per-injection table, the first
-    ``keep_images`` (default: the design's gallery size) injected images, failures."""
+    (None: none) or each host's own gain ``host_gain`` (``(hosts, bands)`` e-/nmgy per host
+    row) and preprocessing clip ``clip``; per-injection table, the first ``keep_images``
+    (default: the design's gallery size) injected images, failures."""
     design = run.config.bright_arc
     keep = design.gallery_images if keep_images is None else keep_images
     hosts = bright_arc_hosts(run)
@@ -654,6 +666,7 @@ def bright_arc_injections(
             params_rng=derived_rng(design.seed, "bright_arc", b, f"{beta[0]:g}", f"{beta[1]:g}"),
             noise_rng=derived_rng(design.seed, "bright_arc-noise", b),
             poisson_gain=gain,
+            host_gain=host_gain,
             hosts=hosts[np.arange(n) % len(hosts)],
             max_retries=run.config.grid.max_retries,
             chunk_size=run.config.chunk_size,
@@ -994,12 +1007,21 @@ def run_tier_a_scoring(run: RunContext, *, log: Any) -> tuple[dict, dict]:
     return value, metadata
 
 
-def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
+def run_poisson_diagnostics(
+    run: RunContext,
+    *,
+    log: Any,
+    sky: tuple[dict[str, float] | None, str],
+) -> tuple[dict, dict]:
     """Paired Poisson vs baseline bright arcs: McNemar per bin and pooled, score changes; and
     the gain sweep: the baseline design again with Poisson noise at each gain of
     ``poisson_diagnostics.gain_sweep`` (the same arcs and hosts), its rates per bin and its
-    pooled McNemar test against the baseline, so the dependence on the gain is visible."""
+    pooled McNemar test against the baseline, so the dependence on the gain is visible; with
+    ``per_host_gain`` on, once more at each host's own gain (sky ``sky``: per-band AB mag /
+    arcsec^2 and its source, :func:`per_host_sky`), written beside the fixed gains."""
     store, config = run.store, run.config
+    if config.poisson_diagnostics.per_host_gain.enabled:
+        _checked_sky(run, sky)  # before any injection
     tables = {}
     for variant in ("baseline", "poisson"):
         name = BRIGHT_ARC_SET.format(variant=variant)
@@ -1035,27 +1057,15 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         noisy, _, failed = bright_arc_injections(
             run, beta=config.bright_arc.beta_frac, gain=gain, clip=None, keep_images=0
         )
-        paired = base.merge(noisy, on=["bin_index", "slot"], suffixes=("_base", "_gain"))
-        test = paired_mcnemar(
-            labels,
-            paired["bin_index"].to_numpy(),
-            paired["score_base"] > 0.3,
-            paired["score_gain"] > 0.3,
-            {"all": labels},
-        )
         sweep.append(
-            {
-                "gain_e_per_nmgy": gain,
-                "n_failed": failed,
-                "rate_p03_by_bin": {
-                    label: float((g["score"] > 0.3).mean())
-                    for label, g in noisy.groupby("mag_bin", sort=False)
-                },
-                "rate_p03": float((noisy["score"] > 0.3).mean()),
-                "pooled_vs_baseline": test["aggregate_all"],
-            }
+            {"gain_e_per_nmgy": gain, "n_failed": failed, **gain_sweep_rates(labels, base, noisy)}
         )
         log.info(f"poisson_diagnostics: gain {gain:g}: p > 0.3 rate {sweep[-1]['rate_p03']:.3f}")
+    per_host, per_host_table, per_host_seconds = None, None, 0.0
+    if config.poisson_diagnostics.per_host_gain.enabled:
+        started = time.perf_counter()
+        per_host, per_host_table = per_host_gain_sweep(run, base, labels, sky, log=log)
+        per_host_seconds = time.perf_counter() - started
     png = paired_score_figure(
         merged["score_base"].to_numpy(),
         merged["score_pois"].to_numpy(),
@@ -1070,10 +1080,16 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
                 "gains": sweep,
                 "note": "the baseline bright-arc design (same arcs and hosts) with Poisson noise "
                 "at each gain; the paper's 150 e-/nmgy is an order-of-magnitude estimate",
+                "baseline_rate_p05": float((base["score"] > 0.5).mean()),
+                "baseline_rate_p03_by_bin": _rates_by_bin(base, 0.3),
+                "baseline_rate_p05_by_bin": _rates_by_bin(base, 0.5),
+                "per_host_gain": per_host,
             }
         ),
         "score_changes.png": png,
     }
+    if per_host_table is not None:
+        files[PER_HOST_GAINS_FILE] = per_host_table.to_csv(index=False).encode()
     result = run.write(POISSON_DIAGNOSTICS_SET, files)
     pooled = results["aggregate_all"]
     value = {**run.provenance(), "result_set": result.to_json(), "pooled": pooled}
@@ -1091,9 +1107,133 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
                 f"{g['pooled_vs_baseline']['mcnemar_p_exact']:.3g} |"
                 for g in sweep
             )
+            + (
+                f"\n| per host ({_gain_ranges_text(per_host)}) | {per_host['rate_p03']:.3f} | "
+                f"{per_host['pooled_vs_baseline']['total_gained']} | "
+                f"{per_host['pooled_vs_baseline']['total_lost']} | "
+                f"{per_host['pooled_vs_baseline']['mcnemar_p_exact']:.3g} |"
+                if per_host
+                else ""
+            )
         ),
     }
+    if per_host:
+        metadata["per_host_gain_seconds"] = round(per_host_seconds, 2)
+        metadata["per_host_gain_sky"] = per_host["sky_source"]
     return value, metadata
+
+
+def _rates_by_bin(table: pd.DataFrame, threshold: float) -> dict[str, float]:
+    return {
+        label: float((g > threshold).mean())
+        for label, g in table.groupby("mag_bin", sort=False)["score"]
+    }
+
+
+def _gain_ranges_text(per_host: dict[str, Any]) -> str:
+    """``g 1.2e+04 [1.1e+04, 1.3e+04]; r ...``: median and range of the per-host gains."""
+    return "; ".join(
+        f"{band} {s['median']:.3g} [{s['min']:.3g}, {s['max']:.3g}]"
+        for band, s in per_host["host_gain_e_per_nmgy"].items()
+    )
+
+
+def per_host_sky(config: D06Config, settings: Any) -> tuple[dict[str, float] | None, str]:
+    """Sky surface brightness per band (AB mag / arcsec^2) of the per-host gain and where it
+    comes from: ``poisson_diagnostics.per_host_gain.sky_mag_arcsec2`` if given; else the
+    embedded default's own sky (``demo_sky.yaml`` bands) on the mock survey, the dark-time
+    DECam sky on survey data. ``None`` when the per-host gain is off."""
+    option = config.poisson_diagnostics.per_host_gain
+    if not option.enabled:
+        return None, "off"
+    if isinstance(option.sky_mag_arcsec2, dict):
+        return dict(option.sky_mag_arcsec2), (
+            f"configs/{D06_CONFIG_FILENAME} poisson_diagnostics.per_host_gain.sky_mag_arcsec2"
+        )
+    if is_mock_environment(settings.env):
+        sky = load_demo_sky(settings.config_dir / "demo_sky.yaml")
+        return (
+            {band: cfg.sky_mag_arcsec2 for band, cfg in sky.bands.items()},
+            "configs/demo_sky.yaml bands (the embedded default's own sky)",
+        )
+    return dict(DECAM_DARK_SKY_MAG_ARCSEC2), (
+        "dark-time DECam default (real per-host sky would come from the survey's CCD tables, "
+        "not shipped)"
+    )
+
+
+def _checked_sky(run: RunContext, sky: tuple[dict[str, float] | None, str]) -> dict[str, float]:
+    """The per-host gain's sky per band, checked to give exactly the priors' bands."""
+    sky_mag, source = sky
+    bands = list(run.priors.bands)
+    if sky_mag is None or set(sky_mag) != set(bands):
+        raise D06Error(
+            f"{PER_HOST_GAIN_FIELD}.sky_mag_arcsec2 must give exactly the bands {bands}, got "
+            f"{sorted(sky_mag or {})} (from {source})"
+        )
+    return sky_mag
+
+
+def per_host_gain_sweep(
+    run: RunContext,
+    base: pd.DataFrame,
+    labels: list[str],
+    sky: tuple[dict[str, float] | None, str],
+    *,
+    log: Any,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The baseline bright-arc design again (same arcs, hosts and noise stream as the gain
+    sweep) with Poisson noise at each host's own gain ``g_b = S_b median(invvar_b)``: the
+    ``per_host_gain`` entry of ``gain_sweep.json`` and the per-host gains table."""
+    sky_mag, source = _checked_sky(run, sky), sky[1]
+    bands = list(run.priors.bands)
+    rows = np.unique(bright_arc_hosts(run))
+    names = run.hosts["object_id"].astype(str).to_numpy()
+    sky_per_pixel = sky_nanomaggies_per_pixel([sky_mag[b] for b in bands], PIXEL_SCALE_ARCSEC)
+    try:
+        gains = host_gains(
+            run.host_arrays["invvar"][rows], sky_per_pixel, bands=bands, names=names[rows]
+        )
+    except ValueError as exc:
+        raise D06Error(f"{PER_HOST_GAIN_FIELD}: {exc}") from exc
+    host_gain = np.full((len(names), len(bands)), np.nan)
+    host_gain[rows] = gains
+    noisy, _, failed = bright_arc_injections(
+        run,
+        beta=run.config.bright_arc.beta_frac,
+        gain=None,
+        clip=None,
+        keep_images=0,
+        host_gain=host_gain,
+    )
+    entry = {
+        "gain_e_per_nmgy": None,
+        "gain": "per_host",
+        "formula": "g_b = S_b x median(invvar_b over the stamp's finite positive pixels), "
+        "S_b = 10^(-0.4 (sky_mag_arcsec2_b - 22.5)) x pixscale^2 (e-/nmgy)",
+        "sky_mag_arcsec2": {b: sky_mag[b] for b in bands},
+        "sky_source": source,
+        "pixel_scale_arcsec": PIXEL_SCALE_ARCSEC,
+        "n_hosts": len(rows),
+        "host_gain_e_per_nmgy": {
+            b: {
+                "median": float(np.median(gains[:, j])),
+                "min": float(gains[:, j].min()),
+                "max": float(gains[:, j].max()),
+            }
+            for j, b in enumerate(bands)
+        },
+        "n_failed": failed,
+        **gain_sweep_rates(labels, base, noisy),
+    }
+    table = pd.DataFrame({"host_object_id": names[rows]})
+    for j, b in enumerate(bands):
+        table[f"gain_{b}"] = gains[:, j]
+    log.info(
+        f"poisson_diagnostics: per-host gain ({_gain_ranges_text(entry)}): "
+        f"p > 0.3 rate {entry['rate_p03']:.3f}"
+    )
+    return entry, table
 
 
 # --------------------------------------------------------------------------------------------
@@ -1268,8 +1408,12 @@ def build_assets(project: Project) -> list:
         "poisson_diagnostics",
         "Poisson vs baseline bright arcs, paired per injection: McNemar per bin and pooled "
         "(mcnemar_results.json, published shape), score-change histogram; a gain sweep of the "
-        "baseline design (gain_sweep.json) shows how much the Poisson result depends on the gain.",
-        lambda run, partition, log: run_poisson_diagnostics(run, log=log),
+        "baseline design (gain_sweep.json), at fixed gains and at each host's own gain from its "
+        "invvar and sky (per_host_gains.csv), shows how much the Poisson result depends on the "
+        "gain.",
+        lambda run, partition, log: run_poisson_diagnostics(
+            run, log=log, sky=per_host_sky(config, settings)
+        ),
         needs_thresholds=False,
         extra_deps=[dg.AssetDep("bright_arc")],
     )

@@ -39,6 +39,7 @@ from stronglens_assets.config import StrictModel, load_config, validate_brick_na
 from stronglens_assets.science.catalogs.bricks import brick_center, brick_name
 from stronglens_assets.science.catalogs.healpix import healpix_pixel
 from stronglens_assets.science.core.hashing import sha256_bytes
+from stronglens_assets.science.imaging.gain import DECAM_DARK_SKY_MAG_ARCSEC2 as DARK_SKY
 from stronglens_assets.science.lensing.structured_source import SourceModel
 from stronglens_assets.settings import PROJECT_ROOT
 
@@ -218,9 +219,9 @@ class DemoSkyConfig(StrictModel):
     seed: int = 20250101
     bands: dict[str, BandConfig] = Field(
         default_factory=lambda: {
-            "g": BandConfig(psf_fwhm_arcsec=1.5, psf_depth_mag=24.6, sky_mag_arcsec2=22.0),
-            "r": BandConfig(psf_fwhm_arcsec=1.4, psf_depth_mag=24.0, sky_mag_arcsec2=21.0),
-            "z": BandConfig(psf_fwhm_arcsec=1.3, psf_depth_mag=23.0, sky_mag_arcsec2=19.9),
+            "g": BandConfig(psf_fwhm_arcsec=1.5, psf_depth_mag=24.6, sky_mag_arcsec2=DARK_SKY["g"]),
+            "r": BandConfig(psf_fwhm_arcsec=1.4, psf_depth_mag=24.0, sky_mag_arcsec2=DARK_SKY["r"]),
+            "z": BandConfig(psf_fwhm_arcsec=1.3, psf_depth_mag=23.0, sky_mag_arcsec2=DARK_SKY["z"]),
         }
     )
     w1_depth_mag: float = Field(default=20.5, gt=0, le=35.0)

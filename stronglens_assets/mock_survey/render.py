@@ -33,8 +33,8 @@ Model
   overlap, scaled by ``(nobs + 1) / nobs`` beyond an exposure edge, and 0 (image 0) on bad
   strips. Shot noise of the light: Gaussian of variance ``max(light, 0) / gain`` per pixel
   (the Poisson noise of the objects' and arcs' electrons, > 100 e- per pixel where it
-  matters), ``gain = sky per pixel / sigma_pix^2`` (:func:`shot_noise_gain`; the
-  sky-limited coadd's e-/nanomaggy). invvar is sky-only, as DR10's.
+  matters), ``gain = sky per pixel / sigma_pix^2`` (the sky-limited coadd's e-/nanomaggy,
+  :func:`~stronglens_assets.science.imaging.gain.sky_limited_gain`). invvar is sky-only, as DR10's.
 * Arc visibility: per band ``S/N = sqrt(sum((arc / sigma_pix)^2)) = sqrt(sum(arc^2 invvar))``
   over the stamp (the matched-filter S/N of the noise-free, PSF-convolved arc model);
   ``arc_visible = max over bands of S/N >= 10`` (:data:`ARC_SNR_VISIBLE`).
@@ -76,7 +76,12 @@ from stronglens_assets.mock_survey.sky import (
     source_parameters,
 )
 from stronglens_assets.science.catalogs.bricks import BRICK_NPIX, PIXEL_SCALE_ARCSEC
-from stronglens_assets.science.core.units import mag_to_nanomaggies, nanomaggies_to_mag
+from stronglens_assets.science.core.units import (
+    mag_to_nanomaggies,
+    nanomaggies_to_mag,
+    sky_nanomaggies_per_pixel,
+)
+from stronglens_assets.science.imaging.gain import sky_limited_gain
 from stronglens_assets.science.lensing.profiles import (
     bin_supersampled,
     convolve_fft,
@@ -545,13 +550,6 @@ def _render_arcs(
     return pd.DataFrame(out), arcs
 
 
-def shot_noise_gain(sky_mag_arcsec2: float, sigma_pix: float) -> float:
-    """Gain (e-/nanomaggy) of a sky-limited coadd: the sky's Poisson variance per pixel,
-    ``sky / g``, equals the per-pixel noise ``sigma_pix^2`` (nanomaggies)."""
-    sky_pix = float(mag_to_nanomaggies(sky_mag_arcsec2)) * _PIX**2
-    return sky_pix / sigma_pix**2
-
-
 # ----------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------
@@ -605,7 +603,14 @@ def render_brick(config: DemoSkyConfig, sky: SkyModel) -> BrickImages:
     invvars = {b: invvar_map(sky.conditions[b], sigma[b]) for b in bands}
     images = {b: np.zeros((BRICK_NPIX, BRICK_NPIX), dtype=np.float32) for b in bands}
 
-    gains = {b: shot_noise_gain(config.bands[b].sky_mag_arcsec2, sigma[b]) for b in bands}
+    gains = {
+        b: float(
+            sky_limited_gain(
+                sky_nanomaggies_per_pixel(config.bands[b].sky_mag_arcsec2, _PIX), sigma[b] ** 2
+            )
+        )
+        for b in bands
+    }
 
     sumsq, sizes = _render_objects(objects, bands, kernels, fwhm, images)
     arcs, arc_stamps = _render_arcs(

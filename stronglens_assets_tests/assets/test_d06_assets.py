@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import torch
 from stronglens_assets import storage_keys as SK
 from stronglens_assets.assets import d06
 from stronglens_assets.assets.shared import preprocessing_record
+from stronglens_assets.mock_survey.config import load_demo_sky
 from stronglens_assets.project import Project
 from stronglens_assets.resources import LocalStorageResource
 from stronglens_assets.resources.compute import ComputeResource
@@ -281,6 +283,11 @@ def test_grid_writes_the_published_schema_and_matches_its_injections(
 
 def test_every_other_d06_asset_materializes_and_reads_back(d06_storage: D06Storage) -> None:
     s = d06_storage
+    # half the validation hosts are twice as deep (double invvar): double the per-host gain
+    shard = dict(np.load(io.BytesIO(s.read(NEG_KEY))))
+    shard["invvar"][10:25] *= 2
+    s.storage.write_bytes(NEG_KEY, encode_npz(shard))
+    doubled = {f"neg-{i:03d}" for i in range(10, 25)}
     assert s.run("injection_priors").success
     assert s.run("d06_hosts").success
     config = load_d06_config(PROJECT_ROOT / "configs", "demo")
@@ -328,6 +335,29 @@ def test_every_other_d06_asset_materializes_and_reads_back(d06_storage: D06Stora
         at_150["pooled_vs_baseline"]["total_gained"],
         at_150["pooled_vs_baseline"]["total_lost"],
     ) == (pooled.b, pooled.c)
+    # the per-host gain beside the fixed gains: g_b = S_b x median(invvar_b), S_b the mock
+    # sky's own (demo_sky.yaml) per 0.262" pixel; the hosts' invvar is 1 / 0.006^2 (or twice)
+    per_host = sweep["per_host_gain"]
+    sky = load_demo_sky(PROJECT_ROOT / "configs" / "demo_sky.yaml")
+    assert per_host["sky_mag_arcsec2"] == {b: sky.bands[b].sky_mag_arcsec2 for b in "grz"}
+    gains = pd.read_csv(io.BytesIO(store.read_bytes(pointer.key("per_host_gains.csv"))))
+    deep = gains["host_object_id"].isin(doubled).to_numpy()
+    assert deep.any() and (~deep).any() and len(gains) == per_host["n_hosts"]
+    for b in "grz":
+        want = 10 ** (-0.4 * (sky.bands[b].sky_mag_arcsec2 - 22.5)) * 0.262**2 / 0.006**2
+        np.testing.assert_allclose(gains[f"gain_{b}"][~deep], want, rtol=1e-6)
+        np.testing.assert_allclose(gains[f"gain_{b}"][deep], 2 * want, rtol=1e-6)
+        summary = per_host["host_gain_e_per_nmgy"][b]
+        assert summary["min"] == pytest.approx(want, rel=1e-6)
+        assert summary["max"] == pytest.approx(2 * want, rel=1e-6)
+    labels = [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(config.bright_arc.mag_bins)]
+    assert list(per_host["rate_p03_by_bin"]) == list(per_host["rate_p05_by_bin"]) == labels
+    assert all(0 <= r <= 1 for r in per_host["rate_p05_by_bin"].values())
+    paired = per_host["pooled_vs_baseline"]
+    assert paired["bins_included"] == labels
+    assert paired["total_gained"] + paired["total_lost"] <= base.n_scored
+    # the fixed gains keep their keys and gain p > 0.5 rates too
+    assert {"gain_e_per_nmgy", "n_failed", "rate_p03_by_bin", "rate_p03", "rate_p05"} <= set(at_150)
 
 
 def test_nan_hosts_are_retried_and_counted(d06_storage: D06Storage) -> None:
@@ -499,3 +529,64 @@ def test_demo_writes_every_d06_output(demo_run) -> None:
         assert grid.meta["priors_sha256"] == priors_sha
         assert grid.meta["checkpoint_sha256"] == hashlib.sha256(checkpoint).hexdigest()
         assert grid.meta["total_injections_ok"] > 0
+    _per_host_gains_are_the_mock_surveys(demo_run.home)
+
+
+def _per_host_gains_are_the_mock_surveys(home: Path) -> None:
+    """The per-host gain from a host's invvar recovers the gain the mock survey rendered its
+    brick with (truth ``gain_<b>``): exactly in the brick's main exposures, x (nobs + 1) / nobs
+    beyond an exposure edge, where the mock's invvar is that much deeper."""
+    from stronglens_assets.mock_survey.writer import brick_paths
+    from stronglens_assets.resources.object_store import LocalObjectStore
+
+    store = LocalObjectStore(home / "storage")
+    pointer = read_result_set(store, SK.D06_ROOT, "poisson_diagnostics")
+    gains = pd.read_csv(io.BytesIO(store.read_bytes(pointer.key("per_host_gains.csv"))))
+    sky = load_demo_sky(PROJECT_ROOT / "configs" / "demo_sky.yaml")
+    compared = 0
+    for row in gains.itertuples(index=False):
+        brick = str(row.host_object_id).split("-")[0]
+        truth = pd.read_parquet(brick_paths(home / "mock_survey", brick).truth_lenses)
+        if truth.empty:
+            continue
+        for b in "grz":
+            ratio = getattr(row, f"gain_{b}") / truth[f"gain_{b}"].iloc[0]
+            edge = (sky.bands[b].nobs + 1) / sky.bands[b].nobs
+            assert min(abs(ratio - 1.0), abs(ratio - edge)) < 1e-5, (row, b, ratio)
+        compared += 1
+    assert compared > 0
+
+
+def test_per_host_gain_sky_by_environment_and_bad_config(tmp_path: Path) -> None:
+    """`default` sky: the mock sky's own (demo_sky.yaml) locally, the dark-time DECam sky on
+    survey data; an override is used as given; bad values and missing bands name the field."""
+    from types import SimpleNamespace
+
+    from stronglens_assets.config import ConfigError
+    from stronglens_assets.science.imaging.gain import DECAM_DARK_SKY_MAG_ARCSEC2
+
+    config_dir = _copied_configs(tmp_path)
+    path = config_dir / "demo_sky.yaml"
+    path.write_text(path.read_text().replace("sky_mag_arcsec2: 21.0}", "sky_mag_arcsec2: 20.5}"))
+    config = load_d06_config(config_dir, "demo")
+    local = SimpleNamespace(env="local", config_dir=config_dir)
+    sky, source = d06.per_host_sky(config, local)
+    assert sky == {"g": 22.0, "r": 20.5, "z": 19.9} and "demo_sky.yaml" in source
+    sky, source = d06.per_host_sky(config, SimpleNamespace(env="aws", config_dir=config_dir))
+    assert sky == DECAM_DARK_SKY_MAG_ARCSEC2 and "CCD tables" in source
+
+    d06_path = config_dir / "d06.yaml"
+    text = d06_path.read_text()
+    d06_path.write_text(text.replace("sky_mag_arcsec2: default", "sky_mag_arcsec2: {g: 22.5}"))
+    config = load_d06_config(config_dir, "demo")
+    sky = d06.per_host_sky(config, local)
+    assert sky[0] == {"g": 22.5} and "per_host_gain.sky_mag_arcsec2" in sky[1]
+    run = SimpleNamespace(priors=SimpleNamespace(bands=["g", "r", "z"]))
+    with pytest.raises(d06.D06Error, match=r"per_host_gain.sky_mag_arcsec2 must give exactly"):
+        d06._checked_sky(run, sky)
+    for bad in ("{g: 22.0, r: .nan, z: 19.9}", "{g: 5.0, r: 21.0, z: 19.9}", "{}", "auto"):
+        d06_path.write_text(text.replace("sky_mag_arcsec2: default", f"sky_mag_arcsec2: {bad}"))
+        with pytest.raises(ConfigError, match=r"poisson_diagnostics.per_host_gain.sky_mag_arcsec2"):
+            load_d06_config(config_dir, "demo")
+    d06_path.write_text(text.replace("enabled: true", "enabled: false"))
+    assert d06.per_host_sky(load_d06_config(config_dir, "demo"), local) == (None, "off")

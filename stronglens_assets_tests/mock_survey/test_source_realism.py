@@ -15,7 +15,6 @@ from stronglens_assets.mock_survey.render import (
     lens_stamp_centers,
     psf_kernel,
     render_lens_arcs,
-    shot_noise_gain,
 )
 from stronglens_assets.mock_survey.sky import BandConditions, _lens_parameters
 from stronglens_assets.mock_survey.writer import brick_paths
@@ -89,11 +88,6 @@ def test_source_colours_are_the_measured_arc_colours(demo_config: DemoSkyConfig)
     assert abs(g_r.mean() - 1.23) < 4 * 0.39 / math.sqrt(n)
     assert abs(r_z.mean() - 0.95) < 4 * 0.27 / math.sqrt(n)
     assert abs(g_r.std() - 0.39) < 0.03 and abs(r_z.std() - 0.27) < 0.02
-
-
-def test_shot_noise_gain_is_sky_over_noise_variance() -> None:
-    sky_pix = 10 ** (-0.4 * (21.0 - 22.5)) * 0.262**2
-    assert shot_noise_gain(21.0, 0.01) == pytest.approx(sky_pix / 1e-4)
 
 
 def test_noise_variance_is_sky_plus_light_over_gain() -> None:

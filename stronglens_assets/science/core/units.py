@@ -21,6 +21,12 @@ def mag_to_nanomaggies(mag: npt.ArrayLike, zero_point: float = AB_ZERO_POINT) ->
     return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - zero_point))
 
 
+def sky_nanomaggies_per_pixel(sky_mag_arcsec2: npt.ArrayLike, pixel_scale: float) -> Any:
+    """Sky flux per pixel (nanomaggies) of a surface brightness ``sky_mag_arcsec2`` (AB mag /
+    arcsec^2) on pixels of ``pixel_scale`` arcsec: ``10^(-0.4 (mu - 22.5)) pixel_scale^2``."""
+    return mag_to_nanomaggies(sky_mag_arcsec2) * pixel_scale**2
+
+
 def nanomaggies_to_mag(flux: npt.ArrayLike, zero_point: float = AB_ZERO_POINT) -> Any:
     """AB magnitude of ``flux`` in nanomaggies (float64); NaN where ``flux <= 0`` or not finite."""
     f = np.asarray(flux, dtype=np.float64)

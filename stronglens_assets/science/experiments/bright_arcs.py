@@ -16,6 +16,10 @@ Per bin (:func:`bright_arc_results`): detection rates at ``p > 0.3`` and ``p > 0
 score and median r-band arc S/N, in the published ``bright_arc_results.json`` shape; the
 host-only floor (the same hosts scored without an arc) beside it.
 
+Gain sweep (:func:`gain_sweep_rates`): the baseline design again with Poisson noise at another
+gain (a fixed one, or each host's own), its rates per bin and its pooled McNemar test against
+the baseline on the same injections.
+
 Paired tests (:func:`paired_mcnemar`): per bin, ``b`` = detected only with Poisson noise,
 ``c`` = only without; McNemar's exact and continuity-corrected tests
 (:mod:`~stronglens_assets.science.stats.mcnemar`), pooled over bin ranges by summing b and c.
@@ -28,10 +32,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from stronglens_assets.science.stats.mcnemar import mcnemar_test, pooled_mcnemar
 
-__all__ = ["bin_labels", "bright_arc_results", "paired_mcnemar"]
+__all__ = ["bin_labels", "bright_arc_results", "gain_sweep_rates", "paired_mcnemar"]
 
 
 def bin_labels(edges: Sequence[float]) -> list[str]:
@@ -148,3 +153,32 @@ def paired_mcnemar(
             "mcnemar_p_exact": test.p_exact,
         }
     return out
+
+
+def gain_sweep_rates(
+    labels: Sequence[str], baseline: pd.DataFrame, noisy: pd.DataFrame
+) -> dict[str, Any]:
+    """Detection rates of a noisy run of the paired design and its McNemar test against the
+    baseline at ``p > 0.3``, pooled over every bin.
+
+    ``baseline`` / ``noisy``: per-injection tables (``bin_index``, ``slot``, ``mag_bin``,
+    ``score``); injections pair on ``(bin_index, slot)``. Rates are per ``mag_bin`` (in the
+    table's order) and overall, at ``p > 0.3`` and ``p > 0.5``; ``pooled_vs_baseline`` is the
+    ``aggregate_all`` entry of :func:`paired_mcnemar`.
+    """
+    paired = baseline.merge(noisy, on=["bin_index", "slot"], suffixes=("_base", "_gain"))
+    test = paired_mcnemar(
+        labels,
+        paired["bin_index"].to_numpy(),
+        paired["score_base"] > 0.3,
+        paired["score_gain"] > 0.3,
+        {"all": list(labels)},
+    )
+    by_bin = noisy.groupby("mag_bin", sort=False)["score"]
+    return {
+        "rate_p03_by_bin": {label: float((g > 0.3).mean()) for label, g in by_bin},
+        "rate_p03": float((noisy["score"] > 0.3).mean()),
+        "pooled_vs_baseline": test["aggregate_all"],
+        "rate_p05_by_bin": {label: float((g > 0.5).mean()) for label, g in by_bin},
+        "rate_p05": float((noisy["score"] > 0.5).mean()),
+    }

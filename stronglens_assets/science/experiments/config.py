@@ -34,6 +34,7 @@ __all__ = [
     "D06Config",
     "GridDesign",
     "HostsConfig",
+    "PerHostGainConfig",
     "ProbeDesign",
     "derived_rng",
     "load_d06_config",
@@ -174,15 +175,41 @@ class LensesConfig(StrictModel):
     scoring_negatives: int = Field(default=3000, ge=1)
 
 
+class PerHostGainConfig(StrictModel):
+    """The gain sweep at each host's own gain ``g_b = S_b median(invvar_b)`` (e-/nmgy,
+    :func:`~stronglens_assets.science.imaging.gain.host_gains`), ``S_b`` the sky per pixel of
+    ``sky_mag_arcsec2`` (AB mag / arcsec^2 per band; ``default``: the embedded default's own
+    sky, ``configs/demo_sky.yaml`` bands, on the mock survey, the dark-time DECam sky on DR10)."""
+
+    enabled: bool = True
+    sky_mag_arcsec2: Literal["default"] | dict[str, float] = "default"
+
+    @field_validator("sky_mag_arcsec2")
+    @classmethod
+    def _sky(cls, value: str | dict[str, float]) -> str | dict[str, float]:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("sky_mag_arcsec2 must name every band ({band: mag}), got {}")
+            bad = {b: v for b, v in value.items() if not (math.isfinite(v) and 10.0 < v <= 30.0)}
+            if bad:
+                raise ValueError(
+                    f"sky_mag_arcsec2 must be sky surface brightnesses in (10, 30] AB mag / "
+                    f"arcsec^2, got {bad}"
+                )
+        return value
+
+
 class PoissonDiagnosticsConfig(StrictModel):
     """Pooled McNemar tests (name -> bright-arc bin labels; ``all`` is always added), the
-    score-change histogram's bins and the gain sweep (e-/nmgy; empty: none)."""
+    score-change histogram's bins, the gain sweep (e-/nmgy; empty: none) and the per-host gain
+    beside it."""
 
     pools: dict[str, list[str]] = Field(
         default_factory=lambda: {"20_23": ["20-21", "21-22", "22-23"]}
     )
     histogram_bins: int = Field(default=40, ge=2)
     gain_sweep: list[float] = Field(default_factory=lambda: [150.0, 1000.0, 3000.0])
+    per_host_gain: PerHostGainConfig = Field(default_factory=PerHostGainConfig)
 
     @field_validator("gain_sweep")
     @classmethod

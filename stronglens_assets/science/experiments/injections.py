@@ -7,8 +7,9 @@ each a host, renders the arcs with the injection engine
 (:func:`~stronglens_assets.science.lensing.injection.render_arcs`, PSF from the host's r-band
 psfsize by the prior's PSF model), records their truth (lensed r magnitude and r-band annulus
 S/N against the host's invvar, :func:`~stronglens_assets.science.lensing.injection.arc_truth`)
-and adds them to the hosts in nanomaggies (optionally with the paper's Poisson noise,
-:func:`~stronglens_assets.science.lensing.injection.inject`), before any preprocessing.
+and adds them to the hosts in nanomaggies (optionally with the paper's Poisson noise at one gain
+or at each host's own, :func:`~stronglens_assets.science.lensing.injection.inject`), before any
+preprocessing.
 
 Failures: an injection whose host is unusable (NaN pixels, psfsize not finite and > 0) or
 whose arc is not finite is retried with a new host drawn from the same candidates, up to
@@ -87,6 +88,14 @@ def _assign_hosts(
     return hosts, retries, int(retries.sum())
 
 
+def _gains_of(host_gain: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    gains = host_gain[rows]
+    bad = ~(np.isfinite(gains) & (gains > 0)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"host_gain of host row {int(rows[bad][0])} is not finite and > 0")
+    return gains
+
+
 def run_injections(
     priors: InjectionPriors,
     host_arrays: dict[str, np.ndarray],
@@ -100,6 +109,7 @@ def run_injections(
     params_rng: np.random.Generator,
     noise_rng: np.random.Generator | None = None,
     poisson_gain: float | None = None,
+    host_gain: np.ndarray | None = None,
     hosts: np.ndarray | None = None,
     max_retries: int = 5,
     chunk_size: int = 256,
@@ -114,6 +124,8 @@ def run_injections(
         hosts: the first host of each slot (default: uniform draws from ``candidates``);
             the paired bright-arc design passes its fixed hosts.
         poisson_gain: e-/nanomaggy of the Poisson noise of the added flux (None: none).
+        host_gain: instead of ``poisson_gain``, each host's own gain: ``(R, B)`` e-/nanomaggy
+            per row of ``host_arrays`` and band (finite and > 0 for every host used).
         keep_images: return the injected images (else an empty array: truth only).
 
     Raises:
@@ -121,6 +133,13 @@ def run_injections(
             priors' sampler, naming the parameter).
     """
     candidates = np.asarray(candidates, dtype=np.int64)
+    if host_gain is not None:
+        if poisson_gain is not None:
+            raise ValueError("give poisson_gain or host_gain, not both")
+        host_gain = np.asarray(host_gain, dtype=np.float64)
+        shape = (len(host_arrays["cutout"]), host_arrays["cutout"].shape[1])
+        if host_gain.shape != shape:
+            raise ValueError(f"host_gain must be (hosts, bands) = {shape}, got {host_gain.shape}")
     if len(candidates) == 0:
         raise ValueError("no candidate host for these injections")
     params = sample_injections(
@@ -197,7 +216,7 @@ def run_injections(
             injected = inject(
                 xp.asarray(host_arrays["cutout"][rows]),
                 arcs,
-                poisson_gain=poisson_gain,
+                poisson_gain=poisson_gain if host_gain is None else _gains_of(host_gain, rows),
                 rng=noise_rng,
             )
             images.append(to_host(injected))

@@ -710,7 +710,8 @@ def inject(
 
     Order of operations: (1) ``clip`` (see :func:`clip_arcs_to_magnitude`: arcs whose
     brightest band is brighter than magnitude ``clip`` are rescaled to it); (2) with
-    ``poisson_gain`` ``g`` (e-/nanomaggy, scalar or per band ``(B,)``), the paper's shot
+    ``poisson_gain`` ``g`` (e-/nanomaggy: scalar, per band ``(B,)`` or per cutout and band
+    ``(N, B)``, e.g. each host's own gain), the paper's shot
     noise of the added flux: ``E = g max(I, 0)``, ``E' ~ Poisson(E)``, ``I' = I + (E' -
     E) / g`` per pixel (float64, then float32): mean ``I``, variance ``max(I, 0) / g``;
     negative pixels keep their value. ``g = 1e12`` is the control variant: ``|I' - I|``
@@ -750,11 +751,15 @@ def inject(
         arc = clip_arcs_to_magnitude(arc, float(clip), xp=xp)
     if poisson_gain is not None:
         gain = to_host(poisson_gain).astype(np.float64)
-        if gain.ndim > 1 or (gain.ndim == 1 and gain.shape[0] != hosts.shape[1]):
-            raise ValueError(f"poisson_gain must be a scalar or shape (B,), got {gain.shape}")
+        n, bands = hosts.shape[:2]
+        if gain.shape not in ((), (bands,), (n, bands)):
+            raise ValueError(
+                f"poisson_gain must be a scalar, shape (B,) or (N, B) = {(n, bands)}, "
+                f"got {gain.shape}"
+            )
         if not np.all(np.isfinite(gain) & (gain > 0)):
             raise ValueError("poisson_gain must be finite and > 0 (e-/nanomaggy)")
-        g = xp.asarray(np.broadcast_to(gain, (hosts.shape[1],)).reshape(1, -1, 1, 1))
+        g = xp.asarray(np.broadcast_to(gain, (n, bands)).reshape(n, bands, 1, 1))
         intensity = arc.astype(xp.float64)
         electrons = xp.maximum(intensity, 0.0) * g
         if float(electrons.max()) > POISSON_LAM_MAX:

@@ -27,6 +27,7 @@ from stronglens_assets.science.core.units import (
     AB_ZERO_POINT,
     mag_to_nanomaggies,
     nanomaggies_to_mag,
+    sky_nanomaggies_per_pixel,
 )
 
 
@@ -38,6 +39,18 @@ def test_units_agree_with_astropy_ab_magnitudes() -> None:
     np.testing.assert_allclose(mag_to_nanomaggies(mags) * nmgy_in_jy, fluxes_jy, rtol=1e-12)
     np.testing.assert_allclose(nanomaggies_to_mag(fluxes_jy / nmgy_in_jy), mags, atol=1e-12)
     assert AB_ZERO_POINT == 22.5
+
+
+def test_sky_per_pixel_is_surface_brightness_times_pixel_area() -> None:
+    """mu = 22.5 mag/arcsec^2 is 1 nmgy per arcsec^2; each 2.5 mag brighter is x10; a pixel of
+    0.262" holds 0.262^2 arcsec^2 (astropy's AB system for the flux)."""
+    nmgy_in_jy = 1e-9 * (0.0 * u.ABmag).to(u.Jy).value
+    mu = np.array([22.5, 20.0, 21.0])
+    per_arcsec2 = (mu * u.ABmag).to(u.Jy).value / nmgy_in_jy
+    np.testing.assert_allclose(
+        sky_nanomaggies_per_pixel(mu, 0.262), per_arcsec2 * 0.262**2, rtol=1e-12
+    )
+    assert sky_nanomaggies_per_pixel(20.0, 0.5) == pytest.approx(10.0 * 0.25, rel=1e-12)
 
 
 def test_magnitude_of_nonpositive_or_nonfinite_flux_is_nan() -> None:

@@ -76,3 +76,27 @@ def test_noise_variants_share_hosts_and_parameters(priors) -> None:
     np.testing.assert_array_equal(clean.params.source_x, noisy.params.source_x)
     assert not np.allclose(clean.images, noisy.images)
     np.testing.assert_allclose(control.images, clean.images, atol=1e-5)
+
+
+def test_each_hosts_own_gain(priors) -> None:
+    """``host_gain`` (per host row and band): hosts whose gains all equal the fixed gain give
+    the fixed gain's bytes; a host's noise scales with its own gain; bad gains name the field."""
+    hosts = _hosts(5, bad=[])
+    fixed = _run(priors, hosts, np.arange(5), gain=150.0)
+    same = _run(priors, hosts, np.arange(5), host_gain=np.full((5, 3), 150.0))
+    assert fixed.images.tobytes() == same.images.tobytes()
+    clean = _run(priors, hosts, np.arange(5))
+    gains = np.full((5, 3), 150.0)
+    gains[2] = 1e12  # host row 2 is (nearly) noiseless
+    mixed = _run(priors, hosts, np.arange(5), host_gain=gains)
+    at_2 = mixed.host_row == 2
+    assert at_2.any() and (~at_2).any()
+    np.testing.assert_allclose(mixed.images[at_2], clean.images[at_2], atol=1e-5)
+    assert not np.allclose(mixed.images[~at_2], clean.images[~at_2], atol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        _run(priors, hosts, np.arange(5), gain=150.0, host_gain=gains)
+    with pytest.raises(ValueError, match=r"host_gain must be \(hosts, bands\)"):
+        _run(priors, hosts, np.arange(5), host_gain=gains[:4])
+    gains[3] = np.nan
+    with pytest.raises(ValueError, match="host_gain of host row 3"):
+        _run(priors, hosts, np.arange(5), host_gain=gains)

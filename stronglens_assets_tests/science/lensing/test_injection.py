@@ -592,6 +592,27 @@ def test_poisson_is_the_papers_formula() -> None:
     np.testing.assert_array_equal(out[0, 0, :5, :5], (hosts + arcs)[0, 0, :5, :5])
 
 
+def test_poisson_gain_per_cutout_and_band() -> None:
+    """An (N, B) gain (each host's own) is the same formula with g per cutout and band; a
+    row-constant (N, B) gain gives the bytes of the (B,) gain."""
+    arcs, hosts = _arcs_and_hosts(3)
+    per_band = np.array([150.0, 100.0, 200.0])
+    gain = np.stack([per_band, 2 * per_band, 0.5 * per_band])
+    out = INJ.inject(hosts, arcs, poisson_gain=gain, rng=np.random.default_rng(3))
+    g = gain[:, :, None, None]
+    intensity = arcs.astype(np.float64)
+    electrons = np.maximum(intensity, 0.0) * g
+    drawn = np.random.default_rng(3).poisson(electrons)
+    want = hosts + (intensity + (drawn - electrons) / g).astype(np.float32)
+    np.testing.assert_array_equal(out, want)
+    tiled = np.tile(per_band, (len(arcs), 1))
+    a = INJ.inject(hosts, arcs, poisson_gain=tiled, rng=np.random.default_rng(4))
+    b = INJ.inject(hosts, arcs, poisson_gain=per_band, rng=np.random.default_rng(4))
+    assert a.tobytes() == b.tobytes()
+    with pytest.raises(ValueError, match=r"poisson_gain must be a scalar, shape \(B,\) or"):
+        INJ.inject(hosts, arcs, poisson_gain=np.ones((len(arcs) + 1, 3)), rng=None)
+
+
 def test_gain_1e12_equals_no_noise_within_float_error() -> None:
     arcs, hosts = _arcs_and_hosts()
     clean = INJ.inject(hosts, arcs, rng=np.random.default_rng(0))
