@@ -55,7 +55,13 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         check_specs=[
-            dg.AssetCheckSpec("schema", asset="lenscat_catalog", blocking=True),
+            dg.AssetCheckSpec(
+                "schema",
+                asset="lenscat_catalog",
+                blocking=True,
+                description="The lenscat CSV has every column the catalogs read; a new lenscat "
+                "format stops the graph here.",
+            ),
         ],
     )
     def lenscat_catalog(context: dg.AssetExecutionContext):
@@ -81,9 +87,26 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         check_specs=[
-            dg.AssetCheckSpec("schema", asset="lenscat_positives", blocking=True),
-            dg.AssetCheckSpec("tier_counts", asset="lenscat_positives"),
-            dg.AssetCheckSpec("unique_names", asset="lenscat_positives", blocking=True),
+            dg.AssetCheckSpec(
+                "schema",
+                asset="lenscat_positives",
+                blocking=True,
+                description="The candidates carry name, ra, dec, tier, grading, zlens, ref and "
+                "lens_type.",
+            ),
+            dg.AssetCheckSpec(
+                "tier_counts",
+                asset="lenscat_positives",
+                description="The number of DESI candidates per tier equals "
+                "`expected_desi_counts` of configs/catalogs.yaml (when set), so a lenscat "
+                "release that changes the lens sample is noticed (warning).",
+            ),
+            dg.AssetCheckSpec(
+                "unique_names",
+                asset="lenscat_positives",
+                blocking=True,
+                description="No candidate name appears twice.",
+            ),
         ],
     )
     def lenscat_positives(lenscat_catalog: pd.DataFrame):
@@ -119,7 +142,15 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         deps=survey_deps.get("desi_dr1_vac", []),
-        check_specs=[dg.AssetCheckSpec("schema", asset="desi_dr1_vac", blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema",
+                asset="desi_dr1_vac",
+                blocking=True,
+                description="The VAC has every column the graph reads (positions, HEALPix, "
+                "grades, the COEFF columns).",
+            )
+        ],
     )
     def desi_dr1_vac(survey: dg.ResourceParam[SurveyResource]):
         """DESI DR1 strong-lensing VAC (``desi-sl-vac-v1.fits``, HDU ``DESI_SL_CATALOG``).
@@ -139,7 +170,15 @@ def build_assets(project: Project) -> list:
         partitions_def=sky,
         kinds={"pandas", "parquet"},
         deps=survey_deps.get("dr10_sweep", []),
-        check_specs=[dg.AssetCheckSpec("schema", asset="dr10_sweep", blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema",
+                asset="dr10_sweep",
+                blocking=True,
+                description="The sweep rows carry every sweep 10.1 column the negatives and "
+                "the crossmatch read.",
+            )
+        ],
     )
     def dr10_sweep(context: dg.AssetExecutionContext, survey: dg.ResourceParam[SurveyResource]):
         """DR10 sweep rows (BRICK_PRIMARY) of the bricks in this HEALPix partition.
@@ -164,7 +203,14 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         ins={"dr10_sweep": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
-        check_specs=[dg.AssetCheckSpec("unique_matches", asset="positives_dr10_crossmatch")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "unique_matches",
+                asset="positives_dr10_crossmatch",
+                description="No DR10 source is the nearest match of two lenscat positives "
+                "(warning: close pairs of candidates can share one).",
+            )
+        ],
     )
     def positives_dr10_crossmatch(
         lenscat_positives: pd.DataFrame, dr10_sweep: dict[str, pd.DataFrame]
@@ -172,11 +218,11 @@ def build_assets(project: Project) -> list:
         """lenscat positives inside the footprint matched to their nearest DR10 source.
 
         One row per positive whose position lies in a footprint brick, with ``matched``,
-        ``sep_arcsec`` and the source's BRICKNAME, OBJID, TYPE, fluxes, NOBS_*, MASKBITS,
-        PSFSIZE_*, PSFDEPTH_*; ``gate_reason``: ``""`` when the matched source passes the
-        negatives' quality gates (``configs/negatives.yaml``), else the first failing gate
-        (``unmatched`` for no match). Metadata: counts per tier (the seeds: 4,788 matched on
-        the full DR10; Tier-A 389) and gate failures per tier and reason.
+        ``sep_arcsec`` and the source's ``BRICKNAME``, ``OBJID``, ``TYPE``, fluxes, ``NOBS_*``,
+        ``MASKBITS``, ``PSFSIZE_*``, ``PSFDEPTH_*``; ``gate_reason``: empty when the matched
+        source passes the negatives' quality gates (``configs/negatives.yaml``), else the first
+        failing gate (``unmatched`` for no match). Metadata: counts per tier (on the full DR10:
+        4,788 matched, 389 of them Tier-A) and gate failures per tier and reason.
         """
         sources = pd.concat(dr10_sweep.values(), ignore_index=True)
         in_footprint = project.in_footprint(lenscat_positives["ra"], lenscat_positives["dec"])

@@ -53,6 +53,15 @@ from stronglens_assets.storage_keys import (
 
 CUTOUTS_GROUP = "cutouts"
 
+#: The blocking checks of every cutout shard set (the UI shows these descriptions).
+SHARD_CHECK_DESCRIPTIONS = {
+    "shapes_and_dtypes": "Every shard holds cutout and invvar arrays of shape (n, bands, size, "
+    "size) and psfsize of shape (n, bands), all float32.",
+    "finite_values": "No NaN or infinity in any cutout, invvar or psfsize value.",
+    "index_matches_shards": "The index's kept rows, the rows in the shards and the shard set's "
+    "record agree.",
+}
+
 
 def _cut_partition(
     objects: pd.DataFrame,
@@ -208,8 +217,10 @@ def build_assets(project: Project) -> list:
         yield from _verify_shards(storage, prefix, partition, config)
 
     def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
-        names = ("shapes_and_dtypes", "finite_values", "index_matches_shards")
-        return [dg.AssetCheckSpec(n, asset=asset_name, blocking=True) for n in names]
+        return [
+            dg.AssetCheckSpec(name, asset=asset_name, blocking=True, description=description)
+            for name, description in SHARD_CHECK_DESCRIPTIONS.items()
+        ]
 
     @dg.asset(
         group_name=CUTOUTS_GROUP,
@@ -300,18 +311,35 @@ def _training_manifest(
         kinds={"pandas", "parquet"},
         deps=["positive_cutouts", "negative_cutouts"],
         check_specs=[
-            dg.AssetCheckSpec("counts_match_cutouts", asset="training_manifest", blocking=True),
-            dg.AssetCheckSpec("both_labels_in_each_split", asset="training_manifest"),
-            dg.AssetCheckSpec("unique_objects", asset="training_manifest", blocking=True),
+            dg.AssetCheckSpec(
+                "counts_match_cutouts",
+                asset="training_manifest",
+                blocking=True,
+                description="One manifest row per kept cutout, less the ones left out on "
+                "purpose (positives failing the quality gates).",
+            ),
+            dg.AssetCheckSpec(
+                "both_labels_in_each_split",
+                asset="training_manifest",
+                description="Each split (train / val / test) holds lenses and non-lenses "
+                "(warning).",
+            ),
+            dg.AssetCheckSpec(
+                "unique_objects",
+                asset="training_manifest",
+                blocking=True,
+                description="No object appears twice in the manifest.",
+            ),
         ],
     )
     def training_manifest_asset(storage: dg.ResourceParam[StorageResource]):
         """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, the
         shard's storage key (``cutout_key``, relative to the storage root: the manifest does
         not depend on where the storage lives) and row, the object's catalog columns (type,
-        mag_r, shape_r, psfdepth_*) and psfsize_* from its cutout; plus the parity manifest
-        training and evaluation read (train / val / test kept apart), the seeds' 70/30
-        train/val view of it and the split metadata JSON. Losses (cutout rejections and
+        ``mag_r``, ``shape_r``, ``psfdepth_g/r/z``) and ``psfsize_g/r/z`` from its cutout; plus
+        the parity manifest training and evaluation read (train / val / test kept apart), a
+        70/30 train/val view of it (val and test together, the original layout's) and the
+        split metadata JSON. Losses (cutout rejections and
         positives failing the quality gates) are reported per tier in the metadata.
 
         Positives get the negatives' sky-cell split (``configs/negatives.yaml``), so a sky

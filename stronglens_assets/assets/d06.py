@@ -1193,7 +1193,13 @@ def build_assets(project: Project) -> list:
             ],
             kinds={"pytorch", "numpy"},
             check_specs=[
-                dg.AssetCheckSpec("result_set_complete", asset=name),
+                dg.AssetCheckSpec(
+                    "result_set_complete",
+                    asset=name,
+                    description="Every file of the result set this run wrote is in storage "
+                    "with the size its pointer records, so the paper and the provenance "
+                    "read a complete set.",
+                ),
                 frozen_check_spec(name),
             ],
             description=doc,

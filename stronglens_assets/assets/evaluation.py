@@ -406,7 +406,7 @@ def build_assets(project: Project) -> list:
     ):
         """Test split: ECE/MCE (torchmetrics binary convention: p(lens) vs label, equal-width
         bins) at the sample prevalence and reweighted to the deployment prevalence, overall
-        and by stratum, precision at every threshold, the reliability diagram (seeds' 4.5)."""
+        and by stratum, precision at every threshold, the reliability diagram."""
         name = context.partition_key
         evaluation = config_of(context).evaluation
         thresholds, unresolved = load_model_thresholds(storage, name)
@@ -484,7 +484,7 @@ def build_assets(project: Project) -> list:
         storage: dg.ResourceParam[StorageResource],
     ):
         """Test split: recall of Tier-A lenses present in the DESI DR1 strong-lens VAC
-        (position match) at p > 0.5 with a Wilson 68% interval (seeds' check 4.6), and at
+        (position match) at p > 0.5 with a Wilson 68% interval (the spectroscopic check), and at
         every threshold of the model's evaluation with Wilson 95% intervals and the missed
         lenses; the same for all test Tier-A lenses per source."""
         name = context.partition_key
@@ -548,7 +548,7 @@ def build_assets(project: Project) -> list:
     ):
         """The same architecture trained on annulus-only (core masked) and core-only (annulus
         masked) inputs (train split, epoch picked on val); test AUC of each and of the full
-        model, paired bootstrap intervals (seeds' checks 4.7, 4.8)."""
+        model, paired bootstrap intervals: does the finder use the arc or the central galaxy?"""
         name = context.partition_key
         config = config_of(context)
         ablation = config.ablation

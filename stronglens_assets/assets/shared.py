@@ -175,7 +175,11 @@ def frozen_check_spec(asset: str) -> dg.AssetCheckSpec:
         FROZEN_CHECK,
         asset=asset,
         blocking=True,
-        description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
+        description=(
+            "Model freeze: this asset scored with the checkpoint (SHA-256) of "
+            "model_checkpoint's latest materialization, so every result downstream comes "
+            "from one trained model."
+        ),
     )
 
 
