@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
@@ -39,7 +40,7 @@ def load_catalogs_config(project: Project) -> CatalogsConfig:
 def _columns_check(frame: pd.DataFrame, required: tuple[str, ...]) -> dg.AssetCheckResult:
     missing = missing_columns(frame.columns, required)
     return dg.AssetCheckResult(
-        check_name="schema", passed=not missing, metadata={"missing_columns": missing}
+        check_name="schema", passed=not missing, metadata=ui_metadata({"missing_columns": missing})
     )
 
 
@@ -78,7 +79,7 @@ def build_assets(project: Project) -> list:
             output = dg.Output(
                 raw,
                 data_version=dg.DataVersion(checksum),
-                metadata={"csv": str(path), "sha256": checksum, "systems": len(raw)},
+                metadata=ui_metadata({"csv": str(path), "sha256": checksum, "systems": len(raw)}),
             )
         yield output
         yield _columns_check(raw, lenscat.LENSCAT_COLUMNS)
@@ -121,7 +122,7 @@ def build_assets(project: Project) -> list:
             "total": len(positives),
             **{t: int(n) for t, n in positives["tier"].value_counts().sort_index().items()},
         }
-        yield dg.Output(positives, metadata={"counts": counts})
+        yield dg.Output(positives, metadata=ui_metadata({"counts": counts}))
         yield _columns_check(
             positives, ("name", "ra", "dec", "tier", "grading", "zlens", "ref", "lens_type")
         )
@@ -129,13 +130,13 @@ def build_assets(project: Project) -> list:
         yield dg.AssetCheckResult(
             check_name="tier_counts",
             passed=not expected or counts == expected,
-            metadata={"counts": counts, "expected": expected},
+            metadata=ui_metadata({"counts": counts, "expected": expected}),
         )
         duplicated = positives["name"][positives["name"].duplicated()].tolist()
         yield dg.AssetCheckResult(
             check_name="unique_names",
             passed=not duplicated,
-            metadata={"duplicates": duplicated[:20]},
+            metadata=ui_metadata({"duplicates": duplicated[:20]}),
         )
 
     @dg.asset(
@@ -161,7 +162,7 @@ def build_assets(project: Project) -> list:
         source = survey.source()
         path = source.desi_vac_path()
         vac = read_desi_vac(path)
-        yield dg.Output(vac, metadata={"path": str(path), "source": source.describe()})
+        yield dg.Output(vac, metadata=ui_metadata({"path": str(path), "source": source.describe()}))
         required = tuple(c for c in DESI_VAC_COLUMNS if c != "COEFF")
         yield _columns_check(vac, required)
 
@@ -190,12 +191,14 @@ def build_assets(project: Project) -> list:
         sweep = source.read_sweeps(bricks)
         yield dg.Output(
             sweep,
-            metadata={
-                "bricks": len(bricks),
-                "sources": len(sweep),
-                "types": {k: int(v) for k, v in sweep["TYPE"].value_counts().items()},
-                "source": source.describe(),
-            },
+            metadata=ui_metadata(
+                {
+                    "bricks": len(bricks),
+                    "sources": len(sweep),
+                    "types": {k: int(v) for k, v in sweep["TYPE"].value_counts().items()},
+                    "source": source.describe(),
+                }
+            ),
         )
         yield _columns_check(sweep, SWEEP_COLUMNS)
 
@@ -241,21 +244,23 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             matched,
-            metadata={
-                "radius_arcsec": config.crossmatch_radius_arcsec,
-                "positives_in_footprint": len(candidates),
-                "matched": int(matched["matched"].sum()),
-                "matched_passing_gates": int((found & (reasons == "")).sum()),
-                "gate_failures": gate_failures,
-                "counts_by_tier": dg.MetadataValue.md(counts.to_markdown()),
-            },
+            metadata=ui_metadata(
+                {
+                    "radius_arcsec": config.crossmatch_radius_arcsec,
+                    "positives_in_footprint": len(candidates),
+                    "matched": int(matched["matched"].sum()),
+                    "matched_passing_gates": int((found & (reasons == "")).sum()),
+                    "gate_failures": gate_failures,
+                    "counts_by_tier": dg.MetadataValue.md(counts.to_markdown()),
+                }
+            ),
         )
         pairs = matched.loc[matched["matched"], ["BRICKNAME", "OBJID"]]
         duplicated = int(pairs.duplicated().sum())
         yield dg.AssetCheckResult(
             check_name="unique_matches",
             passed=duplicated == 0,
-            metadata={"sources_matched_twice": duplicated},
+            metadata=ui_metadata({"sources_matched_twice": duplicated}),
             severity=dg.AssetCheckSeverity.WARN,
         )
 

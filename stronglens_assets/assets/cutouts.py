@@ -10,6 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import CutoutsConfig, load_cutouts_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.coadds import CoaddSourceResource
@@ -157,17 +158,17 @@ def _verify_shards(
         dg.AssetCheckResult(
             check_name="shapes_and_dtypes",
             passed=not bad_shape and not bad_dtype,
-            metadata={"bad_shapes": bad_shape[:10], "bad_dtypes": bad_dtype[:10]},
+            metadata=ui_metadata({"bad_shapes": bad_shape[:10], "bad_dtypes": bad_dtype[:10]}),
         ),
         dg.AssetCheckResult(
             check_name="finite_values",
             passed=nonfinite == 0,
-            metadata={"nonfinite_values": nonfinite},
+            metadata=ui_metadata({"nonfinite_values": nonfinite}),
         ),
         dg.AssetCheckResult(
             check_name="index_matches_shards",
             passed=kept == rows == shard_set.rows,
-            metadata={"index_ok_rows": kept, "shard_rows": rows},
+            metadata=ui_metadata({"index_ok_rows": kept, "shard_rows": rows}),
         ),
     ]
 
@@ -201,18 +202,22 @@ def build_assets(project: Project) -> list:
         gated = index.loc[index["status"] == "ok", "gate_reason"].astype(str)
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(shard_set.version),
-            metadata={
-                "uri": dg.MetadataValue.path(store.uri(f"{prefix}/{partition}.json")),
-                "objects": len(index),
-                "kept": int(reasons.get("ok", 0)),
-                "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
-                "kept_failing_gates": int((gated != "").sum()),
-                "losses_by_tier": rejection_counts(index),
-                "shards": len(shard_set.shards),
-                "bytes": shard_set.bytes,
-                "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
-                "by_source": {str(s): int(n) for s, n in objects["source"].value_counts().items()},
-            },
+            metadata=ui_metadata(
+                {
+                    "uri": dg.MetadataValue.path(store.uri(f"{prefix}/{partition}.json")),
+                    "objects": len(index),
+                    "kept": int(reasons.get("ok", 0)),
+                    "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
+                    "kept_failing_gates": int((gated != "").sum()),
+                    "losses_by_tier": rejection_counts(index),
+                    "shards": len(shard_set.shards),
+                    "bytes": shard_set.bytes,
+                    "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
+                    "by_source": {
+                        str(s): int(n) for s, n in objects["source"].value_counts().items()
+                    },
+                }
+            ),
         )
         yield from _verify_shards(storage, prefix, partition, config)
 
@@ -397,37 +402,45 @@ def _training_manifest(
         )
         yield dg.Output(
             manifest,
-            metadata={
-                "counts": metadata["counts"],
-                "parity_counts": metadata["parity_counts"],
-                "losses_by_tier": losses,
-                "parity_val_fraction": metadata["parity_val_fraction"],
-                "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
-                "positives": metadata["positives"],
-                "parity_manifest": dg.MetadataValue.path(splits_uri),
-                "parity_manifest_70_30": dg.MetadataValue.path(parity_uri),
-                "parity_metadata": dg.MetadataValue.path(meta_uri),
-            },
+            metadata=ui_metadata(
+                {
+                    "counts": metadata["counts"],
+                    "parity_counts": metadata["parity_counts"],
+                    "losses_by_tier": losses,
+                    "parity_val_fraction": metadata["parity_val_fraction"],
+                    "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
+                    "positives": metadata["positives"],
+                    "parity_manifest": dg.MetadataValue.path(splits_uri),
+                    "parity_manifest_70_30": dg.MetadataValue.path(parity_uri),
+                    "parity_metadata": dg.MetadataValue.path(meta_uri),
+                }
+            ),
         )
         yield dg.AssetCheckResult(
             check_name="counts_match_cutouts",
             passed=len(manifest) == kept - left_out,
-            metadata={
-                "manifest_rows": len(manifest),
-                "cutouts_kept": kept,
-                "kept_cutouts_left_out": left_out,
-            },
+            metadata=ui_metadata(
+                {
+                    "manifest_rows": len(manifest),
+                    "cutouts_kept": kept,
+                    "kept_cutouts_left_out": left_out,
+                }
+            ),
         )
         labels_per_split = manifest.groupby("split")["label"].nunique()
         yield dg.AssetCheckResult(
             check_name="both_labels_in_each_split",
             passed=bool(len(labels_per_split)) and bool((labels_per_split == 2).all()),
-            metadata={"labels_per_split": {str(k): int(v) for k, v in labels_per_split.items()}},
+            metadata=ui_metadata(
+                {"labels_per_split": {str(k): int(v) for k, v in labels_per_split.items()}}
+            ),
             severity=dg.AssetCheckSeverity.WARN,
         )
         duplicated = int(manifest["object_id"].duplicated().sum())
         yield dg.AssetCheckResult(
-            check_name="unique_objects", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_objects",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     return training_manifest_asset

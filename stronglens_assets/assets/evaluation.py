@@ -30,6 +30,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
@@ -331,14 +332,16 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             table,
-            metadata={
-                "rows": len(table),
-                "rows_by_split": per_split,
-                "lenses": int(table["label"].sum()),
-                "checkpoint_sha256": sha,
-                "mean_score_lens": float(table.loc[table["label"] == 1, "score"].mean()),
-                "mean_score_nonlens": float(table.loc[table["label"] == 0, "score"].mean()),
-            },
+            metadata=ui_metadata(
+                {
+                    "rows": len(table),
+                    "rows_by_split": per_split,
+                    "lenses": int(table["label"].sum()),
+                    "checkpoint_sha256": sha,
+                    "mean_score_lens": float(table.loc[table["label"] == 1, "score"].mean()),
+                    "mean_score_nonlens": float(table.loc[table["label"] == 0, "score"].mean()),
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -377,16 +380,18 @@ def build_assets(project: Project) -> list:
         )
         yield dg.Output(
             document,
-            metadata={
-                "split": SELECTION_SPLIT,
-                "n_negatives": document["n_negatives"],
-                "thresholds": {
-                    e["label"]: e["value"] if e["resolved"] else f"unresolved: {e['reason']}"
-                    for e in document["thresholds"]
-                },
-                "checkpoint_sha256": sha,
-                "thresholds_file": dg.MetadataValue.path(uri),
-            },
+            metadata=ui_metadata(
+                {
+                    "split": SELECTION_SPLIT,
+                    "n_negatives": document["n_negatives"],
+                    "thresholds": {
+                        e["label"]: e["value"] if e["resolved"] else f"unresolved: {e['reason']}"
+                        for e in document["thresholds"]
+                    },
+                    "checkpoint_sha256": sha,
+                    "thresholds_file": dg.MetadataValue.path(uri),
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -452,7 +457,7 @@ def build_assets(project: Project) -> list:
         png = reliability_diagram_png(bins, title)
         yield dg.Output(
             json_safe(report),
-            metadata=json_safe(
+            metadata=ui_metadata(
                 {
                     "split": REPORTED_SPLIT,
                     "ece": ece,
@@ -528,7 +533,7 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             json_safe(result),
-            metadata={**metadata, "split": REPORTED_SPLIT, "checkpoint_sha256": sha},
+            metadata=ui_metadata({**metadata, "split": REPORTED_SPLIT, "checkpoint_sha256": sha}),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -618,14 +623,16 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             json_safe(report),
-            metadata={
-                "split": REPORTED_SPLIT,
-                "auc_full": aucs["full"]["auc"],
-                "auc_annulus_only": aucs["annulus_only"]["auc"],
-                "auc_core_only": aucs["core_only"]["auc"],
-                "n_test": len(labels),
-                "checkpoint_sha256": sha,
-            },
+            metadata=ui_metadata(
+                {
+                    "split": REPORTED_SPLIT,
+                    "auc_full": aucs["full"]["auc"],
+                    "auc_annulus_only": aucs["annulus_only"]["auc"],
+                    "auc_core_only": aucs["core_only"]["auc"],
+                    "n_test": len(labels),
+                    "checkpoint_sha256": sha,
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 

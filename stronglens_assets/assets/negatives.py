@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
 from stronglens_assets.science.catalogs import lenscat
@@ -44,7 +45,9 @@ def _split_disjointness(frame: pd.DataFrame) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="split_disjoint_by_cell",
         passed=shared.empty,
-        metadata={"cells": int(splits_per_cell.size), "cells_in_several_splits": len(shared)},
+        metadata=ui_metadata(
+            {"cells": int(splits_per_cell.size), "cells_in_several_splits": len(shared)}
+        ),
     )
 
 
@@ -57,7 +60,9 @@ def _exclusion_check(
     return dg.AssetCheckResult(
         check_name="known_lens_exclusion",
         passed=not near.any(),
-        metadata={"radius_arcsec": radius_arcsec, "negatives_near_known_lens": int(near.sum())},
+        metadata=ui_metadata(
+            {"radius_arcsec": radius_arcsec, "negatives_near_known_lens": int(near.sum())}
+        ),
     )
 
 
@@ -109,12 +114,14 @@ def build_assets(project: Project) -> list:
         pool = build_negative_pool(dr10_sweep, lens_ra, lens_dec, config, context.partition_key)
         stats = dict(pool.attrs.get("pool_stats", {}))
         pool.attrs = {}
-        yield dg.Output(pool, metadata={**stats, "known_lenses": len(lens_ra)})
+        yield dg.Output(pool, metadata=ui_metadata({**stats, "known_lenses": len(lens_ra)}))
         yield _split_disjointness(pool)
         yield _exclusion_check(pool, lens_ra, lens_dec, config.exclusion_radius_arcsec)
         duplicated = int(pool.duplicated(["BRICKNAME", "OBJID"]).sum())
         yield dg.AssetCheckResult(
-            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_sources",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     @dg.asset(
@@ -166,30 +173,36 @@ def build_assets(project: Project) -> list:
         counts = manifest.groupby(["pool_class", "split"]).size()
         yield dg.Output(
             manifest,
-            metadata={
-                "pool_rows": len(pool),
-                "pool_rows_excluded_near_lenses_of_other_cells": int(near.sum()),
-                "manifest_rows": len(manifest),
-                "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
-                "plan": plan,
-            },
+            metadata=ui_metadata(
+                {
+                    "pool_rows": len(pool),
+                    "pool_rows_excluded_near_lenses_of_other_cells": int(near.sum()),
+                    "manifest_rows": len(manifest),
+                    "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
+                    "plan": plan,
+                }
+            ),
         )
         n2_fraction = float((manifest["pool_class"] == "N2").mean()) if len(manifest) else 0.0
         yield dg.AssetCheckResult(
             check_name="n1_n2_fraction",
             passed=bool(len(manifest))
             and abs(n2_fraction - config.n2_fraction) <= config.ratio_tolerance,
-            metadata={
-                "n2_fraction": n2_fraction,
-                "target": config.n2_fraction,
-                "tolerance": config.ratio_tolerance,
-            },
+            metadata=ui_metadata(
+                {
+                    "n2_fraction": n2_fraction,
+                    "target": config.n2_fraction,
+                    "tolerance": config.ratio_tolerance,
+                }
+            ),
         )
         yield _split_disjointness(manifest)
         yield _exclusion_check(manifest, lens_ra, lens_dec, config.exclusion_radius_arcsec)
         duplicated = int(manifest.duplicated(["BRICKNAME", "OBJID"]).sum())
         yield dg.AssetCheckResult(
-            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_sources",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     return [negative_pool, negative_manifest]

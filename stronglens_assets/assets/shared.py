@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from pydantic import Field
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.config import ConfigError, StrictModel, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.storage import StorageResource
@@ -201,11 +202,13 @@ def frozen_model_check(
         asset_key=asset_key,
         passed=latest is not None and latest == used_sha256,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "model_config": model_config,
-            "checkpoint_sha256_used": used_sha256,
-            "model_checkpoint_latest_sha256": latest or "(never materialized)",
-        },
+        metadata=ui_metadata(
+            {
+                "model_config": model_config,
+                "checkpoint_sha256_used": used_sha256,
+                "model_checkpoint_latest_sha256": latest or "(never materialized)",
+            }
+        ),
     )
 
 
