@@ -126,7 +126,7 @@ def training_curve_png(history: Sequence[Mapping[str, Any]], title: str) -> byte
         fig, loss_ax = plt.subplots(figsize=(UI_WIDTH_IN, 0.5 * UI_WIDTH_IN))
         loss_ax.plot(epochs, [h["loss"] for h in history], "o-", color="C0", label="train loss")
         loss_ax.set_xlabel("epoch")
-        loss_ax.set_ylabel("weighted BCE (train)", color="C0")
+        loss_ax.set_ylabel("train loss (BCE, weighted mean)", color="C0")
         auc_ax = loss_ax.twinx()
         aucs = [np.nan if h.get("val_auc") is None else h["val_auc"] for h in history]
         auc_ax.plot(epochs, aucs, "s-", color="C1", label="val AUC")
@@ -172,6 +172,11 @@ def completeness_grid_png(table: pd.DataFrame, threshold: float, title: str) -> 
         for panel, psf in enumerate(psf_bins, start=1):
             ax = axes[panel // columns][panel % columns]
             ax.set_title(f'PSF FWHM {psf:g}"')
+            if not np.isclose(filled["psf_fwhm"], psf).any():
+                ax.text(
+                    0.5, 0.5, "no hosts\nin this bin", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4",
+                )  # fmt: skip
             for colour, depth in zip(colours, depth_bins, strict=False):
                 cells = filled[
                     np.isclose(filled["psf_fwhm"], psf) & np.isclose(filled["depth_5sig"], depth)
