@@ -100,7 +100,7 @@ def build_assets(project: Project) -> list:
                 asset="lenscat_positives",
                 description="The number of DESI candidates per tier equals "
                 "`expected_desi_counts` of configs/catalogs.yaml (when set), so a lenscat "
-                "release that changes the lens sample is noticed (warning).",
+                "release that changes the lens sample is noticed.",
             ),
             dg.AssetCheckSpec(
                 "unique_names",

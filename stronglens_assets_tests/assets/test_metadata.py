@@ -122,3 +122,34 @@ def assert_readable(metadata: dict, where: str) -> None:
     """No float in ``metadata`` shows more than 6 significant digits."""
     long = [(k, f) for k, v in metadata.items() for f in _floats(v) if significant_digits(f) > 6]
     assert not long, f"{where}: unrounded floats {long}"
+
+
+def metadata_values(metadata: dict) -> dict:
+    """Plain values of recorded metadata, tables of :func:`ui_metadata` read back into the
+    mappings they show (``name``/``value`` rows: a flat mapping; ``name`` plus columns: a
+    mapping of mappings without the empty cells)."""
+    values = {}
+    for key, entry in metadata.items():
+        if isinstance(entry, dg.TableMetadataValue):
+            columns = [c.name for c in entry.schema.columns]
+            rows = [r.data for r in entry.records]
+            if columns == ["name", "value"]:
+                values[key] = {r["name"]: r["value"] for r in rows}
+            else:
+                values[key] = {
+                    r["name"]: {c: v for c, v in r.items() if c != "name" and v is not None}
+                    for r in rows
+                }
+        else:
+            values[key] = entry.value
+    return values
+
+
+def test_metadata_values_reads_tables_back() -> None:
+    original = {
+        "losses_by_tier": {"A": {"gate:nobs": 2, "cutout:edge": 1}, "B": {}, "N1": {"x": 3}},
+        "counts": {"train": 5, "val": 2},
+        "rate": 0.25,
+    }
+    recorded = dg.AssetMaterialization("x", metadata=ui_metadata(original)).metadata
+    assert metadata_values(recorded) == original
