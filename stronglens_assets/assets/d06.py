@@ -110,7 +110,6 @@ from stronglens_assets.science.experiments.probe import (
     probe_significance,
 )
 from stronglens_assets.science.experiments.scoring import (
-    paired_score_figure,
     real_lens_scoring,
     threshold_specs,
 )
@@ -120,7 +119,11 @@ from stronglens_assets.science.lensing.priors import (
     priors_file_sha256,
     priors_sha256,
 )
-from stronglens_assets.science.reporting.plots import completeness_grid_png, png_data_uri_markdown
+from stronglens_assets.science.reporting.plots import (
+    completeness_grid_png,
+    png_data_uri_markdown,
+    score_change_png,
+)
 from stronglens_assets.science.stats.thresholds import ThresholdSpec
 from stronglens_assets.storage_keys import (
     BRIGHT_ARC_SET,
@@ -1068,7 +1071,7 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
             }
         )
         log.info(f"poisson_diagnostics: gain {gain:g}: p > 0.3 rate {sweep[-1]['rate_p03']:.3f}")
-    png = paired_score_figure(
+    png = score_change_png(
         merged["score_base"].to_numpy(),
         merged["score_pois"].to_numpy(),
         config.poisson_diagnostics.histogram_bins,
@@ -1094,6 +1097,9 @@ def run_poisson_diagnostics(run: RunContext, *, log: Any) -> tuple[dict, dict]:
         "pooled_c": pooled["total_lost"],
         "pooled_p_exact": pooled["mcnemar_p_exact"],
         "n_paired": len(merged),
+        "score_changes": dg.MetadataValue.md(
+            png_data_uri_markdown(png, "score change, Poisson - baseline")
+        ),
         "gain_sweep": dg.MetadataValue.md(
             "| gain (e-/nmgy) | p > 0.3 | b | c | p exact |\n|---|---|---|---|---|\n"
             + "\n".join(

@@ -25,6 +25,7 @@ __all__ = [
     "figure_png",
     "png_data_uri_markdown",
     "reliability_diagram_png",
+    "score_change_png",
     "training_curve_png",
 ]
 
@@ -237,4 +238,24 @@ def completeness_grid_png(table: pd.DataFrame, threshold: float, title: str) -> 
             legend_width = 0.15
         fig.suptitle(title)
         fig.tight_layout(rect=(0.0, 0.0, 1.0 - legend_width, 1.0))
+        return figure_png(fig)
+
+
+def score_change_png(baseline: np.ndarray, poisson: np.ndarray, bins: int = 40) -> bytes:
+    """Paired Poisson diagnostics as PNG bytes: histogram of ``poisson - baseline`` score per
+    injection (the same arc and host) and both p(lens) distributions (log counts)."""
+    plt = _pyplot()
+    with _ui_style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(UI_WIDTH_IN, 0.42 * UI_WIDTH_IN))
+        left.hist(np.asarray(poisson) - np.asarray(baseline), bins=bins, color="0.3")
+        left.set_xlabel("score change (Poisson - baseline)")
+        left.set_ylabel("injections")
+        edges = np.linspace(0, 1, bins + 1)
+        right.hist(baseline, bins=edges, histtype="step", label="baseline")
+        right.hist(poisson, bins=edges, histtype="step", label="Poisson")
+        right.set_yscale("log")
+        right.set_xlabel("p(lens)")
+        right.set_ylabel("injections")
+        right.legend()
+        fig.tight_layout()
         return figure_png(fig)

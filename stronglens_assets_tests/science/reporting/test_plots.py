@@ -3,6 +3,7 @@ published selection-function table."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,6 +12,7 @@ from stronglens_assets.science.reporting.plots import (
     UI_WIDTH_IN,
     completeness_grid_png,
     reliability_diagram_png,
+    score_change_png,
     training_curve_png,
 )
 from stronglens_assets.science.stats.calibration import reliability_bins
@@ -43,3 +45,11 @@ def test_training_and_reliability_plots_are_drawn_at_ui_size() -> None:
     bins = reliability_bins(scores, labels, 10)
     width, _ = png_size(reliability_diagram_png(bins, "reliability"))
     assert 0.7 * UI_WIDTH_PX <= width <= UI_WIDTH_PX
+
+
+def test_score_change_plot_is_drawn_at_ui_size() -> None:
+    baseline = np.linspace(0.0, 1.0, 50)
+    poisson = np.clip(baseline - 0.05, 0.0, 1.0)
+    png = score_change_png(baseline, poisson, bins=20)
+    assert png_size(png)[0] == UI_WIDTH_PX
+    assert score_change_png(baseline, poisson, bins=20) == png
