@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -47,3 +48,30 @@ def test_workspace_points_at_defs() -> None:
     text = (PROJECT_ROOT / "workspace.yaml").read_text()
     assert "module_name: stronglens_assets.definitions" in text
     assert "attribute: defs" in text
+
+
+def _outside_code_spans(markdown: str) -> str:
+    """``markdown`` without its code spans (``...`` and `...`), where * is literal."""
+    return re.sub(r"``.*?``|`[^`]*`", "", markdown, flags=re.S)
+
+
+def test_every_asset_and_check_has_a_description_for_astronomers() -> None:
+    """The UI shows these descriptions (as markdown) to users who have not read the seeds:
+    each asset and check says what it is, without references to the seeds' numbering, and
+    no ``*`` outside a code span (markdown would turn it into emphasis and drop it)."""
+    graph = build_definitions().resolve_asset_graph()
+    descriptions = {
+        key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()
+    }
+    for check_key in graph.asset_check_keys:
+        name = f"{check_key.asset_key.to_user_string()}:{check_key.name}"
+        descriptions[name] = graph.get_check_spec(check_key).description
+    assert {"lenscat_csv", "grid_completeness:result_set_complete"} <= set(descriptions)
+    missing = sorted(name for name, text in descriptions.items() if not (text or "").strip())
+    assert not missing, f"no description: {missing}"
+    seeds = sorted(name for name, text in descriptions.items() if "seeds" in text.lower())
+    assert not seeds, f"descriptions that cite the seeds: {seeds}"
+    starred = sorted(
+        name for name, text in descriptions.items() if "*" in _outside_code_spans(text)
+    )
+    assert not starred, f"'*' outside a code span (lost to markdown): {starred}"

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
@@ -39,7 +40,7 @@ def load_catalogs_config(project: Project) -> CatalogsConfig:
 def _columns_check(frame: pd.DataFrame, required: tuple[str, ...]) -> dg.AssetCheckResult:
     missing = missing_columns(frame.columns, required)
     return dg.AssetCheckResult(
-        check_name="schema", passed=not missing, metadata={"missing_columns": missing}
+        check_name="schema", passed=not missing, metadata=ui_metadata({"missing_columns": missing})
     )
 
 
@@ -55,7 +56,13 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         check_specs=[
-            dg.AssetCheckSpec("schema", asset="lenscat_catalog", blocking=True),
+            dg.AssetCheckSpec(
+                "schema",
+                asset="lenscat_catalog",
+                blocking=True,
+                description="The lenscat CSV has every column the catalogs read; a new lenscat "
+                "format stops the graph here.",
+            ),
         ],
     )
     def lenscat_catalog(context: dg.AssetExecutionContext):
@@ -72,7 +79,7 @@ def build_assets(project: Project) -> list:
             output = dg.Output(
                 raw,
                 data_version=dg.DataVersion(checksum),
-                metadata={"csv": str(path), "sha256": checksum, "systems": len(raw)},
+                metadata=ui_metadata({"csv": str(path), "sha256": checksum, "systems": len(raw)}),
             )
         yield output
         yield _columns_check(raw, lenscat.LENSCAT_COLUMNS)
@@ -81,9 +88,26 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         check_specs=[
-            dg.AssetCheckSpec("schema", asset="lenscat_positives", blocking=True),
-            dg.AssetCheckSpec("tier_counts", asset="lenscat_positives"),
-            dg.AssetCheckSpec("unique_names", asset="lenscat_positives", blocking=True),
+            dg.AssetCheckSpec(
+                "schema",
+                asset="lenscat_positives",
+                blocking=True,
+                description="The candidates carry name, ra, dec, tier, grading, zlens, ref and "
+                "lens_type.",
+            ),
+            dg.AssetCheckSpec(
+                "tier_counts",
+                asset="lenscat_positives",
+                description="The number of DESI candidates per tier equals "
+                "`expected_desi_counts` of configs/catalogs.yaml (when set), so a lenscat "
+                "release that changes the lens sample is noticed.",
+            ),
+            dg.AssetCheckSpec(
+                "unique_names",
+                asset="lenscat_positives",
+                blocking=True,
+                description="No candidate name appears twice.",
+            ),
         ],
     )
     def lenscat_positives(lenscat_catalog: pd.DataFrame):
@@ -98,7 +122,7 @@ def build_assets(project: Project) -> list:
             "total": len(positives),
             **{t: int(n) for t, n in positives["tier"].value_counts().sort_index().items()},
         }
-        yield dg.Output(positives, metadata={"counts": counts})
+        yield dg.Output(positives, metadata=ui_metadata({"counts": counts}))
         yield _columns_check(
             positives, ("name", "ra", "dec", "tier", "grading", "zlens", "ref", "lens_type")
         )
@@ -106,20 +130,28 @@ def build_assets(project: Project) -> list:
         yield dg.AssetCheckResult(
             check_name="tier_counts",
             passed=not expected or counts == expected,
-            metadata={"counts": counts, "expected": expected},
+            metadata=ui_metadata({"counts": counts, "expected": expected}),
         )
         duplicated = positives["name"][positives["name"].duplicated()].tolist()
         yield dg.AssetCheckResult(
             check_name="unique_names",
             passed=not duplicated,
-            metadata={"duplicates": duplicated[:20]},
+            metadata=ui_metadata({"duplicates": duplicated[:20]}),
         )
 
     @dg.asset(
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         deps=survey_deps.get("desi_dr1_vac", []),
-        check_specs=[dg.AssetCheckSpec("schema", asset="desi_dr1_vac", blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema",
+                asset="desi_dr1_vac",
+                blocking=True,
+                description="The VAC has every column the graph reads (positions, HEALPix, "
+                "grades, the COEFF columns).",
+            )
+        ],
     )
     def desi_dr1_vac(survey: dg.ResourceParam[SurveyResource]):
         """DESI DR1 strong-lensing VAC (``desi-sl-vac-v1.fits``, HDU ``DESI_SL_CATALOG``).
@@ -130,7 +162,7 @@ def build_assets(project: Project) -> list:
         source = survey.source()
         path = source.desi_vac_path()
         vac = read_desi_vac(path)
-        yield dg.Output(vac, metadata={"path": str(path), "source": source.describe()})
+        yield dg.Output(vac, metadata=ui_metadata({"path": str(path), "source": source.describe()}))
         required = tuple(c for c in DESI_VAC_COLUMNS if c != "COEFF")
         yield _columns_check(vac, required)
 
@@ -139,7 +171,15 @@ def build_assets(project: Project) -> list:
         partitions_def=sky,
         kinds={"pandas", "parquet"},
         deps=survey_deps.get("dr10_sweep", []),
-        check_specs=[dg.AssetCheckSpec("schema", asset="dr10_sweep", blocking=True)],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema",
+                asset="dr10_sweep",
+                blocking=True,
+                description="The sweep rows carry every sweep 10.1 column the negatives and "
+                "the crossmatch read.",
+            )
+        ],
     )
     def dr10_sweep(context: dg.AssetExecutionContext, survey: dg.ResourceParam[SurveyResource]):
         """DR10 sweep rows (BRICK_PRIMARY) of the bricks in this HEALPix partition.
@@ -151,12 +191,14 @@ def build_assets(project: Project) -> list:
         sweep = source.read_sweeps(bricks)
         yield dg.Output(
             sweep,
-            metadata={
-                "bricks": len(bricks),
-                "sources": len(sweep),
-                "types": {k: int(v) for k, v in sweep["TYPE"].value_counts().items()},
-                "source": source.describe(),
-            },
+            metadata=ui_metadata(
+                {
+                    "bricks": len(bricks),
+                    "sources": len(sweep),
+                    "types": {k: int(v) for k, v in sweep["TYPE"].value_counts().items()},
+                    "source": source.describe(),
+                }
+            ),
         )
         yield _columns_check(sweep, SWEEP_COLUMNS)
 
@@ -164,7 +206,14 @@ def build_assets(project: Project) -> list:
         group_name=CATALOGS_GROUP,
         kinds={"pandas", "parquet"},
         ins={"dr10_sweep": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
-        check_specs=[dg.AssetCheckSpec("unique_matches", asset="positives_dr10_crossmatch")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "unique_matches",
+                asset="positives_dr10_crossmatch",
+                description="No DR10 source is the nearest match of two lenscat positives "
+                "(warning: close pairs of candidates can share one).",
+            )
+        ],
     )
     def positives_dr10_crossmatch(
         lenscat_positives: pd.DataFrame, dr10_sweep: dict[str, pd.DataFrame]
@@ -172,11 +221,11 @@ def build_assets(project: Project) -> list:
         """lenscat positives inside the footprint matched to their nearest DR10 source.
 
         One row per positive whose position lies in a footprint brick, with ``matched``,
-        ``sep_arcsec`` and the source's BRICKNAME, OBJID, TYPE, fluxes, NOBS_*, MASKBITS,
-        PSFSIZE_*, PSFDEPTH_*; ``gate_reason``: ``""`` when the matched source passes the
-        negatives' quality gates (``configs/negatives.yaml``), else the first failing gate
-        (``unmatched`` for no match). Metadata: counts per tier (the seeds: 4,788 matched on
-        the full DR10; Tier-A 389) and gate failures per tier and reason.
+        ``sep_arcsec`` and the source's ``BRICKNAME``, ``OBJID``, ``TYPE``, fluxes, ``NOBS_*``,
+        ``MASKBITS``, ``PSFSIZE_*``, ``PSFDEPTH_*``; ``gate_reason``: empty when the matched
+        source passes the negatives' quality gates (``configs/negatives.yaml``), else the first
+        failing gate (``unmatched`` for no match). Metadata: counts per tier (on the full DR10:
+        4,788 matched, 389 of them Tier-A) and gate failures per tier and reason.
         """
         sources = pd.concat(dr10_sweep.values(), ignore_index=True)
         in_footprint = project.in_footprint(lenscat_positives["ra"], lenscat_positives["dec"])
@@ -195,21 +244,23 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             matched,
-            metadata={
-                "radius_arcsec": config.crossmatch_radius_arcsec,
-                "positives_in_footprint": len(candidates),
-                "matched": int(matched["matched"].sum()),
-                "matched_passing_gates": int((found & (reasons == "")).sum()),
-                "gate_failures": gate_failures,
-                "counts_by_tier": dg.MetadataValue.md(counts.to_markdown()),
-            },
+            metadata=ui_metadata(
+                {
+                    "radius_arcsec": config.crossmatch_radius_arcsec,
+                    "positives_in_footprint": len(candidates),
+                    "matched": int(matched["matched"].sum()),
+                    "matched_passing_gates": int((found & (reasons == "")).sum()),
+                    "gate_failures": gate_failures,
+                    "counts_by_tier": dg.MetadataValue.md(counts.to_markdown()),
+                }
+            ),
         )
         pairs = matched.loc[matched["matched"], ["BRICKNAME", "OBJID"]]
         duplicated = int(pairs.duplicated().sum())
         yield dg.AssetCheckResult(
             check_name="unique_matches",
             passed=duplicated == 0,
-            metadata={"sources_matched_twice": duplicated},
+            metadata=ui_metadata({"sources_matched_twice": duplicated}),
             severity=dg.AssetCheckSeverity.WARN,
         )
 

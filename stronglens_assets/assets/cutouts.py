@@ -10,6 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import CutoutsConfig, load_cutouts_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.coadds import CoaddSourceResource
@@ -52,6 +53,15 @@ from stronglens_assets.storage_keys import (
 )
 
 CUTOUTS_GROUP = "cutouts"
+
+#: The blocking checks of every cutout shard set (the UI shows these descriptions).
+SHARD_CHECK_DESCRIPTIONS = {
+    "shapes_and_dtypes": "Every shard holds cutout and invvar arrays of shape (n, bands, size, "
+    "size) and psfsize of shape (n, bands), all float32.",
+    "finite_values": "No NaN or infinity in any cutout, invvar or psfsize value.",
+    "index_matches_shards": "The index's kept rows, the rows in the shards and the shard set's "
+    "record agree.",
+}
 
 
 def _cut_partition(
@@ -148,17 +158,17 @@ def _verify_shards(
         dg.AssetCheckResult(
             check_name="shapes_and_dtypes",
             passed=not bad_shape and not bad_dtype,
-            metadata={"bad_shapes": bad_shape[:10], "bad_dtypes": bad_dtype[:10]},
+            metadata=ui_metadata({"bad_shapes": bad_shape[:10], "bad_dtypes": bad_dtype[:10]}),
         ),
         dg.AssetCheckResult(
             check_name="finite_values",
             passed=nonfinite == 0,
-            metadata={"nonfinite_values": nonfinite},
+            metadata=ui_metadata({"nonfinite_values": nonfinite}),
         ),
         dg.AssetCheckResult(
             check_name="index_matches_shards",
             passed=kept == rows == shard_set.rows,
-            metadata={"index_ok_rows": kept, "shard_rows": rows},
+            metadata=ui_metadata({"index_ok_rows": kept, "shard_rows": rows}),
         ),
     ]
 
@@ -192,24 +202,30 @@ def build_assets(project: Project) -> list:
         gated = index.loc[index["status"] == "ok", "gate_reason"].astype(str)
         yield dg.MaterializeResult(
             data_version=dg.DataVersion(shard_set.version),
-            metadata={
-                "uri": dg.MetadataValue.path(store.uri(f"{prefix}/{partition}.json")),
-                "objects": len(index),
-                "kept": int(reasons.get("ok", 0)),
-                "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
-                "kept_failing_gates": int((gated != "").sum()),
-                "losses_by_tier": rejection_counts(index),
-                "shards": len(shard_set.shards),
-                "bytes": shard_set.bytes,
-                "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
-                "by_source": {str(s): int(n) for s, n in objects["source"].value_counts().items()},
-            },
+            metadata=ui_metadata(
+                {
+                    "uri": dg.MetadataValue.path(store.uri(f"{prefix}/{partition}.json")),
+                    "objects": len(index),
+                    "kept": int(reasons.get("ok", 0)),
+                    "rejected": {r: int(reasons.get(r, 0)) for r in REJECT_REASONS},
+                    "kept_failing_gates": int((gated != "").sum()),
+                    "losses_by_tier": rejection_counts(index),
+                    "shards": len(shard_set.shards),
+                    "bytes": shard_set.bytes,
+                    "by_tier": {str(t): int(n) for t, n in objects["tier"].value_counts().items()},
+                    "by_source": {
+                        str(s): int(n) for s, n in objects["source"].value_counts().items()
+                    },
+                }
+            ),
         )
         yield from _verify_shards(storage, prefix, partition, config)
 
     def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
-        names = ("shapes_and_dtypes", "finite_values", "index_matches_shards")
-        return [dg.AssetCheckSpec(n, asset=asset_name, blocking=True) for n in names]
+        return [
+            dg.AssetCheckSpec(name, asset=asset_name, blocking=True, description=description)
+            for name, description in SHARD_CHECK_DESCRIPTIONS.items()
+        ]
 
     @dg.asset(
         group_name=CUTOUTS_GROUP,
@@ -300,18 +316,35 @@ def _training_manifest(
         kinds={"pandas", "parquet"},
         deps=["positive_cutouts", "negative_cutouts"],
         check_specs=[
-            dg.AssetCheckSpec("counts_match_cutouts", asset="training_manifest", blocking=True),
-            dg.AssetCheckSpec("both_labels_in_each_split", asset="training_manifest"),
-            dg.AssetCheckSpec("unique_objects", asset="training_manifest", blocking=True),
+            dg.AssetCheckSpec(
+                "counts_match_cutouts",
+                asset="training_manifest",
+                blocking=True,
+                description="One manifest row per kept cutout, less the ones left out on "
+                "purpose (positives failing the quality gates).",
+            ),
+            dg.AssetCheckSpec(
+                "both_labels_in_each_split",
+                asset="training_manifest",
+                description="Each split (train / val / test) holds lenses and non-lenses "
+                "(warning).",
+            ),
+            dg.AssetCheckSpec(
+                "unique_objects",
+                asset="training_manifest",
+                blocking=True,
+                description="No object appears twice in the manifest.",
+            ),
         ],
     )
     def training_manifest_asset(storage: dg.ResourceParam[StorageResource]):
         """One row per usable cutout: label, tier (A/B/N1/N2), split, sample weight, the
         shard's storage key (``cutout_key``, relative to the storage root: the manifest does
         not depend on where the storage lives) and row, the object's catalog columns (type,
-        mag_r, shape_r, psfdepth_*) and psfsize_* from its cutout; plus the parity manifest
-        training and evaluation read (train / val / test kept apart), the seeds' 70/30
-        train/val view of it and the split metadata JSON. Losses (cutout rejections and
+        ``mag_r``, ``shape_r``, ``psfdepth_g/r/z``) and ``psfsize_g/r/z`` from its cutout; plus
+        the parity manifest training and evaluation read (train / val / test kept apart), a
+        70/30 train/val view of it (val and test together, the original layout's) and the
+        split metadata JSON. Losses (cutout rejections and
         positives failing the quality gates) are reported per tier in the metadata.
 
         Positives get the negatives' sky-cell split (``configs/negatives.yaml``), so a sky
@@ -369,37 +402,45 @@ def _training_manifest(
         )
         yield dg.Output(
             manifest,
-            metadata={
-                "counts": metadata["counts"],
-                "parity_counts": metadata["parity_counts"],
-                "losses_by_tier": losses,
-                "parity_val_fraction": metadata["parity_val_fraction"],
-                "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
-                "positives": metadata["positives"],
-                "parity_manifest": dg.MetadataValue.path(splits_uri),
-                "parity_manifest_70_30": dg.MetadataValue.path(parity_uri),
-                "parity_metadata": dg.MetadataValue.path(meta_uri),
-            },
+            metadata=ui_metadata(
+                {
+                    "counts": metadata["counts"],
+                    "parity_counts": metadata["parity_counts"],
+                    "losses_by_tier": losses,
+                    "parity_val_fraction": metadata["parity_val_fraction"],
+                    "r_mag_auc_positives_vs_n1": metadata["r_mag_auc_positives_vs_n1"],
+                    "positives": metadata["positives"],
+                    "parity_manifest": dg.MetadataValue.path(splits_uri),
+                    "parity_manifest_70_30": dg.MetadataValue.path(parity_uri),
+                    "parity_metadata": dg.MetadataValue.path(meta_uri),
+                }
+            ),
         )
         yield dg.AssetCheckResult(
             check_name="counts_match_cutouts",
             passed=len(manifest) == kept - left_out,
-            metadata={
-                "manifest_rows": len(manifest),
-                "cutouts_kept": kept,
-                "kept_cutouts_left_out": left_out,
-            },
+            metadata=ui_metadata(
+                {
+                    "manifest_rows": len(manifest),
+                    "cutouts_kept": kept,
+                    "kept_cutouts_left_out": left_out,
+                }
+            ),
         )
         labels_per_split = manifest.groupby("split")["label"].nunique()
         yield dg.AssetCheckResult(
             check_name="both_labels_in_each_split",
             passed=bool(len(labels_per_split)) and bool((labels_per_split == 2).all()),
-            metadata={"labels_per_split": {str(k): int(v) for k, v in labels_per_split.items()}},
+            metadata=ui_metadata(
+                {"labels_per_split": {str(k): int(v) for k, v in labels_per_split.items()}}
+            ),
             severity=dg.AssetCheckSeverity.WARN,
         )
         duplicated = int(manifest["object_id"].duplicated().sum())
         yield dg.AssetCheckResult(
-            check_name="unique_objects", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_objects",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     return training_manifest_asset

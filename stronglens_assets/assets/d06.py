@@ -8,7 +8,7 @@ asset                    partitions             result set under ``results/D06/`
 ``d06_hosts``            -                      host cache (``d06/hosts`` shard set)
 ``grid_completeness``    no_poisson, poisson    ``grid_<p>/``: ``selection_function.csv``,
                                                 ``selection_function_meta.json``,
-                                                ``injections.parquet``
+                                                ``injections.parquet``, ``completeness.png``
 ``bright_arc``           6 variants             ``ba_<v>/``: ``bright_arc_results.json``,
                                                 ``injections.parquet``, ``cutouts.npz``
 ``linear_probe``         -                      ``linear_probe/``: ``feature_space_results.json``,
@@ -46,6 +46,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import (
     MODEL_CHECKPOINT,
     frozen_check_spec,
@@ -114,7 +115,6 @@ from stronglens_assets.science.experiments.probe import (
     probe_significance,
 )
 from stronglens_assets.science.experiments.scoring import (
-    paired_score_figure,
     real_lens_scoring,
     threshold_specs,
 )
@@ -126,6 +126,11 @@ from stronglens_assets.science.lensing.priors import (
     priors_sha256,
 )
 from stronglens_assets.science.reporting.labels import is_mock_environment
+from stronglens_assets.science.reporting.plots import (
+    completeness_grid_png,
+    png_data_uri_markdown,
+    score_change_png,
+)
 from stronglens_assets.science.stats.thresholds import ThresholdSpec
 from stronglens_assets.storage_keys import (
     BRIGHT_ARC_SET,
@@ -573,13 +578,20 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
             'mean_arc_snr: r-band annulus S/N (|r - theta_E| <= 0.75") against the host invvar.',
         ],
     }
+    primary = run.thresholds[0]
+    plot = completeness_grid_png(
+        table,
+        primary.value,
+        f"grid_completeness [{variant}]: {n_ok} injections, p > {primary.value:g}",
+    )
     files = {
         "selection_function.csv": table.to_csv(index=False).encode(),
         "selection_function_meta.json": _json_bytes(meta),
         "injections.parquet": _encoded(injections, "parquet"),
+        "completeness.png": plot,
     }
     result = run.write(GRID_SET.format(variant=variant), files)
-    primary = run.thresholds[0].label
+    primary = primary.label
     log.info(f"grid {variant}: {n_ok} injections, {n_failed} failed")
     value = {
         **run.provenance(),
@@ -595,6 +607,9 @@ def run_grid(run: RunContext, variant: str, *, log: Any) -> tuple[dict[str, Any]
         "n_failed": n_failed,
         "non_empty_cells": int((all_rows["n_injections"] > 0).sum()),
         "completeness": dg.MetadataValue.md(_rates_markdown(overall)),
+        "completeness_plot": dg.MetadataValue.md(
+            png_data_uri_markdown(plot, f"completeness vs theta_E, {variant}")
+        ),
         f"completeness_{primary}": overall[primary]["rate"],
         "host_only_rate": overall[primary]["host_rate"],
         "unresolved_thresholds": ", ".join(u.get("label", "?") for u in run.unresolved) or "none",
@@ -1066,7 +1081,7 @@ def run_poisson_diagnostics(
         started = time.perf_counter()
         per_host, per_host_table = per_host_gain_sweep(run, base, labels, sky, log=log)
         per_host_seconds = time.perf_counter() - started
-    png = paired_score_figure(
+    png = score_change_png(
         merged["score_base"].to_numpy(),
         merged["score_pois"].to_numpy(),
         config.poisson_diagnostics.histogram_bins,
@@ -1098,6 +1113,9 @@ def run_poisson_diagnostics(
         "pooled_c": pooled["total_lost"],
         "pooled_p_exact": pooled["mcnemar_p_exact"],
         "n_paired": len(merged),
+        "score_changes": dg.MetadataValue.md(
+            png_data_uri_markdown(png, "score change, Poisson - baseline")
+        ),
         "gain_sweep": dg.MetadataValue.md(
             "| gain (e-/nmgy) | p > 0.3 | b | c | p exact |\n|---|---|---|---|---|\n"
             + "\n".join(
@@ -1248,7 +1266,9 @@ def _result_set_check(store: Any, value: dict[str, Any], name: str) -> dg.AssetC
         check_name="result_set_complete",
         asset_key=name,
         passed=not problems,
-        metadata={"version": result.version, "files": len(result.files), "problems": problems[:10]},
+        metadata=ui_metadata(
+            {"version": result.version, "files": len(result.files), "problems": problems[:10]}
+        ),
     )
 
 
@@ -1283,7 +1303,9 @@ def build_assets(project: Project) -> list:
         }
         return dg.Output(
             value,
-            metadata={"sha256": sha, "version": priors.version, "d06_prior": config.prior},
+            metadata=ui_metadata(
+                {"sha256": sha, "version": priors.version, "d06_prior": config.prior}
+            ),
         )
 
     @dg.asset(group_name=D06_GROUP, kinds={"numpy", "parquet"})
@@ -1305,11 +1327,13 @@ def build_assets(project: Project) -> list:
         pointer = store.uri(pointer_key(D06_HOST_CACHE_PREFIX, HOST_CACHE_PARTITION))
         return dg.Output(
             summary,
-            metadata={
-                **summary,
-                "bins": dg.MetadataValue.md(markdown),
-                "host_cache": dg.MetadataValue.path(pointer),
-            },
+            metadata=ui_metadata(
+                {
+                    **summary,
+                    "bins": dg.MetadataValue.md(markdown),
+                    "host_cache": dg.MetadataValue.path(pointer),
+                }
+            ),
         )
 
     def _model_asset(
@@ -1333,7 +1357,13 @@ def build_assets(project: Project) -> list:
             ],
             kinds={"pytorch", "numpy"},
             check_specs=[
-                dg.AssetCheckSpec("result_set_complete", asset=name),
+                dg.AssetCheckSpec(
+                    "result_set_complete",
+                    asset=name,
+                    description="Every file of the result set this run wrote is in storage "
+                    "with the size its pointer records, so the paper and the provenance "
+                    "read a complete set.",
+                ),
                 frozen_check_spec(name),
             ],
             description=doc,
@@ -1364,7 +1394,7 @@ def build_assets(project: Project) -> list:
             result = ResultSet.from_json(value["result_set"])
             pointer = result_pointer_key(result.root, result.name)
             metadata["result_set"] = dg.MetadataValue.path(run.store.uri(pointer))
-            yield dg.Output(value, metadata=metadata)
+            yield dg.Output(value, metadata=ui_metadata(metadata))
             yield _result_set_check(run.store, value, name)
             yield frozen_model_check(context, model_name, run.checkpoint_sha256)
 

@@ -30,6 +30,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import (
     frozen_check_spec,
     frozen_model_check,
@@ -331,14 +332,16 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             table,
-            metadata={
-                "rows": len(table),
-                "rows_by_split": per_split,
-                "lenses": int(table["label"].sum()),
-                "checkpoint_sha256": sha,
-                "mean_score_lens": float(table.loc[table["label"] == 1, "score"].mean()),
-                "mean_score_nonlens": float(table.loc[table["label"] == 0, "score"].mean()),
-            },
+            metadata=ui_metadata(
+                {
+                    "rows": len(table),
+                    "rows_by_split": per_split,
+                    "lenses": int(table["label"].sum()),
+                    "checkpoint_sha256": sha,
+                    "mean_score_lens": float(table.loc[table["label"] == 1, "score"].mean()),
+                    "mean_score_nonlens": float(table.loc[table["label"] == 0, "score"].mean()),
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -377,16 +380,18 @@ def build_assets(project: Project) -> list:
         )
         yield dg.Output(
             document,
-            metadata={
-                "split": SELECTION_SPLIT,
-                "n_negatives": document["n_negatives"],
-                "thresholds": {
-                    e["label"]: e["value"] if e["resolved"] else f"unresolved: {e['reason']}"
-                    for e in document["thresholds"]
-                },
-                "checkpoint_sha256": sha,
-                "thresholds_file": dg.MetadataValue.path(uri),
-            },
+            metadata=ui_metadata(
+                {
+                    "split": SELECTION_SPLIT,
+                    "n_negatives": document["n_negatives"],
+                    "thresholds": {
+                        e["label"]: e["value"] if e["resolved"] else f"unresolved: {e['reason']}"
+                        for e in document["thresholds"]
+                    },
+                    "checkpoint_sha256": sha,
+                    "thresholds_file": dg.MetadataValue.path(uri),
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -406,7 +411,7 @@ def build_assets(project: Project) -> list:
     ):
         """Test split: ECE/MCE (torchmetrics binary convention: p(lens) vs label, equal-width
         bins) at the sample prevalence and reweighted to the deployment prevalence, overall
-        and by stratum, precision at every threshold, the reliability diagram (seeds' 4.5)."""
+        and by stratum, precision at every threshold, the reliability diagram."""
         name = context.partition_key
         evaluation = config_of(context).evaluation
         thresholds, unresolved = load_model_thresholds(storage, name)
@@ -452,7 +457,7 @@ def build_assets(project: Project) -> list:
         png = reliability_diagram_png(bins, title)
         yield dg.Output(
             json_safe(report),
-            metadata=json_safe(
+            metadata=ui_metadata(
                 {
                     "split": REPORTED_SPLIT,
                     "ece": ece,
@@ -484,7 +489,7 @@ def build_assets(project: Project) -> list:
         storage: dg.ResourceParam[StorageResource],
     ):
         """Test split: recall of Tier-A lenses present in the DESI DR1 strong-lens VAC
-        (position match) at p > 0.5 with a Wilson 68% interval (seeds' check 4.6), and at
+        (position match) at p > 0.5 with a Wilson 68% interval (the spectroscopic check), and at
         every threshold of the model's evaluation with Wilson 95% intervals and the missed
         lenses; the same for all test Tier-A lenses per source."""
         name = context.partition_key
@@ -528,7 +533,7 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             json_safe(result),
-            metadata={**metadata, "split": REPORTED_SPLIT, "checkpoint_sha256": sha},
+            metadata=ui_metadata({**metadata, "split": REPORTED_SPLIT, "checkpoint_sha256": sha}),
         )
         yield frozen_model_check(context, name, sha)
 
@@ -548,7 +553,7 @@ def build_assets(project: Project) -> list:
     ):
         """The same architecture trained on annulus-only (core masked) and core-only (annulus
         masked) inputs (train split, epoch picked on val); test AUC of each and of the full
-        model, paired bootstrap intervals (seeds' checks 4.7, 4.8)."""
+        model, paired bootstrap intervals: does the finder use the arc or the central galaxy?"""
         name = context.partition_key
         config = config_of(context)
         ablation = config.ablation
@@ -618,14 +623,16 @@ def build_assets(project: Project) -> list:
         }
         yield dg.Output(
             json_safe(report),
-            metadata={
-                "split": REPORTED_SPLIT,
-                "auc_full": aucs["full"]["auc"],
-                "auc_annulus_only": aucs["annulus_only"]["auc"],
-                "auc_core_only": aucs["core_only"]["auc"],
-                "n_test": len(labels),
-                "checkpoint_sha256": sha,
-            },
+            metadata=ui_metadata(
+                {
+                    "split": REPORTED_SPLIT,
+                    "auc_full": aucs["full"]["auc"],
+                    "auc_annulus_only": aucs["annulus_only"]["auc"],
+                    "auc_core_only": aucs["core_only"]["auc"],
+                    "n_test": len(labels),
+                    "checkpoint_sha256": sha,
+                }
+            ),
         )
         yield frozen_model_check(context, name, sha)
 

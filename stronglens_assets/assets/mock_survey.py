@@ -10,6 +10,7 @@ with two processes, skipping bricks already complete for the same config and len
 import dagster as dg
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.mock_survey.config import config_checksum, load_demo_sky
 from stronglens_assets.mock_survey.vac import demo_vac_rows, write_demo_vac
 from stronglens_assets.mock_survey.writer import build_survey
@@ -49,20 +50,22 @@ def build_assets(project: Project) -> list:
         visible_lenscat = sum(r.n_visible_lenscat for r in results)
         return dg.MaterializeResult(
             data_version=dg.DataVersion(version),
-            metadata={
-                "root": dg.MetadataValue.path(str(root)),
-                "bricks": len(results),
-                "bricks_built": sum(not r.skipped for r in results),
-                "bricks_skipped_complete": sum(r.skipped for r in results),
-                "objects": sum(r.n_objects for r in results),
-                "lenses_lenscat": lenses_lenscat,
-                "lenses_mock": sum(r.n_lenses_mock for r in results),
-                "lenscat_arcs_visible": visible_lenscat,
-                "mock_arcs_visible": sum(r.n_visible_mock for r in results),
-                "files": len(files),
-                "config_sha256": config_checksum(sky_config),
-                "seconds": round(sum(r.seconds for r in results), 1),
-            },
+            metadata=ui_metadata(
+                {
+                    "root": dg.MetadataValue.path(str(root)),
+                    "bricks": len(results),
+                    "bricks_built": sum(not r.skipped for r in results),
+                    "bricks_skipped_complete": sum(r.skipped for r in results),
+                    "objects": sum(r.n_objects for r in results),
+                    "lenses_lenscat": lenses_lenscat,
+                    "lenses_mock": sum(r.n_lenses_mock for r in results),
+                    "lenscat_arcs_visible": visible_lenscat,
+                    "mock_arcs_visible": sum(r.n_visible_mock for r in results),
+                    "files": len(files),
+                    "config_sha256": config_checksum(sky_config),
+                    "seconds": round(sum(r.seconds for r in results), 1),
+                }
+            ),
         )
 
     @dg.asset(
@@ -78,7 +81,7 @@ def build_assets(project: Project) -> list:
         path = write_demo_vac(root, rows, sky_config.seed)
         return dg.MaterializeResult(
             data_version=dg.DataVersion(sha256_file(path)),
-            metadata={"path": dg.MetadataValue.path(str(path)), "rows": len(rows)},
+            metadata=ui_metadata({"path": dg.MetadataValue.path(str(path)), "rows": len(rows)}),
         )
 
     return [mock_survey_bricks, mock_desi_vac]

@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.project import Project
 from stronglens_assets.resources.survey import SurveyResource
 from stronglens_assets.science.catalogs import lenscat
@@ -20,6 +21,23 @@ from stronglens_assets.science.samples.pool import build_negative_pool
 
 NEGATIVES_GROUP = "negatives"
 
+#: What each check of the pool and the manifest verifies (the UI shows these).
+CHECK_DESCRIPTIONS = {
+    "n1_n2_fraction": "The manifest's N2 (hard confuser) fraction is within `ratio_tolerance` "
+    "of `n2_fraction` (configs/negatives.yaml).",
+    "split_disjoint_by_cell": "Each split cell (coarse HEALPix cell) holds galaxies of one "
+    "split only, so no sky region is in both training and test.",
+    "known_lens_exclusion": "No negative lies within `exclusion_radius_arcsec` of a known lens "
+    "(every lenscat system and the planted mock lenses).",
+    "unique_sources": "No DR10 source (BRICKNAME, OBJID) appears twice.",
+}
+
+
+def _check_spec(name: str, asset: str, blocking: bool = True) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name, asset=asset, blocking=blocking, description=CHECK_DESCRIPTIONS[name]
+    )
+
 
 def _split_disjointness(frame: pd.DataFrame) -> dg.AssetCheckResult:
     splits_per_cell = frame.groupby("split_cell", observed=True)["split"].nunique()
@@ -27,7 +45,9 @@ def _split_disjointness(frame: pd.DataFrame) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="split_disjoint_by_cell",
         passed=shared.empty,
-        metadata={"cells": int(splits_per_cell.size), "cells_in_several_splits": len(shared)},
+        metadata=ui_metadata(
+            {"cells": int(splits_per_cell.size), "cells_in_several_splits": len(shared)}
+        ),
     )
 
 
@@ -40,7 +60,9 @@ def _exclusion_check(
     return dg.AssetCheckResult(
         check_name="known_lens_exclusion",
         passed=not near.any(),
-        metadata={"radius_arcsec": radius_arcsec, "negatives_near_known_lens": int(near.sum())},
+        metadata=ui_metadata(
+            {"radius_arcsec": radius_arcsec, "negatives_near_known_lens": int(near.sum())}
+        ),
     )
 
 
@@ -65,9 +87,9 @@ def build_assets(project: Project) -> list:
         partitions_def=project.healpix_partitions,
         kinds={"pandas", "parquet"},
         check_specs=[
-            dg.AssetCheckSpec("split_disjoint_by_cell", asset="negative_pool", blocking=True),
-            dg.AssetCheckSpec("known_lens_exclusion", asset="negative_pool", blocking=True),
-            dg.AssetCheckSpec("unique_sources", asset="negative_pool", blocking=True),
+            _check_spec("split_disjoint_by_cell", "negative_pool"),
+            _check_spec("known_lens_exclusion", "negative_pool"),
+            _check_spec("unique_sources", "negative_pool"),
         ],
     )
     def negative_pool(
@@ -92,12 +114,14 @@ def build_assets(project: Project) -> list:
         pool = build_negative_pool(dr10_sweep, lens_ra, lens_dec, config, context.partition_key)
         stats = dict(pool.attrs.get("pool_stats", {}))
         pool.attrs = {}
-        yield dg.Output(pool, metadata={**stats, "known_lenses": len(lens_ra)})
+        yield dg.Output(pool, metadata=ui_metadata({**stats, "known_lenses": len(lens_ra)}))
         yield _split_disjointness(pool)
         yield _exclusion_check(pool, lens_ra, lens_dec, config.exclusion_radius_arcsec)
         duplicated = int(pool.duplicated(["BRICKNAME", "OBJID"]).sum())
         yield dg.AssetCheckResult(
-            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_sources",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     @dg.asset(
@@ -105,10 +129,10 @@ def build_assets(project: Project) -> list:
         kinds={"pandas", "parquet"},
         ins={"negative_pool": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
         check_specs=[
-            dg.AssetCheckSpec("n1_n2_fraction", asset="negative_manifest"),
-            dg.AssetCheckSpec("split_disjoint_by_cell", asset="negative_manifest", blocking=True),
-            dg.AssetCheckSpec("known_lens_exclusion", asset="negative_manifest", blocking=True),
-            dg.AssetCheckSpec("unique_sources", asset="negative_manifest", blocking=True),
+            _check_spec("n1_n2_fraction", "negative_manifest", blocking=False),
+            _check_spec("split_disjoint_by_cell", "negative_manifest"),
+            _check_spec("known_lens_exclusion", "negative_manifest"),
+            _check_spec("unique_sources", "negative_manifest"),
         ],
     )
     def negative_manifest(
@@ -149,30 +173,36 @@ def build_assets(project: Project) -> list:
         counts = manifest.groupby(["pool_class", "split"]).size()
         yield dg.Output(
             manifest,
-            metadata={
-                "pool_rows": len(pool),
-                "pool_rows_excluded_near_lenses_of_other_cells": int(near.sum()),
-                "manifest_rows": len(manifest),
-                "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
-                "plan": plan,
-            },
+            metadata=ui_metadata(
+                {
+                    "pool_rows": len(pool),
+                    "pool_rows_excluded_near_lenses_of_other_cells": int(near.sum()),
+                    "manifest_rows": len(manifest),
+                    "per_stratum": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
+                    "plan": plan,
+                }
+            ),
         )
         n2_fraction = float((manifest["pool_class"] == "N2").mean()) if len(manifest) else 0.0
         yield dg.AssetCheckResult(
             check_name="n1_n2_fraction",
             passed=bool(len(manifest))
             and abs(n2_fraction - config.n2_fraction) <= config.ratio_tolerance,
-            metadata={
-                "n2_fraction": n2_fraction,
-                "target": config.n2_fraction,
-                "tolerance": config.ratio_tolerance,
-            },
+            metadata=ui_metadata(
+                {
+                    "n2_fraction": n2_fraction,
+                    "target": config.n2_fraction,
+                    "tolerance": config.ratio_tolerance,
+                }
+            ),
         )
         yield _split_disjointness(manifest)
         yield _exclusion_check(manifest, lens_ra, lens_dec, config.exclusion_radius_arcsec)
         duplicated = int(manifest.duplicated(["BRICKNAME", "OBJID"]).sum())
         yield dg.AssetCheckResult(
-            check_name="unique_sources", passed=duplicated == 0, metadata={"duplicates": duplicated}
+            check_name="unique_sources",
+            passed=duplicated == 0,
+            metadata=ui_metadata({"duplicates": duplicated}),
         )
 
     return [negative_pool, negative_manifest]

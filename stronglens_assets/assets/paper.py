@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.config import StrictModel, load_config
 from stronglens_assets.errors import StronglensError
 from stronglens_assets.project import Project
@@ -385,7 +386,7 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         return dg.Output(
             {"keys": written, "skipped": [vars(s) for s in outputs.skipped]},
             data_version=_version(written),
-            metadata=metadata,
+            metadata=ui_metadata(metadata),
         )
 
     @dg.asset(
@@ -420,13 +421,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             storage, {f"{TABLES_PREFIX}/{name}.tex": text.encode() for name, text in tables.items()}
         )
         context.add_output_metadata(
-            {
-                "data": data_label(is_mock_environment(settings.env)),
-                "tables": sorted(tables),
-                "completeness_table": dg.MetadataValue.md(
-                    "```latex\n" + tables.get("completeness_thresholds", "(skipped)") + "```"
-                ),
-            }
+            ui_metadata(
+                {
+                    "data": data_label(is_mock_environment(settings.env)),
+                    "tables": sorted(tables),
+                    "completeness_table": dg.MetadataValue.md(
+                        "```latex\n" + tables.get("completeness_thresholds", "(skipped)") + "```"
+                    ),
+                }
+            )
         )
         return dg.Output(
             {"keys": written, "tables": sorted(tables)}, data_version=_version(written)
@@ -582,15 +585,17 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         return dg.Output(
             {"keys": written, "real": len(real), "injections": len(injections)},
             data_version=_version(written),
-            metadata={
-                "figure_5": _png_markdown(preview, "Figure 5"),
-                "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
-                "thumbnails": len(real) + len(injections),
-                "data": data_label(mock_data),
-                "real": sum(item.kind == "real" for item in real),
-                "mock": sum(item.kind == "mock" for item in real),
-                "injections": len(injections),
-            },
+            metadata=ui_metadata(
+                {
+                    "figure_5": _png_markdown(preview, "Figure 5"),
+                    "gallery": dg.MetadataValue.path(storage.uri(GALLERY_KEY)),
+                    "thumbnails": len(real) + len(injections),
+                    "data": data_label(mock_data),
+                    "real": sum(item.kind == "real" for item in real),
+                    "mock": sum(item.kind == "mock" for item in real),
+                    "injections": len(injections),
+                }
+            ),
         )
 
     d06_ins = {name: dg.AssetIn() for name in D06_ASSETS}
@@ -696,14 +701,16 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
                 "checkpoint_sha256": checkpoint["sha256"],
                 "configs": len(record["configs"]),
             },
-            metadata={
-                "uri": dg.MetadataValue.path(uri),
-                "git_commit": git["commit"] or f"unknown ({git['reason']})",
-                "git_dirty": str(git["dirty"]),
-                "configs": len(record["configs"]),
-                "upstream_materializations": len(upstream),
-                "checkpoint_sha256": checkpoint["sha256"],
-            },
+            metadata=ui_metadata(
+                {
+                    "uri": dg.MetadataValue.path(uri),
+                    "git_commit": git["commit"] or f"unknown ({git['reason']})",
+                    "git_dirty": str(git["dirty"]),
+                    "configs": len(record["configs"]),
+                    "upstream_materializations": len(upstream),
+                    "checkpoint_sha256": checkpoint["sha256"],
+                }
+            ),
         )
 
     @dg.asset_check(asset=d06_provenance, blocking=True)
@@ -727,13 +734,15 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
             passed=not drift.drifted,
             severity=dg.AssetCheckSeverity.ERROR,
             description=drift.describe(),
-            metadata={
-                "changed_configs": drift.changed,
-                "missing_configs": drift.missing,
-                "added_configs": drift.added,
-                "checkpoint": drift.checkpoint or "unchanged",
-                "provenance_created_at": record.get("created_at", ""),
-            },
+            metadata=ui_metadata(
+                {
+                    "changed_configs": drift.changed,
+                    "missing_configs": drift.missing,
+                    "added_configs": drift.added,
+                    "checkpoint": drift.checkpoint or "unchanged",
+                    "provenance_created_at": record.get("created_at", ""),
+                }
+            ),
         )
 
     return [

@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import Field
 
 from stronglens_assets.assets import shared
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import MODEL_CHECKPOINT, frozen_check_spec, frozen_model_check
 from stronglens_assets.config import StrictModel, load_profiled_config
 from stronglens_assets.errors import StronglensError
@@ -398,11 +399,13 @@ def build_assets(project: Project) -> list:
                 "the realism controls run only in the embedded default (mock DR10)"
             )
             context.log.info(f"realism_controls skipped: {reason}")
-            yield dg.Output({"skipped": True, "reason": reason}, metadata={"skipped": reason})
+            yield dg.Output(
+                {"skipped": True, "reason": reason}, metadata=ui_metadata({"skipped": reason})
+            )
             yield dg.AssetCheckResult(
                 check_name=shared.FROZEN_CHECK,
                 passed=True,
-                metadata={"skipped": reason},
+                metadata=ui_metadata({"skipped": reason}),
             )
             return
         doc, metadata, sha = run_realism_controls(
@@ -423,7 +426,7 @@ def build_assets(project: Project) -> list:
             "positive_probe_auc": doc["positive"]["probe_auc"],
             "checkpoint_sha256": sha,
         }
-        yield dg.Output(value, metadata=metadata)
+        yield dg.Output(value, metadata=ui_metadata(metadata))
         yield frozen_model_check(context, model_name, sha)
 
     return [realism_controls]

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from pydantic import Field
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.config import ConfigError, StrictModel, load_config
 from stronglens_assets.project import Project
 from stronglens_assets.resources.storage import StorageResource
@@ -175,7 +176,11 @@ def frozen_check_spec(asset: str) -> dg.AssetCheckSpec:
         FROZEN_CHECK,
         asset=asset,
         blocking=True,
-        description="the checkpoint used is model_checkpoint's latest (seeds' check 4.9)",
+        description=(
+            "Model freeze: this asset scored with the checkpoint (SHA-256) of "
+            "model_checkpoint's latest materialization, so every result downstream comes "
+            "from one trained model."
+        ),
     )
 
 
@@ -197,11 +202,13 @@ def frozen_model_check(
         asset_key=asset_key,
         passed=latest is not None and latest == used_sha256,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "model_config": model_config,
-            "checkpoint_sha256_used": used_sha256,
-            "model_checkpoint_latest_sha256": latest or "(never materialized)",
-        },
+        metadata=ui_metadata(
+            {
+                "model_config": model_config,
+                "checkpoint_sha256_used": used_sha256,
+                "model_checkpoint_latest_sha256": latest or "(never materialized)",
+            }
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.project import Project
 from stronglens_assets.science.catalogs.bricks import brick_area_deg2, bricks_table
 from stronglens_assets.science.catalogs.healpix import pixel_area_deg2
@@ -29,12 +30,14 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         table["partition_key"] = [project.healpix_key(p) for p in table["healpix_pixel"]]
         table = table.sort_values(["partition_key", "brickname"], ignore_index=True)
         context.add_output_metadata(
-            {
-                "bricks": len(table),
-                "partitions": table["partition_key"].nunique(),
-                "area_deg2": round(float(table["area_deg2"].sum()), 4),
-                "cell_area_deg2": round(pixel_area_deg2(nside), 4),
-            }
+            ui_metadata(
+                {
+                    "bricks": len(table),
+                    "partitions": table["partition_key"].nunique(),
+                    "area_deg2": round(float(table["area_deg2"].sum()), 4),
+                    "cell_area_deg2": round(pixel_area_deg2(nside), 4),
+                }
+            )
         )
         return table
 
@@ -46,11 +49,13 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetChecksD
         missing_bricks = set(project.footprint.bricks) - set(survey_footprint["brickname"])
         return dg.AssetCheckResult(
             passed=not missing_bricks and table_keys == partition_keys,
-            metadata={
-                "missing_bricks": sorted(missing_bricks),
-                "cells_not_in_partitions": sorted(table_keys - partition_keys),
-                "partitions_without_bricks": sorted(partition_keys - table_keys),
-            },
+            metadata=ui_metadata(
+                {
+                    "missing_bricks": sorted(missing_bricks),
+                    "cells_not_in_partitions": sorted(table_keys - partition_keys),
+                    "partitions_without_bricks": sorted(partition_keys - table_keys),
+                }
+            ),
         )
 
     return [survey_footprint, footprint_matches_partitions]

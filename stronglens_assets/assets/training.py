@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 import torch
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.assets.shared import (
     MODEL_CHECKPOINT,
     json_safe,
@@ -189,6 +190,7 @@ def build_assets(project: Project) -> list:
                     "best_epoch": result.best_epoch,
                     "early_stop_epoch": result.epochs_run if result.stopped_early else None,
                     "train_images_per_s": result.train_images_per_s,
+                    "epochs": result.history,
                     "training_curve": dg.MetadataValue.md(
                         png_data_uri_markdown(png, f"{name} training curve")
                     ),
@@ -224,7 +226,7 @@ def build_assets(project: Project) -> list:
             "preprocessing": config.preprocessing.model_dump(mode="json"),
         }
         metadata = {k: v for k, v in metadata.items() if v is not None}
-        return dg.Output(json_safe(value), metadata=json_safe(metadata))
+        return dg.Output(json_safe(value), metadata=ui_metadata(metadata))
 
     return [model_checkpoint]
 

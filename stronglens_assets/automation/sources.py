@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from stronglens_assets.assets.metadata import ui_metadata
 from stronglens_assets.project import Project
 
 SOURCES_GROUP = "external_inputs"
@@ -48,7 +49,7 @@ def _lenscat_csv_source(project: Project) -> dg.SourceAsset:
         checksum = lenscat.catalog_checksum(path)
         return dg.ObserveResult(
             data_version=dg.DataVersion(checksum),
-            metadata={"path": dg.MetadataValue.path(str(path)), "sha256": checksum},
+            metadata=ui_metadata({"path": dg.MetadataValue.path(str(path)), "sha256": checksum}),
         )
 
     return lenscat_csv
@@ -76,7 +77,7 @@ def _desi_vac_source() -> dg.SourceAsset:
             raise StorageError(f"DESI VAC {store.uri(survey.desi_vac_key)} does not exist")
         return dg.ObserveResult(
             data_version=dg.DataVersion(head["etag"]),
-            metadata={"uri": store.uri(survey.desi_vac_key), "bytes": head["size"]},
+            metadata=ui_metadata({"uri": store.uri(survey.desi_vac_key), "bytes": head["size"]}),
         )
 
     return desi_vac_file

@@ -27,6 +27,7 @@ from stronglens_assets.resources.shards import (
 )
 from stronglens_assets.science.samples.splits import assign_split
 from stronglens_assets.science.samples.training_sets import MANIFEST_COLUMNS
+from stronglens_assets_tests.assets.test_metadata import metadata_values
 from stronglens_assets_tests.harness import (
     TEST_BRICKS,
     AssetHarness,
@@ -328,7 +329,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
     ]
     assert events, asset
-    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+    return metadata_values(events[-1].materialization.metadata)
 
 
 def test_training_data_are_fair_on_the_mock_survey(pipeline: Pipeline) -> None:

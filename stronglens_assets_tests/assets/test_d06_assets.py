@@ -8,6 +8,7 @@ the IO manager).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import itertools
@@ -38,6 +39,7 @@ from stronglens_assets.science.learning.models import build_model, state_dict_by
 from stronglens_assets.science.lensing.priors import BRIGHT_ARC_VARIANTS
 from stronglens_assets.science.reporting.d06_results import read_d06_results
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.assets.test_metadata import assert_readable
 from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 SIZE = 101
@@ -234,6 +236,13 @@ def test_grid_writes_the_published_schema_and_matches_its_injections(
     store = s.storage.object_store()
     pointer = read_result_set(store, SK.D06_ROOT, "grid_no_poisson")
     table_bytes = store.read_bytes(pointer.key("selection_function.csv"))
+    # the completeness plot: in the result set and in the UI; floats shown rounded
+    png = store.read_bytes(pointer.key("completeness.png"))
+    assert png.startswith(b"\x89PNG")
+    (event,) = first.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert base64.b64encode(png).decode() in metadata["completeness_plot"].value
+    assert_readable(metadata, "grid_completeness")
 
     again = s.run("grid_completeness", "no_poisson")
     assert again.success

@@ -36,6 +36,7 @@ from stronglens_assets.storage_keys import (
 )
 from stronglens_assets.storage_keys import PARITY_SPLITS_KEY as PARITY_KEY_TEMPLATE
 from stronglens_assets.testing.cutouts import synthetic_manifest
+from stronglens_assets_tests.assets.test_metadata import assert_readable
 from stronglens_assets_tests.harness import AssetHarness, local_resources
 
 NAME = "tiny_resnet"
@@ -183,6 +184,27 @@ def test_graph_trains_and_evaluates(trained):
         "clip": 50.0,
     }
     assert value["preprocessing"] == history["preprocessing"] == record["preprocessing"]
+
+
+def test_metadata_reads_in_the_ui(trained):
+    """Floats shown rounded, the per-epoch record a table (full precision in history.json)."""
+    graph, result = trained
+    for event in result.get_asset_materialization_events():
+        assert_readable(event.materialization.metadata, event.asset_key.to_user_string())
+    for evaluation_ in result.get_asset_check_evaluations():
+        assert_readable(evaluation_.metadata, evaluation_.check_name)
+    (materialization,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("model_checkpoint")
+    ]
+    epochs = materialization.metadata["epochs"]
+    assert isinstance(epochs, dg.TableMetadataValue)
+    assert [r.data["epoch"] for r in epochs.records] == [1, 2]
+    history = graph.storage.read_value(f"checkpoints/{NAME}/history.json")
+    assert [r.data["loss"] for r in epochs.records] == [
+        pytest.approx(h["loss"], rel=1e-3) for h in history["epochs"]
+    ]
 
 
 def test_evaluation_outputs(trained):

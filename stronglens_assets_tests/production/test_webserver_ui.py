@@ -19,6 +19,7 @@ import pytest
 
 from stronglens_assets.definitions import build_definitions
 from stronglens_assets.settings import PROJECT_ROOT, load_settings
+from stronglens_assets_tests.assets.test_metadata import significant_digits
 from stronglens_assets_tests.harness import DemoRun, require_tool
 from stronglens_assets_tests.paper_tools import CHROMIUM_OFFLINE_FLAGS
 
@@ -47,9 +48,13 @@ def _free_port() -> int:
 
 
 def _graphql(port: int, query: str) -> dict:
+    return _graphql_vars(port, query, {})
+
+
+def _graphql_vars(port: int, query: str, variables: dict) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
+        data=json.dumps({"query": query, "variables": variables}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -126,6 +131,42 @@ def test_graphql_shows_every_asset_with_its_latest_materialization(
             assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
 
 
+LATEST_METADATA = """
+query ($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset {
+    assetMaterializations(limit: 1) { metadataEntries {
+        label __typename
+        ... on MarkdownMetadataEntry { mdStr }
+        ... on FloatMetadataEntry { floatValue }
+        ... on TableMetadataEntry { table { records } }
+    } }
+} } }
+"""
+
+
+@pytest.mark.slow
+def test_asset_pages_show_plots_tables_and_rounded_numbers(webserver: int) -> None:
+    """What the asset pages of the screenshots below show, read through the UI's own API:
+    the plots as markdown images, per-epoch losses as a table, floats rounded."""
+    shown = {}
+    for asset in ("grid_completeness", "model_checkpoint", "calibration_report"):
+        payload = _graphql_vars(webserver, LATEST_METADATA, {"path": [asset]})
+        (latest,) = payload["assetOrError"]["assetMaterializations"]
+        shown[asset] = {e["label"]: e for e in latest["metadataEntries"]}
+        floats = [e["floatValue"] for e in shown[asset].values() if "floatValue" in e]
+        assert floats and all(significant_digits(f) <= 6 for f in floats), (asset, floats)
+    for asset, plot in (
+        ("grid_completeness", "completeness_plot"),
+        ("model_checkpoint", "training_curve"),
+        ("calibration_report", "reliability_diagram"),
+    ):
+        assert (
+            shown[asset][plot]["mdStr"].startswith("![")
+            and "data:image/png;base64," in (shown[asset][plot]["mdStr"])
+        )
+    epochs = [json.loads(r) for r in shown["model_checkpoint"]["epochs"]["table"]["records"]]
+    assert [r["epoch"] for r in epochs] == list(range(1, len(epochs) + 1))
+
+
 @pytest.mark.slow
 def test_headless_chromium_screenshot_of_the_asset_graph(
     webserver: int, demo_run: DemoRun, tmp_path: Path
@@ -137,6 +178,10 @@ def test_headless_chromium_screenshot_of_the_asset_graph(
     pages = {
         "asset_graph.png": "/asset-groups",  # global lineage: every group and their links
         "catalogs_lineage.png": f"/locations/{location}/asset-groups/catalogs/lineage",
+        # asset pages: description, metadata (tables, rounded numbers, plot links), checks
+        "grid_completeness.png": "/assets/grid_completeness?partition=no_poisson",
+        "model_checkpoint.png": "/assets/model_checkpoint",
+        "calibration_report.png": "/assets/calibration_report",
     }
     width, height = 1600, 1000
     for name, path in pages.items():

@@ -1,4 +1,4 @@
-"""D06 thresholds, real-lens scoring and the paired score-change figure.
+"""D06 thresholds and real-lens scoring.
 
 * :func:`threshold_specs`: the experiments' thresholds: the fixed ones (``p>0.3`` ...) then the
   model evaluation's resolved FPR-derived ones (contract 2), in that order; detection is
@@ -10,13 +10,13 @@
   positive rate at the same thresholds, score quantiles. Labels as published: ``p>0.3`` for a
   fixed threshold, ``p>0.805866 (FPR-derived)`` (6 decimals, trailing zeros dropped) for a
   derived one.
-* :func:`paired_score_figure`: PNG of the paired per-injection score change (Poisson minus
-  baseline) and both score distributions.
+
+The paired score-change plot of the Poisson diagnostics is
+:func:`~stronglens_assets.science.reporting.plots.score_change_png`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +27,7 @@ from stronglens_assets.science.stats.detection import DETECTION_RULE
 from stronglens_assets.science.stats.intervals import wilson_interval
 from stronglens_assets.science.stats.thresholds import ThresholdSpec, fixed_label
 
-__all__ = ["paired_score_figure", "real_lens_label", "real_lens_scoring", "threshold_specs"]
+__all__ = ["real_lens_label", "real_lens_scoring", "threshold_specs"]
 
 
 def threshold_specs(
@@ -116,27 +116,3 @@ def real_lens_scoring(
             "tier_A": {"n_total": len(lens) + int(n_errors), "n_valid": len(lens), **tier}
         },
     }
-
-
-def paired_score_figure(baseline: np.ndarray, poisson: np.ndarray, bins: int = 40) -> bytes:
-    """PNG: histogram of ``poisson - baseline`` per injection; both score histograms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.hist(np.asarray(poisson) - np.asarray(baseline), bins=bins, color="0.3")
-    left.set_xlabel("score change (Poisson - baseline), same injection")
-    left.set_ylabel("injections")
-    edges = np.linspace(0, 1, bins + 1)
-    right.hist(baseline, bins=edges, histtype="step", label="baseline")
-    right.hist(poisson, bins=edges, histtype="step", label="Poisson")
-    right.set_yscale("log")
-    right.set_xlabel("p(lens)")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()

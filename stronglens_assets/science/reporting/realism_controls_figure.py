@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stronglens_assets.science.reporting.plots import _pyplot
+from stronglens_assets.science.reporting.plots import UI_FONT_PT, _pyplot
 
 
 def realism_controls_figure(
@@ -22,7 +22,7 @@ def realism_controls_figure(
     plt = _pyplot()
     x = [float(r["structure_fraction"]) for r in dose_response]
     auc = [float(r["probe_auc"]) for r in dose_response]
-    fig, (ax_auc, ax_ratio) = plt.subplots(1, 2, figsize=(9.0, 3.6), constrained_layout=True)
+    fig, (ax_auc, ax_ratio) = plt.subplots(1, 2, figsize=(9.0, 4.2), constrained_layout=True)
     lo = [r["null_band"][0] for r in dose_response]
     hi = [r["null_band"][1] for r in dose_response]
     ax_auc.fill_between(x, lo, hi, color="0.85", label="permutation null (95%)")
@@ -34,8 +34,8 @@ def realism_controls_figure(
     ax_auc.axhline(positive["probe_auc"], color="tab:red", ls=":", label="Sersic twins")
     ax_auc.set_xlabel("twins' structure fraction")
     ax_auc.set_ylabel("probe AUC, twins vs originals")
-    ax_auc.legend(fontsize=7)
-    ax_auc.set_title("(a) linear probe on the embedding", fontsize=9)
+    ax_auc.legend(fontsize=UI_FONT_PT - 2)
+    ax_auc.set_title("(a) linear probe on the embedding", fontsize=UI_FONT_PT)
     ratios = [r["detection_ratio"] for r in dose_response]
     shown = [(xi, ri) for xi, ri in zip(x, ratios, strict=True) if ri is not None]
     if shown:
@@ -43,7 +43,7 @@ def realism_controls_figure(
     if not shown:
         ax_ratio.text(
             0.5, 0.5, "no original detected at p > 0.3:\nthe ratio is undefined",
-            ha="center", va="center", transform=ax_ratio.transAxes, fontsize=8,
+            ha="center", va="center", transform=ax_ratio.transAxes, fontsize=UI_FONT_PT - 1,
         )  # fmt: skip
     ax_ratio.axhline(1.0, color="0.5", lw=0.8)
     for control, colour, style, name in (
@@ -54,7 +54,8 @@ def realism_controls_figure(
             ax_ratio.axhline(control["detection_ratio"], color=colour, ls=style, label=name)
     ax_ratio.set_xlabel("twins' structure fraction")
     ax_ratio.set_ylabel("detection ratio twins / originals (p > 0.3)")
-    ax_ratio.legend(fontsize=7)
-    ax_ratio.set_title("(b) detection", fontsize=9)
-    fig.suptitle(title, fontsize=10)
+    if ax_ratio.get_legend_handles_labels()[0]:  # nothing to label when no ratio is defined
+        ax_ratio.legend(fontsize=UI_FONT_PT - 2)
+    ax_ratio.set_title("(b) detection", fontsize=UI_FONT_PT)
+    fig.suptitle(title, fontsize=UI_FONT_PT + 1)
     return fig
