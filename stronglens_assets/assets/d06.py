@@ -85,6 +85,7 @@ from stronglens_assets.science.core.units import sky_nanomaggies_per_pixel
 from stronglens_assets.science.experiments.bright_arcs import (
     bin_labels,
     bright_arc_results,
+    detection_rates,
     gain_sweep_rates,
     paired_mcnemar,
 )
@@ -1086,18 +1087,19 @@ def run_poisson_diagnostics(
         merged["score_pois"].to_numpy(),
         config.poisson_diagnostics.histogram_bins,
     )
+    baseline_rates = detection_rates(base)
     files = {
         "mcnemar_results.json": _json_bytes(results),
         "gain_sweep.json": _json_bytes(
             {
                 **run.provenance(),
-                "baseline_rate_p03": float((base["score"] > 0.3).mean()),
+                "baseline_rate_p03": baseline_rates["rate_p03"],
                 "gains": sweep,
                 "note": "the baseline bright-arc design (same arcs and hosts) with Poisson noise "
                 "at each gain; the paper's 150 e-/nmgy is an order-of-magnitude estimate",
-                "baseline_rate_p05": float((base["score"] > 0.5).mean()),
-                "baseline_rate_p03_by_bin": _rates_by_bin(base, 0.3),
-                "baseline_rate_p05_by_bin": _rates_by_bin(base, 0.5),
+                "baseline_rate_p05": baseline_rates["rate_p05"],
+                "baseline_rate_p03_by_bin": baseline_rates["rate_p03_by_bin"],
+                "baseline_rate_p05_by_bin": baseline_rates["rate_p05_by_bin"],
                 "per_host_gain": per_host,
             }
         ),
@@ -1139,13 +1141,6 @@ def run_poisson_diagnostics(
         metadata["per_host_gain_seconds"] = round(per_host_seconds, 2)
         metadata["per_host_gain_sky"] = per_host["sky_source"]
     return value, metadata
-
-
-def _rates_by_bin(table: pd.DataFrame, threshold: float) -> dict[str, float]:
-    return {
-        label: float((g > threshold).mean())
-        for label, g in table.groupby("mag_bin", sort=False)["score"]
-    }
 
 
 def _gain_ranges_text(per_host: dict[str, Any]) -> str:

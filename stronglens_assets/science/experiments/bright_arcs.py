@@ -36,7 +36,13 @@ import pandas as pd
 
 from stronglens_assets.science.stats.mcnemar import mcnemar_test, pooled_mcnemar
 
-__all__ = ["bin_labels", "bright_arc_results", "gain_sweep_rates", "paired_mcnemar"]
+__all__ = [
+    "bin_labels",
+    "bright_arc_results",
+    "detection_rates",
+    "gain_sweep_rates",
+    "paired_mcnemar",
+]
 
 
 def bin_labels(edges: Sequence[float]) -> list[str]:
@@ -155,6 +161,17 @@ def paired_mcnemar(
     return out
 
 
+def detection_rates(table: pd.DataFrame) -> dict[str, Any]:
+    """Detection rates of a per-injection table (``mag_bin``, ``score``) at ``p > 0.3`` and
+    ``p > 0.5``: per ``mag_bin`` (in the table's order) and overall."""
+    by_bin = table.groupby("mag_bin", sort=False)["score"]
+    rates: dict[str, Any] = {}
+    for key, threshold in (("p03", 0.3), ("p05", 0.5)):
+        rates[f"rate_{key}_by_bin"] = {label: float((g > threshold).mean()) for label, g in by_bin}
+        rates[f"rate_{key}"] = float((table["score"] > threshold).mean())
+    return rates
+
+
 def gain_sweep_rates(
     labels: Sequence[str], baseline: pd.DataFrame, noisy: pd.DataFrame
 ) -> dict[str, Any]:
@@ -162,9 +179,8 @@ def gain_sweep_rates(
     baseline at ``p > 0.3``, pooled over every bin.
 
     ``baseline`` / ``noisy``: per-injection tables (``bin_index``, ``slot``, ``mag_bin``,
-    ``score``); injections pair on ``(bin_index, slot)``. Rates are per ``mag_bin`` (in the
-    table's order) and overall, at ``p > 0.3`` and ``p > 0.5``; ``pooled_vs_baseline`` is the
-    ``aggregate_all`` entry of :func:`paired_mcnemar`.
+    ``score``); injections pair on ``(bin_index, slot)``. Rates: :func:`detection_rates` of
+    ``noisy``; ``pooled_vs_baseline`` is the ``aggregate_all`` entry of :func:`paired_mcnemar`.
     """
     paired = baseline.merge(noisy, on=["bin_index", "slot"], suffixes=("_base", "_gain"))
     test = paired_mcnemar(
@@ -174,11 +190,4 @@ def gain_sweep_rates(
         paired["score_gain"] > 0.3,
         {"all": list(labels)},
     )
-    by_bin = noisy.groupby("mag_bin", sort=False)["score"]
-    return {
-        "rate_p03_by_bin": {label: float((g > 0.3).mean()) for label, g in by_bin},
-        "rate_p03": float((noisy["score"] > 0.3).mean()),
-        "pooled_vs_baseline": test["aggregate_all"],
-        "rate_p05_by_bin": {label: float((g > 0.5).mean()) for label, g in by_bin},
-        "rate_p05": float((noisy["score"] > 0.5).mean()),
-    }
+    return {**detection_rates(noisy), "pooled_vs_baseline": test["aggregate_all"]}

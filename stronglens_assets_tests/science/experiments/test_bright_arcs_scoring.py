@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.stats import binom_conf_interval
 from scipy.stats import binomtest
@@ -12,6 +13,7 @@ from scipy.stats import binomtest
 from stronglens_assets.science.experiments.bright_arcs import (
     bin_labels,
     bright_arc_results,
+    gain_sweep_rates,
     paired_mcnemar,
 )
 from stronglens_assets.science.experiments.scoring import (
@@ -124,3 +126,25 @@ def test_real_lens_scoring_recall_and_wilson_against_astropy() -> None:
     np.testing.assert_allclose(entry["ci_95"], expected, rtol=1e-9)
     # FPR 0.43% of 3,000 negatives
     assert out["negatives"]["fpr_at_thresholds"]["p>0.3"] == pytest.approx(13 / 3000)
+
+
+def test_gain_sweep_rates_count_detections_and_discordant_pairs():
+    """Constructed paired design: 2 bins x 4 slots; the noisy run gains one detection in
+    bin 0 and loses one in bin 1 (b = 1, c = 1), and its p > 0.5 rates are counted apart."""
+    labels = ["18-19", "19-20"]
+    base = pd.DataFrame(
+        {
+            "bin_index": [0, 0, 0, 0, 1, 1, 1, 1],
+            "slot": [0, 1, 2, 3, 0, 1, 2, 3],
+            "mag_bin": ["18-19"] * 4 + ["19-20"] * 4,
+            "score": [0.9, 0.1, 0.1, 0.1, 0.9, 0.9, 0.1, 0.1],
+        }
+    )
+    noisy = base.assign(score=[0.9, 0.4, 0.1, 0.1, 0.9, 0.2, 0.1, 0.1])
+    rates = gain_sweep_rates(labels, base, noisy)
+    assert rates["rate_p03_by_bin"] == {"18-19": 0.5, "19-20": 0.25}
+    assert rates["rate_p05_by_bin"] == {"18-19": 0.25, "19-20": 0.25}
+    assert rates["rate_p03"] == 3 / 8 and rates["rate_p05"] == 2 / 8
+    pooled = rates["pooled_vs_baseline"]
+    assert (pooled["total_gained"], pooled["total_lost"]) == (1, 1)
+    assert pooled["mcnemar_p_exact"] == 1.0
