@@ -1036,8 +1036,8 @@ def run_poisson_diagnostics(
     ``per_host_gain`` on, once more at each host's own gain (sky ``sky``: per-band AB mag /
     arcsec^2 and its source, :func:`per_host_sky`), written beside the fixed gains."""
     store, config = run.store, run.config
-    if config.poisson_diagnostics.per_host_gain.enabled:
-        _checked_sky(run, sky)  # before any injection
+    with_per_host_gain = config.poisson_diagnostics.per_host_gain.enabled
+    sky_mag = _checked_sky(run, sky) if with_per_host_gain else None  # before any injection
     tables = {}
     for variant in ("baseline", "poisson"):
         name = BRIGHT_ARC_SET.format(variant=variant)
@@ -1078,9 +1078,11 @@ def run_poisson_diagnostics(
         )
         log.info(f"poisson_diagnostics: gain {gain:g}: p > 0.3 rate {sweep[-1]['rate_p03']:.3f}")
     per_host, per_host_table, per_host_seconds = None, None, 0.0
-    if config.poisson_diagnostics.per_host_gain.enabled:
+    if sky_mag is not None:
         started = time.perf_counter()
-        per_host, per_host_table = per_host_gain_sweep(run, base, labels, sky, log=log)
+        per_host, per_host_table = per_host_gain_sweep(
+            run, base, labels, (sky_mag, sky[1]), log=log
+        )
         per_host_seconds = time.perf_counter() - started
     png = score_change_png(
         merged["score_base"].to_numpy(),
@@ -1191,14 +1193,14 @@ def per_host_gain_sweep(
     run: RunContext,
     base: pd.DataFrame,
     labels: list[str],
-    sky: tuple[dict[str, float] | None, str],
+    sky: tuple[dict[str, float], str],
     *,
     log: Any,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The baseline bright-arc design again (same arcs, hosts and noise stream as the gain
     sweep) with Poisson noise at each host's own gain ``g_b = S_b median(invvar_b)``: the
     ``per_host_gain`` entry of ``gain_sweep.json`` and the per-host gains table."""
-    sky_mag, source = _checked_sky(run, sky), sky[1]
+    sky_mag, source = sky  # checked by run_poisson_diagnostics before any injection
     bands = list(run.priors.bands)
     rows = np.unique(bright_arc_hosts(run))
     names = run.hosts["object_id"].astype(str).to_numpy()
